@@ -1,0 +1,100 @@
+# trailwatch build.  `make` builds ./trailwatch; `make check` installs what is
+# missing, builds, and runs every test twice: plain and under ASan+UBSan.
+# See HACKING.md for the layout and the conventions.
+
+PREFIX ?= /usr
+SYSCONFDIR ?= /etc
+DESTDIR ?=
+VERSION := 0.1.0
+
+CC ?= cc
+PKGS := json-c yaml-0.1 libcurl libsystemd openssl libdeflate libpcre2-8
+BUILD ?= build
+SANITIZE ?=
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS ?= -O2 -g
+ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) -D_GNU_SOURCE -DTRAILWATCH_VERSION='"$(VERSION)"' \
+	-Iinclude $(PKG_CFLAGS) -pthread
+ifeq ($(SANITIZE),1)
+ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1
+SAN_LDFLAGS := -fsanitize=address,undefined
+endif
+LDLIBS_ALL = $(PKG_LIBS) -lm -pthread $(SAN_LDFLAGS)
+
+SRCS := $(wildcard daemon/*.c)
+LIB_SRCS := $(filter-out daemon/main.c,$(SRCS))
+OBJS := $(patsubst daemon/%.c,$(BUILD)/%.o,$(SRCS)) $(BUILD)/builtin_rules.o
+LIB_OBJS := $(patsubst daemon/%.c,$(BUILD)/%.o,$(LIB_SRCS)) $(BUILD)/builtin_rules.o
+RULE_FILES := $(sort $(wildcard rules.d/*.yml))
+HEADERS := $(wildcard include/trailwatch/*.h)
+
+ifeq ($(BUILD),build)
+BIN := trailwatch
+else
+BIN := $(BUILD)/trailwatch
+endif
+
+.PHONY: all deps check check-plain check-asan test-suite bench fuzz demo install clean
+
+all: $(BIN)
+
+$(BIN): $(OBJS)
+	$(CC) $(ALL_CFLAGS) -o $@ $(OBJS) $(LDFLAGS) $(LDLIBS_ALL)
+
+$(BUILD)/%.o: daemon/%.c $(HEADERS) | $(BUILD)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/embed: scripts/embed.c | $(BUILD)
+	$(CC) -O1 -o $@ $<
+
+$(BUILD)/builtin_rules.c: $(BUILD)/embed $(RULE_FILES)
+	$(BUILD)/embed $@ $(RULE_FILES)
+
+$(BUILD)/builtin_rules.o: $(BUILD)/builtin_rules.c include/trailwatch/builtin.h
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD):
+	mkdir -p $(BUILD)
+
+# Unit tests in C, linked against the daemon's modules (not main.c).
+$(BUILD)/unit: tests/unit.c $(LIB_OBJS)
+	$(CC) $(ALL_CFLAGS) -o $@ tests/unit.c $(LIB_OBJS) $(LDFLAGS) $(LDLIBS_ALL)
+
+deps:
+	scripts/install-deps
+
+# The whole suite against one build; TW is the binary under test.
+test-suite: $(BIN) $(BUILD)/unit
+	TW=$(abspath $(BIN)) UNIT=$(abspath $(BUILD)/unit) python3 tests/run.py
+
+check-plain: deps
+	$(MAKE) test-suite
+
+check-asan: deps
+	$(MAKE) BUILD=build-asan SANITIZE=1 test-suite
+
+check: deps
+	$(MAKE) test-suite
+	$(MAKE) BUILD=build-asan SANITIZE=1 test-suite
+
+bench: deps all
+	scripts/bench
+
+fuzz: deps
+	scripts/install-deps --fuzz
+	scripts/fuzz
+
+demo: deps all
+	./trailwatch replay examples/sample-trail
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/trailwatch/rules.d
+	install -m 0755 trailwatch $(DESTDIR)$(PREFIX)/bin/trailwatch
+	install -m 0644 $(RULE_FILES) $(DESTDIR)$(PREFIX)/share/trailwatch/rules.d/
+
+clean:
+	rm -rf build build-asan build-fuzz trailwatch

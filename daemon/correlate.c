@@ -1,0 +1,697 @@
+/* correlate.c: correlation windows and alert throttles (see correlate.h).
+ *
+ * Both kinds of state are kept per rule in a hash table of groups keyed by
+ * the group-by values joined with 0x1f.  A correlation group holds the
+ * time-sorted entries of its window; a throttle group holds the start of its
+ * window, the number of matches in it, a sample of their event ids and a
+ * copy of the first held-back match (for the summary alert).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trailwatch/correlate.h"
+
+#define SAMPLE_IDS 10
+#define SWEEP_EVERY 60		/* seconds of event time between expiry sweeps */
+#define MAX_GROUP_KEY 4096
+
+struct centry {
+	int64_t t;
+	uint64_t key;
+	double amount;
+	uint32_t count;
+};
+
+struct group {
+	struct group *next;
+	uint64_t hash;
+	char *key;
+	size_t keylen;
+	int64_t newest;
+	/* correlation */
+	struct centry *e;
+	size_t n, cap;
+	/* event id sample, oldest first once full (ring) */
+	char *ids[SAMPLE_IDS];
+	size_t nids, idpos;
+	/* throttle */
+	int64_t start;
+	long count;
+	struct match first;
+	bool has_first;
+};
+
+struct table {
+	struct group **b;
+	size_t nb;		/* power of two, or 0 */
+	size_t n;
+};
+
+struct rstate {
+	struct table corr;
+	struct table thr;
+};
+
+struct correlator {
+	const struct ruleset *rs;
+	struct corr_limits lim;
+	struct rstate *st;
+	int64_t newest;
+	int64_t last_sweep;
+	struct corr_stats stats;
+	uint64_t *scratch;
+	size_t scratch_cap;
+};
+
+static uint64_t hash_bytes(const char *s, size_t len)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+static void group_free(struct group *g)
+{
+	if (!g)
+		return;
+	free(g->key);
+	free(g->e);
+	for (size_t i = 0; i < SAMPLE_IDS; i++)
+		free(g->ids[i]);
+	match_release(&g->first);
+	free(g);
+}
+
+static void table_free(struct table *t)
+{
+	for (size_t i = 0; i < t->nb; i++) {
+		struct group *g = t->b[i];
+		while (g) {
+			struct group *next = g->next;
+			group_free(g);
+			g = next;
+		}
+	}
+	free(t->b);
+	memset(t, 0, sizeof(*t));
+}
+
+static int table_grow(struct table *t)
+{
+	size_t nb = t->nb ? t->nb * 2 : 64;
+	struct group **b = calloc(nb, sizeof(*b));
+
+	if (!b)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->nb; i++) {
+		struct group *g = t->b[i];
+		while (g) {
+			struct group *next = g->next;
+			size_t k = g->hash & (nb - 1);
+			g->next = b[k];
+			b[k] = g;
+			g = next;
+		}
+	}
+	free(t->b);
+	t->b = b;
+	t->nb = nb;
+	return 0;
+}
+
+/* Finds the group for key, creating it when create is set and the cap
+ * allows.  NULL when absent, refused, or out of memory (*err). */
+static struct group *table_get(struct correlator *c, struct table *t, const char *key, size_t len,
+			       bool create, int *err)
+{
+	uint64_t h = hash_bytes(key, len);
+	struct group *g;
+
+	if (t->nb) {
+		for (g = t->b[h & (t->nb - 1)]; g; g = g->next)
+			if (g->hash == h && g->keylen == len && memcmp(g->key, key, len) == 0)
+				return g;
+	}
+	if (!create)
+		return NULL;
+	if (t->n >= c->lim.max_groups) {
+		c->stats.groups_refused++;
+		return NULL;
+	}
+	if (t->n >= t->nb && table_grow(t) < 0) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	g = calloc(1, sizeof(*g));
+	if (!g || !(g->key = malloc(len + 1))) {
+		free(g);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	memcpy(g->key, key, len);
+	g->key[len] = '\0';
+	g->keylen = len;
+	g->hash = h;
+	g->newest = TIME_UNKNOWN;
+	g->next = t->b[h & (t->nb - 1)];
+	t->b[h & (t->nb - 1)] = g;
+	t->n++;
+	c->stats.groups++;
+	return g;
+}
+
+static void table_remove(struct correlator *c, struct table *t, struct group *g)
+{
+	struct group **pp = &t->b[g->hash & (t->nb - 1)];
+
+	while (*pp && *pp != g)
+		pp = &(*pp)->next;
+	if (*pp) {
+		*pp = g->next;
+		t->n--;
+		c->stats.groups--;
+		group_free(g);
+	}
+}
+
+static void push_id(struct group *g, const char *id)
+{
+	char *copy;
+
+	if (!id || !(copy = strdup(id)))
+		return;	/* an id missing from the sample is not worth failing for */
+	if (g->nids < SAMPLE_IDS) {
+		g->ids[g->nids++] = copy;
+		return;
+	}
+	free(g->ids[g->idpos]);
+	g->ids[g->idpos] = copy;
+	g->idpos = (g->idpos + 1) % SAMPLE_IDS;
+}
+
+static void clear_ids(struct group *g)
+{
+	for (size_t i = 0; i < SAMPLE_IDS; i++) {
+		free(g->ids[i]);
+		g->ids[i] = NULL;
+	}
+	g->nids = g->idpos = 0;
+}
+
+static void sample_into(const struct group *g, struct alert *a)
+{
+	a->nevent_ids = 0;
+	for (size_t i = 0; i < g->nids && a->nevent_ids < ALERT_MAX_EVENT_IDS; i++)
+		a->event_ids[a->nevent_ids++] = g->ids[(g->idpos + i) % g->nids];
+}
+
+/* Splits a group key back into values for the alert. */
+static size_t split_key(char *key, size_t ngroup, const char **out)
+{
+	size_t n = 0;
+	char *p = key;
+
+	while (n < ngroup && n < 16) {
+		char *sep = strchr(p, '\x1f');
+		out[n++] = p;
+		if (!sep)
+			break;
+		*sep = '\0';
+		p = sep + 1;
+	}
+	return n;
+}
+
+static int build_key(char *buf, size_t cap, const char *const *vals, size_t n, size_t *ret_len)
+{
+	size_t len = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *v = vals[i] ? vals[i] : "";
+		size_t vl = strlen(v);
+		if (len + vl + 1 >= cap)
+			return -E2BIG;
+		memcpy(buf + len, v, vl);
+		len += vl;
+		if (i + 1 < n)
+			buf[len++] = '\x1f';
+	}
+	buf[len] = '\0';
+	*ret_len = len;
+	return 0;
+}
+
+static int sweep(struct correlator *c, alert_fn emit, void *ctx);
+
+/* ---- throttle ---------------------------------------------------------- */
+
+static int emit_summary(struct correlator *c, const struct rule *rule, struct group *g, alert_fn emit,
+			void *ctx)
+{
+	struct alert a;
+	char note[96], start[32], *key;
+	const char *parts[2];
+	const struct throttle *th = rule->throttle;
+	int r;
+
+	if (g->count <= 1 || !g->has_first)
+		return 0;
+	memset(&a, 0, sizeof(a));
+	a.rule = rule;
+	a.m = &g->first;
+	a.count = g->count;
+	a.window = th->timespan;
+	a.first_seen = g->start;
+	sample_into(g, &a);
+	key = strdup(g->key);
+	if (!key)
+		return -ENOMEM;
+	if (rule->kind == RULE_CORRELATION) {
+		a.ngroup = split_key(key, rule->corr->ngroup, a.group_values);
+		a.group_names = rule->corr->group_by;
+	} else {
+		a.ngroup = split_key(key, th->ngroup, a.group_values);
+		a.group_names = th->group_by;
+	}
+	snprintf(note, sizeof(note), "(%ld matches in the throttle window, %ld not alerted before)",
+		 g->count, g->count - 1);
+	a.title_note = note;
+	format_time(g->start, start);
+	parts[0] = g->key;
+	parts[1] = start;
+	alert_set_id(&a, "summary", parts, 2);
+	r = emit(ctx, &a);
+	free(key);
+	return r;
+}
+
+int correlator_alert(struct correlator *c, const struct alert *a, alert_fn emit, void *ctx)
+{
+	const struct rule *rule = a->rule;
+	const struct throttle *th = rule->throttle;
+	char key[MAX_GROUP_KEY];
+	size_t len;
+	int64_t t;
+	struct group *g;
+	int err = 0, r;
+
+	if (!th)
+		return emit(ctx, a);
+	t = a->first_seen != TIME_UNKNOWN ? a->first_seen : a->m->time;
+	if (t == TIME_UNKNOWN)
+		return emit(ctx, a);
+	if (c->newest == TIME_UNKNOWN || t > c->newest)
+		c->newest = t;
+	if (c->newest - c->last_sweep >= SWEEP_EVERY) {
+		r = sweep(c, emit, ctx);
+		if (r < 0)
+			return r;
+	}
+	if (rule->kind == RULE_CORRELATION) {
+		r = build_key(key, sizeof(key), a->group_values, a->ngroup, &len);
+	} else {
+		const char *vals[16];
+		size_t n = th->ngroup < 16 ? th->ngroup : 16;
+		for (size_t i = 0; i < n; i++)
+			vals[i] = a->m->extra ? a->m->extra[th->group_extra[i]] : NULL;
+		r = build_key(key, sizeof(key), vals, n, &len);
+	}
+	if (r < 0)
+		return emit(ctx, a);	/* a key too long to group: do not hold it back */
+	g = table_get(c, &c->st[rule->index].thr, key, len, true, &err);
+	if (!g)
+		return err ? err : emit(ctx, a);
+	if (g->count == 0 || t >= g->start + th->timespan || t < g->start - th->timespan) {
+		r = emit_summary(c, rule, g, emit, ctx);
+		if (r < 0)
+			return r;
+		clear_ids(g);
+		match_release(&g->first);
+		g->has_first = false;
+		g->start = t;
+		g->count = 1;
+		g->newest = t;
+		return emit(ctx, a);
+	}
+	g->count++;
+	c->stats.suppressed++;
+	for (size_t i = 0; i < a->nevent_ids; i++)
+		push_id(g, a->event_ids[i]);
+	if (!g->has_first) {
+		if (match_copy(&g->first, a->m) < 0)
+			return -ENOMEM;
+		g->has_first = true;
+	}
+	return 0;
+}
+
+/* ---- correlation windows ----------------------------------------------- */
+
+static size_t lower_bound(const struct group *g, int64_t t)
+{
+	size_t lo = 0, hi = g->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (g->e[mid].t < t)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The measure of entries [lo, hi) for the correlation type; *events gets
+ * the number of events they stand for. */
+static int window_value(struct correlator *c, const struct correlation *cc, const struct group *g,
+			size_t lo, size_t hi, double *ret, long *events)
+{
+	double sum = 0;
+	long count = 0;
+
+	for (size_t i = lo; i < hi; i++) {
+		sum += g->e[i].amount;
+		count += g->e[i].count;
+	}
+	*events = count;
+	switch (cc->type) {
+	case CORR_EVENT_COUNT:
+		*ret = (double)count;
+		return 0;
+	case CORR_VALUE_SUM:
+		*ret = sum;
+		return 0;
+	case CORR_VALUE_AVG:
+		*ret = count ? sum / (double)count : 0;
+		return 0;
+	case CORR_VALUE_COUNT: {
+		size_t n = hi - lo, distinct = 0;
+		if (n > c->scratch_cap) {
+			uint64_t *s = realloc(c->scratch, n * sizeof(*s));
+			if (!s)
+				return -ENOMEM;
+			c->scratch = s;
+			c->scratch_cap = n;
+		}
+		for (size_t i = 0; i < n; i++)
+			c->scratch[i] = g->e[lo + i].key;
+		qsort(c->scratch, n, sizeof(*c->scratch), cmp_u64);
+		for (size_t i = 0; i < n; i++)
+			distinct += i == 0 || c->scratch[i] != c->scratch[i - 1];
+		*ret = (double)distinct;
+		return 0;
+	}
+	case CORR_TEMPORAL: {
+		uint64_t seen = 0;
+		for (size_t i = lo; i < hi; i++)
+			seen |= 1ull << g->e[i].key;
+		*ret = (double)__builtin_popcountll(seen);
+		return 0;
+	}
+	default: {
+		/* temporal_ordered: how many of the rules were seen in their order */
+		uint64_t next = 0;
+		for (size_t i = lo; i < hi && next < cc->nrules; i++)
+			if (g->e[i].key == next)
+				next++;
+		*ret = (double)next;
+		return 0;
+	}
+	}
+}
+
+static int insert_entry(struct correlator *c, struct group *g, int64_t t, uint64_t key, double amount)
+{
+	size_t pos = lower_bound(g, t);
+
+	/* Coalesce with an entry of the same second and key. */
+	for (size_t i = pos; i < g->n && g->e[i].t == t; i++) {
+		if (g->e[i].key == key) {
+			g->e[i].amount += amount;
+			g->e[i].count++;
+			return 0;
+		}
+	}
+	if (g->n >= c->lim.max_entries) {
+		memmove(g->e, g->e + 1, (g->n - 1) * sizeof(*g->e));
+		g->n--;
+		c->stats.entries_dropped++;
+		if (pos > 0)
+			pos--;
+	}
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 8;
+		struct centry *e = realloc(g->e, cap * sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		g->e = e;
+		g->cap = cap;
+	}
+	memmove(g->e + pos + 1, g->e + pos, (g->n - pos) * sizeof(*g->e));
+	g->e[pos].t = t;
+	g->e[pos].key = key;
+	g->e[pos].amount = amount;
+	g->e[pos].count = 1;
+	g->n++;
+	return 0;
+}
+
+static void trim(struct group *g, int64_t horizon)
+{
+	size_t k = lower_bound(g, horizon);
+
+	if (k) {
+		memmove(g->e, g->e + k, (g->n - k) * sizeof(*g->e));
+		g->n -= k;
+	}
+}
+
+static int sweep(struct correlator *c, alert_fn emit, void *ctx)
+{
+	const struct ruleset *rs = c->rs;
+
+	c->last_sweep = c->newest;
+	for (size_t i = 0; i < rs->nrules; i++) {
+		const struct rule *rule = rs->rules[i];
+		struct rstate *st = &c->st[i];
+		int64_t span = rule->corr ? rule->corr->timespan : 0;
+
+		for (size_t b = 0; b < st->corr.nb; b++) {
+			struct group *g = st->corr.b[b];
+			while (g) {
+				struct group *next = g->next;
+				if (g->newest < c->newest - span - c->lim.lateness)
+					table_remove(c, &st->corr, g);
+				g = next;
+			}
+		}
+		if (!rule->throttle)
+			continue;
+		for (size_t b = 0; b < st->thr.nb; b++) {
+			struct group *g = st->thr.b[b];
+			while (g) {
+				struct group *next = g->next;
+				if (g->start + rule->throttle->timespan + c->lim.lateness < c->newest) {
+					int r = emit_summary(c, rule, g, emit, ctx);
+					if (r < 0)
+						return r;
+					table_remove(c, &st->thr, g);
+				}
+				g = next;
+			}
+		}
+	}
+	return 0;
+}
+
+static int fire(struct correlator *c, const struct rule *corr, struct group *g, const struct match *m,
+		size_t lo, double value, long events, alert_fn emit, void *ctx)
+{
+	const struct correlation *cc = corr->corr;
+	struct alert a;
+	const char *parts[2];
+	char *key = strdup(g->key);
+	int r;
+
+	if (!key)
+		return -ENOMEM;
+	memset(&a, 0, sizeof(a));
+	a.rule = corr;
+	a.m = m;
+	a.count = events;
+	a.has_value = cc->type != CORR_EVENT_COUNT;
+	a.value = value;
+	a.window = cc->timespan;
+	a.first_seen = g->e[lo].t;
+	a.group_names = cc->group_by;
+	a.ngroup = cc->ngroup ? split_key(key, cc->ngroup, a.group_values) : 0;
+	sample_into(g, &a);
+	parts[0] = g->key;
+	parts[1] = m->event_id;
+	alert_set_id(&a, "correlation", parts, 2);
+	/* The events are spent: the next alert needs new ones. */
+	g->n = 0;
+	clear_ids(g);
+	r = correlator_alert(c, &a, emit, ctx);
+	free(key);
+	return r;
+}
+
+int correlator_feed(struct correlator *c, const struct rule *corr, const struct match *m,
+		    alert_fn emit, void *ctx)
+{
+	const struct correlation *cc = corr->corr;
+	const char *vals[16];
+	char key[MAX_GROUP_KEY];
+	size_t len, bi = 0, ng = cc->ngroup < 16 ? cc->ngroup : 16;
+	uint64_t ekey = 0;
+	double amount = 1;
+	struct group *g;
+	int err = 0, r;
+
+	if (m->time == TIME_UNKNOWN) {
+		c->stats.no_time++;
+		return 0;
+	}
+	while (bi < cc->nrules && cc->rules[bi] != m->rule)
+		bi++;
+	if (bi == cc->nrules)
+		return 0;
+	if (cc->field_slot >= 0) {
+		const char *v = m->extra ? m->extra[cc->field_extra[bi]] : NULL;
+		if (!v) {
+			c->stats.no_value++;
+			return 0;
+		}
+		if (cc->type == CORR_VALUE_COUNT) {
+			ekey = hash_bytes(v, strlen(v));
+		} else if (number_parse(v, strlen(v), &amount) < 0) {
+			c->stats.no_value++;
+			return 0;
+		}
+	} else if (cc->type == CORR_TEMPORAL || cc->type == CORR_TEMPORAL_ORDERED) {
+		ekey = bi;
+	}
+	for (size_t i = 0; i < ng; i++)
+		vals[i] = m->extra ? m->extra[cc->group_extra[bi * cc->ngroup + i]] : NULL;
+	if (build_key(key, sizeof(key), vals, ng, &len) < 0) {
+		c->stats.groups_refused++;
+		return 0;
+	}
+
+	if (c->newest == TIME_UNKNOWN || m->time > c->newest)
+		c->newest = m->time;
+	if (c->newest - c->last_sweep >= SWEEP_EVERY) {
+		r = sweep(c, emit, ctx);
+		if (r < 0)
+			return r;
+	}
+	g = table_get(c, &c->st[corr->index].corr, key, len, true, &err);
+	if (!g)
+		return err;
+	if (g->newest != TIME_UNKNOWN && m->time < g->newest - cc->timespan - c->lim.lateness) {
+		c->stats.too_late++;
+		return 0;
+	}
+	r = insert_entry(c, g, m->time, ekey, amount);
+	if (r < 0)
+		return r;
+	if (g->newest == TIME_UNKNOWN || m->time > g->newest)
+		g->newest = m->time;
+	trim(g, g->newest - cc->timespan - c->lim.lateness);
+	push_id(g, m->event_id);
+
+	/* The windows that contain this event end at it or at a later event
+	 * no further than one timespan away (when it arrived late). */
+	for (size_t k = lower_bound(g, m->time); k < g->n && g->e[k].t <= m->time + cc->timespan; k++) {
+		int64_t end = g->e[k].t;
+		size_t lo, hi = k;
+		double value;
+		long events;
+
+		if (k > 0 && g->e[k - 1].t == end && k != lower_bound(g, m->time))
+			continue;	/* the same end second was already tried */
+		while (hi < g->n && g->e[hi].t == end)
+			hi++;
+		lo = lower_bound(g, end - cc->timespan);
+		r = window_value(c, cc, g, lo, hi, &value, &events);
+		if (r < 0)
+			return r;
+		if (corr_cond_holds(&cc->cond, value))
+			return fire(c, corr, g, m, lo, value, events, emit, ctx);
+	}
+	return 0;
+}
+
+int correlator_flush(struct correlator *c, alert_fn emit, void *ctx)
+{
+	for (size_t i = 0; i < c->rs->nrules; i++) {
+		const struct rule *rule = c->rs->rules[i];
+		struct table *t = &c->st[i].thr;
+
+		if (!rule->throttle)
+			continue;
+		for (size_t b = 0; b < t->nb; b++) {
+			for (struct group *g = t->b[b]; g; g = g->next) {
+				int r = emit_summary(c, rule, g, emit, ctx);
+				if (r < 0)
+					return r;
+				g->count = 0;
+				g->has_first = false;
+				match_release(&g->first);
+			}
+		}
+	}
+	return 0;
+}
+
+int correlator_new(const struct ruleset *rs, const struct corr_limits *limits, struct correlator **ret)
+{
+	struct correlator *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->rs = rs;
+	c->lim.max_groups = limits && limits->max_groups ? limits->max_groups : 100000;
+	c->lim.max_entries = limits && limits->max_entries ? limits->max_entries : 100000;
+	c->lim.lateness = limits && limits->lateness ? limits->lateness : 900;
+	c->newest = TIME_UNKNOWN;
+	c->last_sweep = 0;
+	c->st = calloc(rs->nrules + 1, sizeof(*c->st));
+	if (!c->st) {
+		free(c);
+		return -ENOMEM;
+	}
+	*ret = c;
+	return 0;
+}
+
+void correlator_free(struct correlator *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->rs->nrules; i++) {
+		table_free(&c->st[i].corr);
+		table_free(&c->st[i].thr);
+	}
+	free(c->st);
+	free(c->scratch);
+	free(c);
+}
+
+void correlator_stats(const struct correlator *c, struct corr_stats *ret)
+{
+	*ret = c->stats;
+}

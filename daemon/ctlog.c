@@ -1,0 +1,854 @@
+/* ctlog.c: strict, single-pass JSON scanning of CloudTrail log files.
+ *
+ * The scanner is a recursive-descent validator over the decompressed text.
+ * It carries a pointer into the field trie (fields.h): when the trie has a
+ * node for the key being read, the value's span is recorded for that slot and
+ * the scanner descends with the child node; when it has none, the value is
+ * validated and skipped.  Arrays are transparent: every element of an array
+ * is scanned with the array's own trie node, so "resources.ARN" collects the
+ * ARN of every element of "resources".
+ *
+ * Speed comes from the string loop (strings are most of the bytes): sixteen
+ * bytes are tested at once for a quote, a backslash, a control byte or a
+ * non-ASCII byte, and only those stop the loop.  The text is always followed
+ * by a NUL pad (struct buf), which also stops it, so no bounds check is needed
+ * inside the loop.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+#include "trailwatch/ctlog.h"
+
+struct scan {
+	const char *buf;
+	const char *end;
+	const char *p;
+	struct record *rec;		/* NULL when nothing is extracted */
+	const char *rec_start;
+	size_t max_record;
+	unsigned max_depth;
+	const char *err;		/* static message */
+	const char *err_at;
+	char errbuf[128];
+};
+
+static int fail(struct scan *s, const char *at, const char *msg)
+{
+	s->err = msg;
+	s->err_at = at;
+	return -EINVAL;
+}
+
+static inline const char *skip_ws(const char *p)
+{
+	while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
+		p++;
+	return p;
+}
+
+/* First byte at or after p that is '"', '\\', below 0x20 or above 0x7f. */
+static inline const char *string_stop(const char *p)
+{
+#ifdef __SSE2__
+	const __m128i quote = _mm_set1_epi8('"');
+	const __m128i bslash = _mm_set1_epi8('\\');
+	const __m128i space = _mm_set1_epi8(0x20);
+
+	for (;;) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+		/* Signed compare: bytes 0x80-0xff are negative, so "< 0x20" also
+		 * catches every non-ASCII byte. */
+		__m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+					 _mm_cmplt_epi8(v, space));
+		unsigned mask = (unsigned)_mm_movemask_epi8(m);
+		if (mask)
+			return p + __builtin_ctz(mask);
+		p += 16;
+	}
+#else
+	for (;;) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '"' || c == '\\' || c < 0x20 || c > 0x7f)
+			return p;
+		p++;
+	}
+#endif
+}
+
+/* Validates one UTF-8 sequence at p (RFC 3629: no overlongs, no surrogates,
+ * nothing above U+10FFFF).  Returns its length, or 0 if invalid. */
+static size_t utf8_seq(const unsigned char *p)
+{
+	unsigned char c = p[0];
+
+	if (c >= 0xc2 && c <= 0xdf)
+		return (p[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (c >= 0xe0 && c <= 0xef) {
+		unsigned char lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+		if (p[1] < lo || p[1] > hi || (p[2] & 0xc0) != 0x80)
+			return 0;
+		return 3;
+	}
+	if (c >= 0xf0 && c <= 0xf4) {
+		unsigned char lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+		if (p[1] < lo || p[1] > hi || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
+			return 0;
+		return 4;
+	}
+	return 0;
+}
+
+static inline int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* s->p is at the opening quote.  On success s->p is after the closing quote,
+ * start and len give the contents; escaped tells whether it has escapes. */
+static int scan_string(struct scan *s, const char **start, size_t *len, bool *escaped)
+{
+	const char *p = s->p + 1;
+	bool esc = false;
+
+	*start = p;
+	for (;;) {
+		p = string_stop(p);
+		unsigned char c = (unsigned char)*p;
+		if (c == '"')
+			break;
+		if (c == '\\') {
+			esc = true;
+			switch (p[1]) {
+			case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+				p += 2;
+				continue;
+			case 'u':
+				if (hexval(p[2]) < 0 || hexval(p[3]) < 0 || hexval(p[4]) < 0 || hexval(p[5]) < 0)
+					return fail(s, p, "invalid \\u escape in string");
+				p += 6;
+				continue;
+			default:
+				if (p + 1 >= s->end)
+					return fail(s, p, "truncated JSON (inside a string)");
+				return fail(s, p, "invalid escape in string");
+			}
+		}
+		if (c >= 0x80) {
+			size_t n = utf8_seq((const unsigned char *)p);
+			if (!n || p + n > s->end)
+				return fail(s, p, "invalid UTF-8 in string");
+			p += n;
+			continue;
+		}
+		/* A control byte; the NUL pad after the text ends up here too. */
+		if (p >= s->end)
+			return fail(s, p, "truncated JSON (inside a string)");
+		return fail(s, p, "control character in string");
+	}
+	*len = (size_t)(p - *start);
+	*escaped = esc;
+	s->p = p + 1;
+	return 0;
+}
+
+static int scan_number(struct scan *s)
+{
+	const char *p = s->p;
+
+	if (*p == '-')
+		p++;
+	if (*p == '0')
+		p++;
+	else if (*p >= '1' && *p <= '9')
+		while (*p >= '0' && *p <= '9')
+			p++;
+	else
+		return fail(s, s->p, "invalid number");
+	if (*p == '.') {
+		p++;
+		if (!(*p >= '0' && *p <= '9'))
+			return fail(s, p, "invalid number");
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	if (*p == 'e' || *p == 'E') {
+		p++;
+		if (*p == '+' || *p == '-')
+			p++;
+		if (!(*p >= '0' && *p <= '9'))
+			return fail(s, p, "invalid number");
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	if (p > s->end)
+		return fail(s, s->end, "truncated JSON (inside a number)");
+	s->p = p;
+	return 0;
+}
+
+static int add_value(struct scan *s, int slot, enum jtype type, const char *p, size_t len, bool raw)
+{
+	struct record *rec = s->rec;
+	struct jvalue *v;
+	int32_t i;
+
+	if (rec->nvalues == rec->capvalues) {
+		size_t cap = rec->capvalues ? rec->capvalues * 2 : 64;
+		struct jvalue *vs = realloc(rec->values, cap * sizeof(*vs));
+		if (!vs)
+			return fail(s, p, "out of memory");
+		rec->values = vs;
+		rec->capvalues = cap;
+	}
+	i = (int32_t)rec->nvalues++;
+	v = &rec->values[i];
+	v->p = p;
+	v->len = (uint32_t)len;
+	v->type = (uint8_t)type;
+	v->raw = raw;
+	v->next = -1;
+	if (rec->head[slot] < 0)
+		rec->head[slot] = i;
+	else
+		rec->values[rec->tail[slot]].next = i;
+	rec->tail[slot] = i;
+	return 0;
+}
+
+static int scan_value(struct scan *s, const struct field_node *want, unsigned depth);
+
+static int check_size(struct scan *s)
+{
+	if ((size_t)(s->p - s->rec_start) > s->max_record) {
+		snprintf(s->errbuf, sizeof(s->errbuf), "record larger than the limit of %zu bytes",
+			 s->max_record);
+		return fail(s, s->p, s->errbuf);
+	}
+	return 0;
+}
+
+static int scan_object(struct scan *s, const struct field_node *want, unsigned depth)
+{
+	char keybuf[FIELDS_MAX_PATH];
+
+	s->p = skip_ws(s->p + 1);
+	if (*s->p == '}') {
+		s->p++;
+		return 0;
+	}
+	for (;;) {
+		const struct field_node *kid = NULL;
+		const char *key;
+		size_t klen;
+		bool esc;
+		int r;
+
+		if (*s->p != '"')
+			return fail(s, s->p, s->p >= s->end ? "truncated JSON" : "expected a member name");
+		r = scan_string(s, &key, &klen, &esc);
+		if (r < 0)
+			return r;
+		if (want && want->nkids) {
+			if (esc && klen <= sizeof(keybuf)) {
+				klen = ctlog_unescape(key, klen, keybuf);
+				key = keybuf;
+			}
+			if (!esc || key == keybuf)
+				kid = field_node_child(want, key, klen);
+		}
+		s->p = skip_ws(s->p);
+		if (*s->p != ':')
+			return fail(s, s->p, s->p >= s->end ? "truncated JSON" : "expected ':'");
+		s->p = skip_ws(s->p + 1);
+		if (kid && kid->slot >= 0 && s->rec)
+			s->rec->present[kid->slot] = 1;
+		r = scan_value(s, kid, depth);
+		if (r < 0)
+			return r;
+		s->p = skip_ws(s->p);
+		if (*s->p == ',') {
+			s->p = skip_ws(s->p + 1);
+			continue;
+		}
+		if (*s->p == '}') {
+			s->p++;
+			return check_size(s);
+		}
+		return fail(s, s->p, s->p >= s->end ? "truncated JSON" : "expected ',' or '}'");
+	}
+}
+
+static int scan_array(struct scan *s, const struct field_node *want, unsigned depth)
+{
+	s->p = skip_ws(s->p + 1);
+	if (*s->p == ']') {
+		s->p++;
+		return 0;
+	}
+	for (;;) {
+		/* Arrays are transparent to field paths: elements keep the node. */
+		int r = scan_value(s, want, depth);
+		if (r < 0)
+			return r;
+		s->p = skip_ws(s->p);
+		if (*s->p == ',') {
+			s->p = skip_ws(s->p + 1);
+			continue;
+		}
+		if (*s->p == ']') {
+			s->p++;
+			return check_size(s);
+		}
+		return fail(s, s->p, s->p >= s->end ? "truncated JSON" : "expected ',' or ']'");
+	}
+}
+
+static int scan_literal(struct scan *s, const char *word, size_t n)
+{
+	if (s->p + n > s->end || memcmp(s->p, word, n) != 0)
+		return fail(s, s->p, s->p >= s->end ? "truncated JSON" : "invalid JSON value");
+	s->p += n;
+	return 0;
+}
+
+/* Scans one value at s->p (no leading whitespace).  want is the trie node of
+ * this value's path, or NULL when nothing below it is wanted. */
+static int scan_value(struct scan *s, const struct field_node *want, unsigned depth)
+{
+	const char *start = s->p;
+	int slot = want && s->rec ? want->slot : -1;
+	enum jtype type;
+	int r;
+
+	switch (*s->p) {
+	case '{':
+	case '[':
+		if (depth >= s->max_depth) {
+			snprintf(s->errbuf, sizeof(s->errbuf), "JSON nested deeper than the limit of %u",
+				 s->max_depth);
+			return fail(s, s->p, s->errbuf);
+		}
+		if (*s->p == '{') {
+			type = JT_OBJECT;
+			r = scan_object(s, want, depth + 1);
+		} else {
+			/* An array's elements are the values; the array itself is
+			 * not recorded (except as text of an enclosing object). */
+			return scan_array(s, want, depth + 1);
+		}
+		if (r < 0)
+			return r;
+		if (slot >= 0)
+			return add_value(s, slot, type, start, (size_t)(s->p - start), true);
+		return 0;
+	case '"': {
+		const char *str;
+		size_t len;
+		bool esc;
+
+		r = scan_string(s, &str, &len, &esc);
+		if (r < 0)
+			return r;
+		if (slot >= 0)
+			return add_value(s, slot, JT_STRING, str, len, esc);
+		return 0;
+	}
+	case 't':
+		r = scan_literal(s, "true", 4);
+		type = JT_TRUE;
+		break;
+	case 'f':
+		r = scan_literal(s, "false", 5);
+		type = JT_FALSE;
+		break;
+	case 'n':
+		r = scan_literal(s, "null", 4);
+		type = JT_NULL;
+		break;
+	default:
+		if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9')) {
+			r = scan_number(s);
+			type = JT_NUMBER;
+			break;
+		}
+		return fail(s, s->p, s->p >= s->end ? "truncated JSON" : "invalid JSON value");
+	}
+	if (r < 0)
+		return r;
+	if (slot >= 0)
+		return add_value(s, slot, type, start, (size_t)(s->p - start), false);
+	return 0;
+}
+
+/* Finds the end of a damaged record without validating it: the first ',' or
+ * ']' outside strings at bracket depth 0.  NULL when the text ends first. */
+static const char *resync(const char *p, const char *end)
+{
+	long depth = 0;
+
+	while (p < end) {
+		char c = *p;
+		if (c == '"') {
+			p++;
+			while (p < end && *p != '"')
+				p += *p == '\\' ? 2 : 1;
+			if (p >= end)
+				return NULL;
+		} else if (c == '{' || c == '[') {
+			depth++;
+		} else if (c == '}' || c == ']') {
+			if (depth == 0)
+				return c == ']' ? p : NULL;
+			depth--;
+		} else if (c == ',' && depth == 0) {
+			return p;
+		}
+		p++;
+	}
+	return NULL;
+}
+
+static void set_error(struct ctlog_error *err, const struct ctlog_reader *r, const char *at,
+		      long record, bool fatal, const char *msg)
+{
+	err->offset = at ? (size_t)(at - r->buf) : r->pos;
+	err->record = record;
+	err->fatal = fatal;
+	snprintf(err->message, sizeof(err->message), "%s", msg);
+}
+
+static void scan_init(struct scan *s, const struct ctlog_reader *r, const char *p)
+{
+	memset(s, 0, sizeof(*s));
+	s->buf = r->buf;
+	s->end = r->buf + r->len;
+	s->p = p;
+	s->rec_start = p;
+	s->max_record = r->limits.max_record;
+	s->max_depth = r->limits.max_depth;
+}
+
+int ctlog_open(struct ctlog_reader *r, const char *buf, size_t len,
+	       const struct field_index *fi, const struct ctlog_limits *limits,
+	       struct ctlog_error *err)
+{
+	struct scan s;
+	const char *p;
+
+	memset(r, 0, sizeof(*r));
+	r->buf = buf;
+	r->len = len;
+	r->fi = fi;
+	r->limits.max_record = limits && limits->max_record ? limits->max_record : CTLOG_DEFAULT_MAX_RECORD;
+	r->limits.max_depth = limits && limits->max_depth ? limits->max_depth : CTLOG_DEFAULT_MAX_DEPTH;
+	r->state = CTLOG_DONE;
+
+	p = buf;
+	if (len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0)
+		p += 3;
+	p = skip_ws(p);
+	if (p >= buf + len) {
+		set_error(err, r, p, -1, true, "not a CloudTrail log file: empty");
+		return -EINVAL;
+	}
+	if (*p != '{') {
+		set_error(err, r, p, -1, true, "not a CloudTrail log file: it does not start with a JSON object");
+		return -EINVAL;
+	}
+	/* Top-level members: everything before "Records" is validated and skipped.
+	 * The size limit does not apply to them as a whole: they are not records. */
+	scan_init(&s, r, skip_ws(p + 1));
+	s.max_record = len;
+	for (;;) {
+		const char *key;
+		size_t klen;
+		bool esc;
+
+		if (*s.p == '}' || *s.p != '"') {
+			set_error(err, r, s.p, -1, true, *s.p == '}' ?
+				  "not a CloudTrail log file: no \"Records\" array" :
+				  "not a CloudTrail log file: invalid JSON at the top level");
+			return -EINVAL;
+		}
+		if (scan_string(&s, &key, &klen, &esc) < 0)
+			goto bad;
+		s.p = skip_ws(s.p);
+		if (*s.p != ':') {
+			fail(&s, s.p, "expected ':'");
+			goto bad;
+		}
+		s.p = skip_ws(s.p + 1);
+		if (klen == 7 && memcmp(key, "Records", 7) == 0) {
+			if (*s.p != '[') {
+				set_error(err, r, s.p, -1, true,
+					  "not a CloudTrail log file: \"Records\" is not an array");
+				return -EINVAL;
+			}
+			r->pos = (size_t)(skip_ws(s.p + 1) - buf);
+			r->state = CTLOG_FIRST;
+			return 0;
+		}
+		s.rec_start = s.p;
+		if (scan_value(&s, NULL, 1) < 0)
+			goto bad;
+		s.p = skip_ws(s.p);
+		if (*s.p != ',') {
+			set_error(err, r, s.p, -1, true, *s.p == '}' ?
+				  "not a CloudTrail log file: no \"Records\" array" :
+				  "not a CloudTrail log file: invalid JSON at the top level");
+			return -EINVAL;
+		}
+		s.p = skip_ws(s.p + 1);
+	}
+bad:
+	{
+		char msg[200];
+		snprintf(msg, sizeof(msg), "not a CloudTrail log file: %s", s.err);
+		set_error(err, r, s.err_at, -1, true, msg);
+	}
+	return -EINVAL;
+}
+
+/* After the Records array: the remaining top-level members, '}', then nothing. */
+static int finish(struct ctlog_reader *r, const char *p, struct ctlog_error *err)
+{
+	struct scan s;
+
+	r->state = CTLOG_DONE;
+	scan_init(&s, r, skip_ws(p));
+	s.max_record = r->len;
+	while (*s.p == ',') {
+		const char *key;
+		size_t klen;
+		bool esc;
+
+		s.p = skip_ws(s.p + 1);
+		if (*s.p != '"') {
+			fail(&s, s.p, "expected a member name");
+			goto bad;
+		}
+		if (scan_string(&s, &key, &klen, &esc) < 0)
+			goto bad;
+		s.p = skip_ws(s.p);
+		if (*s.p != ':') {
+			fail(&s, s.p, "expected ':'");
+			goto bad;
+		}
+		s.p = skip_ws(s.p + 1);
+		if (scan_value(&s, NULL, 1) < 0)
+			goto bad;
+		s.p = skip_ws(s.p);
+	}
+	if (*s.p != '}') {
+		fail(&s, s.p, s.p >= s.end ? "truncated JSON (the top-level object is not closed)" :
+						"expected '}' after the Records array");
+		goto bad;
+	}
+	s.p = skip_ws(s.p + 1);
+	if (s.p < s.end) {
+		fail(&s, s.p, "unexpected data after the end of the JSON document");
+		goto bad;
+	}
+	r->pos = r->len;
+	return 0;
+bad:
+	set_error(err, r, s.err_at, -1, true, s.err);
+	return -EINVAL;
+}
+
+static void record_reset(struct record *rec)
+{
+	for (size_t i = 0; i < rec->nslots; i++)
+		rec->head[i] = -1;
+	memset(rec->present, 0, rec->nslots);
+	rec->nvalues = 0;
+	arena_reset(&rec->scratch);
+}
+
+int ctlog_next(struct ctlog_reader *r, struct record *rec, struct ctlog_error *err)
+{
+	const char *p = r->buf + r->pos;
+	const char *end = r->buf + r->len;
+	const char *next;
+	struct scan s;
+	long index;
+
+	if (r->state == CTLOG_DONE)
+		return 0;
+	p = skip_ws(p);
+	if (r->state == CTLOG_AFTER) {
+		if (*p == ']') {
+			if (finish(r, p + 1, err) < 0)
+				return -EINVAL;
+			return 0;
+		}
+		if (*p != ',') {
+			r->state = CTLOG_DONE;
+			set_error(err, r, p, (long)r->next_index, true, p >= end ?
+				  "truncated JSON (the Records array is not closed)" :
+				  "expected ',' or ']' between records");
+			return -EINVAL;
+		}
+		p = skip_ws(p + 1);
+	} else if (*p == ']') {
+		if (finish(r, p + 1, err) < 0)
+			return -EINVAL;
+		return 0;
+	}
+
+	index = (long)r->next_index++;
+	record_reset(rec);
+	scan_init(&s, r, p);
+	s.rec = rec;
+	if (p >= end) {
+		r->state = CTLOG_DONE;
+		set_error(err, r, p, index, true, "truncated JSON (the Records array is not closed)");
+		return -EINVAL;
+	}
+	if (*p != '{') {
+		fail(&s, p, "record is not a JSON object");
+		goto bad;
+	}
+	if (scan_value(&s, &r->fi->root, 0) < 0)
+		goto bad;
+	rec->text = p;
+	rec->len = (size_t)(s.p - p);
+	rec->index = (size_t)index;
+	rec->offset = (size_t)(p - r->buf);
+	r->pos = (size_t)(s.p - r->buf);
+	r->state = CTLOG_AFTER;
+	return 1;
+
+bad:
+	/* Skip the damaged record and go on with the next one, if it can be found. */
+	next = resync(p, end);
+	if (!next) {
+		r->state = CTLOG_DONE;
+		if (s.err_at >= end || s.err_at < p)
+			set_error(err, r, end, index, true, "truncated JSON (the file ends inside a record)");
+		else
+			set_error(err, r, s.err_at, index, true, s.err);
+		return -EINVAL;
+	}
+	r->pos = (size_t)(next - r->buf);
+	r->state = CTLOG_AFTER;
+	set_error(err, r, s.err_at, index, false, s.err);
+	return -EINVAL;
+}
+
+int record_init(struct record *rec, size_t nslots)
+{
+	memset(rec, 0, sizeof(*rec));
+	arena_init(&rec->scratch);
+	rec->nslots = nslots;
+	/* One extra element so that a record with no slots still allocates. */
+	rec->head = malloc((nslots + 1) * sizeof(*rec->head));
+	rec->tail = malloc((nslots + 1) * sizeof(*rec->tail));
+	rec->present = calloc(nslots + 1, 1);
+	if (!rec->head || !rec->tail || !rec->present) {
+		record_free(rec);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < nslots; i++)
+		rec->head[i] = -1;
+	return 0;
+}
+
+void record_free(struct record *rec)
+{
+	if (!rec)
+		return;
+	free(rec->head);
+	free(rec->tail);
+	free(rec->present);
+	free(rec->values);
+	arena_free(&rec->scratch);
+	memset(rec, 0, sizeof(*rec));
+}
+
+struct jvalue *record_first(struct record *rec, int slot)
+{
+	if (slot < 0 || (size_t)slot >= rec->nslots || rec->head[slot] < 0)
+		return NULL;
+	return &rec->values[rec->head[slot]];
+}
+
+static void put_utf8(char **o, unsigned cp)
+{
+	char *p = *o;
+
+	if (cp < 0x80) {
+		*p++ = (char)cp;
+	} else if (cp < 0x800) {
+		*p++ = (char)(0xc0 | (cp >> 6));
+		*p++ = (char)(0x80 | (cp & 0x3f));
+	} else if (cp < 0x10000) {
+		*p++ = (char)(0xe0 | (cp >> 12));
+		*p++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+		*p++ = (char)(0x80 | (cp & 0x3f));
+	} else {
+		*p++ = (char)(0xf0 | (cp >> 18));
+		*p++ = (char)(0x80 | ((cp >> 12) & 0x3f));
+		*p++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+		*p++ = (char)(0x80 | (cp & 0x3f));
+	}
+	*o = p;
+}
+
+static unsigned hex4(const char *p)
+{
+	return (unsigned)(hexval(p[0]) << 12 | hexval(p[1]) << 8 | hexval(p[2]) << 4 | hexval(p[3]));
+}
+
+/* Every escape is at least as long as what it produces (\uXXXX is 6 bytes
+ * for at most 3, a surrogate pair 12 for 4), so out never needs more than len. */
+size_t ctlog_unescape(const char *in, size_t len, char *out)
+{
+	const char *p = in, *end = in + len;
+	char *o = out;
+
+	while (p < end) {
+		if (*p != '\\') {
+			*o++ = *p++;
+			continue;
+		}
+		p++;
+		switch (*p) {
+		case 'b': *o++ = '\b'; p++; break;
+		case 'f': *o++ = '\f'; p++; break;
+		case 'n': *o++ = '\n'; p++; break;
+		case 'r': *o++ = '\r'; p++; break;
+		case 't': *o++ = '\t'; p++; break;
+		case 'u': {
+			unsigned cp = hex4(p + 1);
+			p += 5;
+			if (cp >= 0xd800 && cp <= 0xdbff) {
+				if (end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
+					unsigned lo = hex4(p + 2);
+					if (lo >= 0xdc00 && lo <= 0xdfff) {
+						cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+						p += 6;
+					} else {
+						cp = 0xfffd;
+					}
+				} else {
+					cp = 0xfffd;
+				}
+			} else if (cp >= 0xdc00 && cp <= 0xdfff) {
+				cp = 0xfffd;
+			}
+			put_utf8(&o, cp);
+			break;
+		}
+		default:
+			*o++ = *p++;
+			break;
+		}
+	}
+	return (size_t)(o - out);
+}
+
+/* JSON text of an object or array with the contents of every string unescaped. */
+static size_t unescape_text(const char *in, size_t len, char *out)
+{
+	const char *p = in, *end = in + len;
+	char *o = out;
+
+	while (p < end) {
+		if (*p != '"') {
+			*o++ = *p++;
+			continue;
+		}
+		const char *q = p + 1;
+		while (q < end && *q != '"')
+			q += *q == '\\' ? 2 : 1;
+		*o++ = '"';
+		o += ctlog_unescape(p + 1, (size_t)(q - p - 1), o);
+		*o++ = '"';
+		p = q + 1;
+	}
+	return (size_t)(o - out);
+}
+
+int record_value_text(struct record *rec, struct jvalue *v, const char **ret, size_t *ret_len)
+{
+	if (v->raw) {
+		char *out = arena_alloc(&rec->scratch, (size_t)v->len + 1);
+		size_t n;
+
+		if (!out)
+			return -ENOMEM;
+		if (v->type == JT_STRING)
+			n = ctlog_unescape(v->p, v->len, out);
+		else
+			n = unescape_text(v->p, v->len, out);
+		out[n] = '\0';
+		v->p = out;
+		v->len = (uint32_t)n;
+		v->raw = 0;
+	}
+	*ret = v->p;
+	*ret_len = v->len;
+	return 0;
+}
+
+static int digits(const char *s, int n)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+int ctlog_parse_time(const char *s, size_t len, int64_t *ret)
+{
+	int y, mo, d, h, mi, se;
+	int64_t days;
+
+	if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
+	    s[13] != ':' || s[16] != ':' || (s[len - 1] != 'Z' && s[len - 1] != 'z'))
+		return -EINVAL;
+	y = digits(s, 4);
+	mo = digits(s + 5, 2);
+	d = digits(s + 8, 2);
+	h = digits(s + 11, 2);
+	mi = digits(s + 14, 2);
+	se = digits(s + 17, 2);
+	if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 ||
+	    se < 0 || se > 60)
+		return -EINVAL;
+	if (len > 20) {
+		/* Fractional seconds: ".digits" then "Z"; the fraction is dropped. */
+		if (s[19] != '.' || len == 21)
+			return -EINVAL;
+		for (size_t i = 20; i < len - 1; i++)
+			if (s[i] < '0' || s[i] > '9')
+				return -EINVAL;
+	}
+	/* Days from the civil date (Howard Hinnant's algorithm). */
+	{
+		int yy = mo <= 2 ? y - 1 : y;
+		int era = yy / 400;
+		int yoe = yy - era * 400;
+		int doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+		int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+		days = (int64_t)era * 146097 + doe - 719468;
+	}
+	*ret = days * 86400 + h * 3600 + mi * 60 + se;
+	return 0;
+}

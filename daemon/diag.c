@@ -1,0 +1,69 @@
+/* diag.c: the list of file:line:column errors (see diag.h). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trailwatch/diag.h"
+
+void diag_init(struct diag *d)
+{
+	memset(d, 0, sizeof(*d));
+}
+
+void diag_free(struct diag *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->count; i++)
+		free(d->messages[i]);
+	free(d->messages);
+	memset(d, 0, sizeof(*d));
+}
+
+void diag_add(struct diag *d, const char *file, unsigned line, unsigned col,
+	      const char *fmt, ...)
+{
+	char text[2048], where[512];
+	char *msg = NULL;
+	va_list ap;
+
+	if (d->count >= DIAG_MAX_MESSAGES)
+		goto drop;
+	if (d->count == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 16;
+		char **m = realloc(d->messages, cap * sizeof(*m));
+		if (!m)
+			goto drop;
+		d->messages = m;
+		d->cap = cap;
+	}
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (line && col)
+		snprintf(where, sizeof(where), "%s:%u:%u", file, line, col);
+	else if (line)
+		snprintf(where, sizeof(where), "%s:%u", file, line);
+	else
+		snprintf(where, sizeof(where), "%s", file);
+	if (asprintf(&msg, "%s: %s", where, text) < 0)
+		goto drop;
+	d->messages[d->count++] = msg;
+	return;
+drop:
+	d->dropped++;
+}
+
+size_t diag_errors(const struct diag *d)
+{
+	return d->count + d->dropped;
+}
+
+void diag_print(const struct diag *d, FILE *f)
+{
+	for (size_t i = 0; i < d->count; i++)
+		fprintf(f, "%s\n", d->messages[i]);
+	if (d->dropped)
+		fprintf(f, "(%zu more errors not shown)\n", d->dropped);
+}

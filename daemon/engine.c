@@ -1,0 +1,475 @@
+/* engine.c: detection rules evaluated on one record (see engine.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trailwatch/engine.h"
+
+/* ---- prefilter --------------------------------------------------------- */
+
+/* A set of required eventName values, or "any" (cannot be indexed). */
+struct req {
+	bool any;
+	const struct pattern **vals;	/* exact, case-folded patterns */
+	size_t n;
+};
+
+struct pf_bucket {
+	const char *name;	/* folded eventName */
+	size_t len;
+	size_t *rules;		/* indexes into rs->detections, ascending */
+	size_t n, cap;
+};
+
+struct prefilter {
+	int slot;		/* eventName */
+	struct pf_bucket *buckets;
+	size_t nbuckets;	/* power of two */
+	size_t *always;		/* rules that cannot be indexed, ascending */
+	size_t nalways;
+};
+
+static const struct req REQ_ANY = { .any = true };
+
+static inline unsigned char fold(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
+
+static uint64_t hash_folded(const char *s, size_t len)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= fold((unsigned char)s[i]);
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+/* eventName values a test requires, if it is a plain equality list. */
+static struct req test_req(const struct field_test *t, int slot)
+{
+	struct req r = { 0 };
+
+	if (t->slot != slot || t->all || t->npats == 0)
+		return REQ_ANY;
+	for (size_t i = 0; i < t->npats; i++) {
+		const struct pattern *p = &t->pats[i];
+		if (p->op != PAT_GLOB || p->kind != GLOB_EXACT || p->negate || p->cased || p->is_number)
+			return REQ_ANY;
+	}
+	r.n = t->npats;
+	r.vals = malloc(r.n * sizeof(*r.vals));
+	if (!r.vals)
+		return REQ_ANY;
+	for (size_t i = 0; i < t->npats; i++)
+		r.vals[i] = &t->pats[i];
+	return r;
+}
+
+static void req_free(struct req *r)
+{
+	free(r->vals);
+	r->vals = NULL;
+}
+
+/* r = r ∪ o; consumes o. */
+static void req_union(struct req *r, struct req *o)
+{
+	const struct pattern **v;
+
+	if (r->any || o->any) {
+		req_free(r);
+		req_free(o);
+		*r = REQ_ANY;
+		return;
+	}
+	v = realloc(r->vals, (r->n + o->n + 1) * sizeof(*v));
+	if (!v) {
+		req_free(r);
+		req_free(o);
+		*r = REQ_ANY;
+		return;
+	}
+	memcpy(v + r->n, o->vals, o->n * sizeof(*v));
+	r->vals = v;
+	r->n += o->n;
+	req_free(o);
+}
+
+static struct req sel_req(const struct selection *s, int slot)
+{
+	struct req r = { 0 };
+
+	for (size_t a = 0; a < s->nalts; a++) {
+		struct req best = REQ_ANY;
+		for (size_t t = 0; t < s->alts[a].ntests && best.any; t++)
+			best = test_req(&s->alts[a].tests[t], slot);
+		req_union(&r, &best);
+		if (r.any)
+			break;
+	}
+	return r;
+}
+
+static struct req cond_req(const struct detection *d, const struct cnode *c, int slot)
+{
+	struct req r = { 0 };
+
+	switch (c->type) {
+	case CN_SEL:
+		return sel_req(&d->sels[c->sel], slot);
+	case CN_AND:
+		/* Every kid is required: any indexable kid will do; take the smallest. */
+		r = REQ_ANY;
+		for (size_t i = 0; i < c->n; i++) {
+			struct req k = cond_req(d, c->kids[i], slot);
+			if (!k.any && (r.any || k.n < r.n)) {
+				req_free(&r);
+				r = k;
+			} else {
+				req_free(&k);
+			}
+		}
+		return r;
+	case CN_OR:
+		for (size_t i = 0; i < c->n && !r.any; i++) {
+			struct req k = cond_req(d, c->kids[i], slot);
+			req_union(&r, &k);
+		}
+		return r;
+	case CN_CONST:
+		return c->value ? REQ_ANY : r;	/* false needs nothing: never matches */
+	default:
+		return REQ_ANY;
+	}
+}
+
+static struct pf_bucket *bucket_find(struct prefilter *pf, const char *s, size_t len, bool folded)
+{
+	size_t i = (size_t)hash_folded(s, len) & (pf->nbuckets - 1);
+
+	for (;;) {
+		struct pf_bucket *b = &pf->buckets[i];
+		if (!b->name)
+			return b;
+		if (b->len == len) {
+			size_t k = 0;
+			for (; k < len; k++)
+				if ((unsigned char)b->name[k] != (folded ? (unsigned char)s[k] : fold((unsigned char)s[k])))
+					break;
+			if (k == len)
+				return b;
+		}
+		i = (i + 1) & (pf->nbuckets - 1);
+	}
+}
+
+static int push_index(size_t **arr, size_t *n, size_t *cap, size_t v)
+{
+	if (*n && (*arr)[*n - 1] == v)
+		return 0;	/* the same rule twice under one name */
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 4;
+		size_t *a = realloc(*arr, ncap * sizeof(*a));
+		if (!a)
+			return -ENOMEM;
+		*arr = a;
+		*cap = ncap;
+	}
+	(*arr)[(*n)++] = v;
+	return 0;
+}
+
+static void prefilter_free(struct prefilter *pf)
+{
+	if (!pf)
+		return;
+	for (size_t i = 0; i < pf->nbuckets; i++)
+		free(pf->buckets[i].rules);
+	free(pf->buckets);
+	free(pf->always);
+	free(pf);
+}
+
+static int prefilter_build(const struct ruleset *rs, struct prefilter **ret)
+{
+	struct prefilter *pf = calloc(1, sizeof(*pf));
+	size_t total = 0, capalways = 0;
+	struct req *reqs = NULL;
+
+	if (!pf)
+		return -ENOMEM;
+	pf->slot = rs->slots.event_name;
+	reqs = calloc(rs->ndetections + 1, sizeof(*reqs));
+	if (!reqs)
+		goto fail;
+	for (size_t i = 0; i < rs->ndetections; i++) {
+		const struct rule *rule = rs->detections[i];
+		reqs[i] = rule->det.cond ? cond_req(&rule->det, rule->det.cond, pf->slot) : REQ_ANY;
+		if (!reqs[i].any)
+			total += reqs[i].n;
+	}
+	pf->nbuckets = 16;
+	while (pf->nbuckets < 2 * total + 1)
+		pf->nbuckets *= 2;
+	pf->buckets = calloc(pf->nbuckets, sizeof(*pf->buckets));
+	if (!pf->buckets)
+		goto fail;
+	for (size_t i = 0; i < rs->ndetections; i++) {
+		if (reqs[i].any) {
+			if (push_index(&pf->always, &pf->nalways, &capalways, i) < 0)
+				goto fail;
+			continue;
+		}
+		for (size_t k = 0; k < reqs[i].n; k++) {
+			const struct pattern *p = reqs[i].vals[k];
+			struct pf_bucket *b = bucket_find(pf, p->lit, p->litlen, false);
+			if (!b->name) {
+				b->name = p->lit;	/* already case-folded (not cased) */
+				b->len = p->litlen;
+			}
+			if (push_index(&b->rules, &b->n, &b->cap, i) < 0)
+				goto fail;
+		}
+	}
+	for (size_t i = 0; i < rs->ndetections; i++)
+		req_free(&reqs[i]);
+	free(reqs);
+	*ret = pf;
+	return 0;
+fail:
+	if (reqs) {
+		for (size_t i = 0; i < rs->ndetections; i++)
+			req_free(&reqs[i]);
+		free(reqs);
+	}
+	prefilter_free(pf);
+	return -ENOMEM;
+}
+
+/* ---- matching ---------------------------------------------------------- */
+
+static bool text_equal(const char *a, size_t alen, const char *b, size_t blen, bool cased)
+{
+	if (alen != blen)
+		return false;
+	if (cased)
+		return memcmp(a, b, alen) == 0;
+	for (size_t i = 0; i < alen; i++)
+		if (fold((unsigned char)a[i]) != fold((unsigned char)b[i]))
+			return false;
+	return true;
+}
+
+static bool value_matches(struct engine *e, const struct pattern *p, struct record *rec, struct jvalue *v)
+{
+	const char *text;
+	size_t len;
+	double num;
+
+	if (p->op == PAT_GLOB && p->is_number && v->type == JT_NUMBER)
+		return number_parse(v->p, v->len, &num) == 0 && num == p->num;
+	if (record_value_text(rec, v, &text, &len) < 0)
+		return false;
+	switch (p->op) {
+	case PAT_GLOB:
+		return glob_match(p, text, len);
+	case PAT_RE:
+		return pcre2_match(p->re, (PCRE2_SPTR)text, len, 0, 0, e->md, NULL) >= 0;
+	case PAT_CIDR: {
+		uint8_t addr[16];
+		int family;
+		return ip_parse(text, len, addr, &family) == 0 && cidr_contains(&p->cidr, addr, family);
+	}
+	case PAT_GT:
+		return number_parse(text, len, &num) == 0 && num > p->num;
+	case PAT_GTE:
+		return number_parse(text, len, &num) == 0 && num >= p->num;
+	case PAT_LT:
+		return number_parse(text, len, &num) == 0 && num < p->num;
+	case PAT_LTE:
+		return number_parse(text, len, &num) == 0 && num <= p->num;
+	case PAT_FIELDREF:
+		for (int32_t i = rec->head[p->ref_slot]; i >= 0; i = rec->values[i].next) {
+			const char *o;
+			size_t olen;
+			if (record_value_text(rec, &rec->values[i], &o, &olen) == 0 &&
+			    text_equal(text, len, o, olen, p->cased))
+				return true;
+		}
+		return false;
+	default:
+		return false;
+	}
+}
+
+static bool pattern_holds(struct engine *e, const struct pattern *p, struct record *rec, int slot)
+{
+	bool found = false;
+
+	if (slot < 0) {
+		/* A keyword: anywhere in the record's JSON text. */
+		if (p->op == PAT_RE)
+			found = pcre2_match(p->re, (PCRE2_SPTR)rec->text, rec->len, 0, 0, e->md, NULL) >= 0;
+		else
+			found = glob_match(p, rec->text, rec->len);
+		return p->negate ? !found : found;
+	}
+	switch (p->op) {
+	case PAT_EXISTS:
+		return rec->present[slot] == p->exists;
+	case PAT_NULL:
+		found = !rec->present[slot];
+		for (int32_t i = rec->head[slot]; i >= 0 && !found; i = rec->values[i].next)
+			found = rec->values[i].type == JT_NULL;
+		break;
+	default:
+		for (int32_t i = rec->head[slot]; i >= 0 && !found; i = rec->values[i].next)
+			found = value_matches(e, p, rec, &rec->values[i]);
+		break;
+	}
+	return p->negate ? !found : found;
+}
+
+static bool test_holds(struct engine *e, const struct field_test *t, struct record *rec)
+{
+	for (size_t i = 0; i < t->npats; i++) {
+		bool ok = pattern_holds(e, &t->pats[i], rec, t->slot);
+		if (t->all && !ok)
+			return false;
+		if (!t->all && ok)
+			return true;
+	}
+	return t->all;
+}
+
+static bool sel_holds(struct engine *e, const struct selection *s, struct record *rec)
+{
+	for (size_t a = 0; a < s->nalts; a++) {
+		const struct sel_alt *alt = &s->alts[a];
+		size_t t = 0;
+		while (t < alt->ntests && test_holds(e, &alt->tests[t], rec))
+			t++;
+		if (t == alt->ntests)
+			return true;
+	}
+	return false;
+}
+
+static bool cond_holds(struct engine *e, const struct detection *d, const struct cnode *c, struct record *rec)
+{
+	switch (c->type) {
+	case CN_SEL:
+		return sel_holds(e, &d->sels[c->sel], rec);
+	case CN_AND:
+		for (size_t i = 0; i < c->n; i++)
+			if (!cond_holds(e, d, c->kids[i], rec))
+				return false;
+		return true;
+	case CN_OR:
+		for (size_t i = 0; i < c->n; i++)
+			if (cond_holds(e, d, c->kids[i], rec))
+				return true;
+		return false;
+	case CN_NOT:
+		return !cond_holds(e, d, c->kids[0], rec);
+	default:
+		return c->value;
+	}
+}
+
+bool engine_rule_matches(struct engine *e, const struct rule *r, struct record *rec)
+{
+	if (!r->det.cond || !cond_holds(e, &r->det, r->det.cond, rec))
+		return false;
+	for (size_t i = 0; i < r->nfilters; i++) {
+		const struct rule *f = r->filters[i];
+		if (!cond_holds(e, &f->det, f->det.cond, rec))
+			return false;
+	}
+	return true;
+}
+
+/* Candidates for this record: the prefilter's bucket for its eventName merged
+ * with the rules that are always evaluated, in rule set order. */
+static void candidates(struct engine *e, struct record *rec)
+{
+	struct prefilter *pf = e->pf;
+	const struct pf_bucket *b = NULL;
+	struct jvalue *v = record_first(rec, pf->slot);
+	size_t i = 0, k = 0, n = 0;
+
+	if (v && v->next >= 0) {
+		/* Several eventName values (never in CloudTrail): evaluate everything. */
+		for (n = 0; n < e->rs->ndetections; n++)
+			e->cand[n] = e->rs->detections[n];
+		e->ncand = n;
+		return;
+	}
+	if (v && v->type == JT_STRING) {
+		const char *text;
+		size_t len;
+		if (record_value_text(rec, v, &text, &len) == 0) {
+			b = bucket_find(pf, text, len, false);
+			if (!b->name)
+				b = NULL;
+		}
+	}
+	while (i < pf->nalways || (b && k < b->n)) {
+		size_t next;
+		if (b && k < b->n && (i >= pf->nalways || b->rules[k] < pf->always[i]))
+			next = b->rules[k++];
+		else
+			next = pf->always[i++];
+		e->cand[n++] = e->rs->detections[next];
+	}
+	e->ncand = n;
+}
+
+size_t engine_eval(struct engine *e, struct record *rec,
+		   void (*on_match)(void *ctx, const struct rule *r, struct record *rec), void *ctx)
+{
+	size_t matches = 0;
+
+	candidates(e, rec);
+	for (size_t i = 0; i < e->ncand; i++) {
+		if (engine_rule_matches(e, e->cand[i], rec)) {
+			matches++;
+			on_match(ctx, e->cand[i], rec);
+		}
+	}
+	return matches;
+}
+
+int engine_init(struct engine *e, const struct ruleset *rs)
+{
+	int r;
+
+	memset(e, 0, sizeof(*e));
+	e->rs = rs;
+	e->md = pcre2_match_data_create(1, NULL);
+	e->cand = calloc(rs->ndetections + 1, sizeof(*e->cand));
+	if (!e->md || !e->cand) {
+		engine_free(e);
+		return -ENOMEM;
+	}
+	r = prefilter_build(rs, &e->pf);
+	if (r < 0) {
+		engine_free(e);
+		return r;
+	}
+	return 0;
+}
+
+void engine_free(struct engine *e)
+{
+	if (!e)
+		return;
+	if (e->md)
+		pcre2_match_data_free(e->md);
+	prefilter_free(e->pf);
+	free(e->cand);
+	memset(e, 0, sizeof(*e));
+}

@@ -1,0 +1,130 @@
+/* fields.c: the trie of field paths that rules reference (see fields.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trailwatch/fields.h"
+
+void field_index_init(struct field_index *fi)
+{
+	memset(fi, 0, sizeof(*fi));
+	fi->root.slot = -1;
+	arena_init(&fi->arena);
+}
+
+static void free_node(struct field_node *n)
+{
+	for (size_t i = 0; i < n->nkids; i++)
+		free_node(n->kids[i]);
+	free(n->kids);
+}
+
+void field_index_free(struct field_index *fi)
+{
+	if (!fi)
+		return;
+	free_node(&fi->root);
+	free(fi->paths);
+	arena_free(&fi->arena);
+	memset(fi, 0, sizeof(*fi));
+	fi->root.slot = -1;
+}
+
+const struct field_node *field_node_child(const struct field_node *node, const char *key, size_t len)
+{
+	for (size_t i = 0; i < node->nkids; i++) {
+		const struct field_node *k = node->kids[i];
+		if (k->len == len && k->name[0] == key[0] && memcmp(k->name, key, len) == 0)
+			return k;
+	}
+	return NULL;
+}
+
+static struct field_node *add_child(struct field_index *fi, struct field_node *node,
+				    const char *name, size_t len)
+{
+	struct field_node *k;
+
+	if (node->nkids == node->cap) {
+		size_t cap = node->cap ? node->cap * 2 : 4;
+		struct field_node **kids = realloc(node->kids, cap * sizeof(*kids));
+		if (!kids)
+			return NULL;
+		node->kids = kids;
+		node->cap = cap;
+	}
+	k = arena_alloc(&fi->arena, sizeof(*k));
+	if (!k)
+		return NULL;
+	k->name = arena_strndup(&fi->arena, name, len);
+	if (!k->name)
+		return NULL;
+	k->len = len;
+	k->slot = -1;
+	node->kids[node->nkids++] = k;
+	return k;
+}
+
+int field_index_find(const struct field_index *fi, const char *path)
+{
+	const struct field_node *n = &fi->root;
+	const char *p = path;
+
+	while (n) {
+		const char *dot = strchr(p, '.');
+		size_t len = dot ? (size_t)(dot - p) : strlen(p);
+
+		if (len == 0)
+			return -1;
+		n = field_node_child(n, p, len);
+		if (!dot)
+			return n ? n->slot : -1;
+		p = dot + 1;
+	}
+	return -1;
+}
+
+int field_index_add(struct field_index *fi, const char *path, int *ret_slot)
+{
+	struct field_node *n = &fi->root;
+	const char *p = path;
+	size_t plen = strlen(path);
+
+	if (plen == 0 || plen > FIELDS_MAX_PATH)
+		return -EINVAL;
+	for (;;) {
+		const char *dot = strchr(p, '.');
+		size_t len = dot ? (size_t)(dot - p) : strlen(p);
+		struct field_node *k;
+
+		if (len == 0)
+			return -EINVAL;
+		k = (struct field_node *)field_node_child(n, p, len);
+		if (!k)
+			k = add_child(fi, n, p, len);
+		if (!k)
+			return -ENOMEM;
+		n = k;
+		if (!dot)
+			break;
+		p = dot + 1;
+	}
+	if (n->slot < 0) {
+		if (fi->nslots >= FIELDS_MAX_SLOTS)
+			return -E2BIG;
+		if (fi->nslots == fi->cap) {
+			size_t cap = fi->cap ? fi->cap * 2 : 32;
+			const char **paths = realloc(fi->paths, cap * sizeof(*paths));
+			if (!paths)
+				return -ENOMEM;
+			fi->paths = paths;
+			fi->cap = cap;
+		}
+		fi->paths[fi->nslots] = arena_strdup(&fi->arena, path);
+		if (!fi->paths[fi->nslots])
+			return -ENOMEM;
+		n->slot = (int)fi->nslots++;
+	}
+	*ret_slot = n->slot;
+	return 0;
+}

@@ -1,0 +1,169 @@
+/* input.c: bounded reading and gzip decoding (see input.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <libdeflate.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "trailwatch/input.h"
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+
+	return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+enum input_kind input_classify(const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	base = base ? base + 1 : path;
+	if (strstr(path, "/CloudTrail-Digest/") || strncmp(path, "CloudTrail-Digest/", 18) == 0 ||
+	    strstr(base, "_CloudTrail-Digest_"))
+		return INPUT_DIGEST;
+	if (strstr(path, "/CloudTrail-Insight/") || strncmp(path, "CloudTrail-Insight/", 19) == 0 ||
+	    strstr(base, "_CloudTrail-Insight_"))
+		return INPUT_INSIGHT;
+	if (ends_with(base, ".json.gz") || ends_with(base, ".json"))
+		return INPUT_LOG;
+	return INPUT_OTHER;
+}
+
+int input_read_file(const char *path, size_t max_object, struct buf *raw, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd, r = 0;
+
+	buf_reset(raw);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot open: %s", strerror(errno));
+		return r;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot stat: %s", strerror(errno));
+		goto out;
+	}
+	if ((uint64_t)st.st_size > max_object) {
+		r = -EFBIG;
+		snprintf(err, errlen, "file of %lld bytes is over the limit of %zu bytes",
+			 (long long)st.st_size, max_object);
+		goto out;
+	}
+	r = buf_reserve(raw, (size_t)st.st_size);
+	if (r < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	for (;;) {
+		ssize_t n;
+
+		if (raw->len == raw->cap) {
+			/* The file grew while we read it: read on, within the limit. */
+			r = buf_reserve(raw, 65536 < max_object - raw->len ? 65536 : max_object - raw->len);
+			if (r < 0 || raw->len >= max_object) {
+				r = -EFBIG;
+				snprintf(err, errlen, "file is over the limit of %zu bytes", max_object);
+				goto out;
+			}
+		}
+		n = read(fd, raw->data + raw->len, raw->cap - raw->len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			snprintf(err, errlen, "read error: %s", strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		buf_set_len(raw, raw->len + (size_t)n);
+	}
+out:
+	close(fd);
+	return r;
+}
+
+static int gunzip(struct libdeflate_decompressor *d, const unsigned char *in, size_t len,
+		  size_t limit, struct buf *out, char *err, size_t errlen)
+{
+	size_t pos = 0;
+
+	while (pos < len) {
+		size_t avail, in_used = 0, out_used = 0, hint;
+		enum libdeflate_result res;
+
+		if (len - pos < 18 || in[pos] != 0x1f || in[pos + 1] != 0x8b) {
+			snprintf(err, errlen, "%s at byte %zu", pos ? "unexpected data after the gzip data" :
+				 "not gzip data", pos);
+			return -EBADMSG;
+		}
+		/* The trailer's size field is exact for a single member (modulo
+		 * 4 GiB); it is only a first guess, never trusted. */
+		hint = (size_t)in[len - 4] | (size_t)in[len - 3] << 8 | (size_t)in[len - 2] << 16 |
+		       (size_t)in[len - 1] << 24;
+		if (hint < 4 * (len - pos))
+			hint = 4 * (len - pos);
+		avail = limit - out->len;
+		if (hint + 1 < avail)
+			avail = hint + 1;
+		for (;;) {
+			int r = buf_reserve(out, avail);
+			if (r < 0) {
+				snprintf(err, errlen, "out of memory for %zu bytes", avail);
+				return -ENOMEM;
+			}
+			res = libdeflate_gzip_decompress_ex(d, in + pos, len - pos, out->data + out->len, avail,
+							    &in_used, &out_used);
+			if (res != LIBDEFLATE_INSUFFICIENT_SPACE)
+				break;
+			if (avail >= limit - out->len) {
+				snprintf(err, errlen, "decompressed data over the limit of %zu bytes "
+					 "(stopped: gzip member at byte %zu)", limit, pos);
+				return -E2BIG;
+			}
+			avail = avail > (limit - out->len) / 4 ? limit - out->len : avail * 4;
+		}
+		if (res != LIBDEFLATE_SUCCESS) {
+			snprintf(err, errlen, "corrupt gzip data (member at byte %zu)", pos);
+			return -EBADMSG;
+		}
+		buf_set_len(out, out->len + out_used);
+		pos += in_used;
+		/* Some writers pad the end with zero bytes: allow that. */
+		while (pos < len && in[pos] == 0)
+			pos++;
+	}
+	return 0;
+}
+
+int input_decode(struct libdeflate_decompressor *d, const char *data, size_t len,
+		 const struct input_limits *lim, struct buf *out, char *err, size_t errlen)
+{
+	size_t limit = lim && lim->max_decompressed ? lim->max_decompressed : INPUT_DEFAULT_MAX_DECOMPRESSED;
+	const unsigned char *in = (const unsigned char *)data;
+
+	buf_reset(out);
+	if (len >= 2 && in[0] == 0x1f && in[1] == 0x8b) {
+		if (!d) {
+			snprintf(err, errlen, "no decompressor");
+			return -EINVAL;
+		}
+		return gunzip(d, in, len, limit, out, err, errlen);
+	}
+	if (len > limit) {
+		snprintf(err, errlen, "JSON of %zu bytes is over the limit of %zu bytes", len, limit);
+		return -E2BIG;
+	}
+	if (buf_append(out, data, len) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}

@@ -1,0 +1,259 @@
+/* main.c: the command line.
+ *
+ *   trailwatch run     [-c FILE] [-r DIR]...            the service (S3 source: not yet)
+ *   trailwatch replay  [-c FILE] [-r DIR]... [--jobs N] PATH...
+ *   trailwatch check   [-c FILE] [-r DIR]...
+ *   trailwatch test    [-c FILE] [-r DIR]...
+ *
+ * Thin on purpose: parse arguments, load config and rules, hand over to the
+ * subcommand's module, map its result to an exit status.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "trailwatch/config.h"
+#include "trailwatch/diag.h"
+#include "trailwatch/log.h"
+#include "trailwatch/replay.h"
+#include "trailwatch/rules.h"
+#include "trailwatch/ruletest.h"
+
+#ifndef TRAILWATCH_VERSION
+#define TRAILWATCH_VERSION "0.1.0"
+#endif
+
+#define MAX_RULE_DIRS 64
+#define MAX_JOBS 256
+
+struct args {
+	const char *command;
+	const char *config;
+	const char *rule_dirs[MAX_RULE_DIRS];
+	size_t nrule_dirs;
+	unsigned jobs;
+	const char *log_level;
+	char **paths;
+	size_t npaths;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: trailwatch COMMAND [OPTIONS]\n"
+		"\n"
+		"commands:\n"
+		"  replay [-c FILE] [-r DIR]... [--jobs N] PATH...\n"
+		"        read CloudTrail files (.json, .json.gz; directories recursively) and\n"
+		"        print every alert as one JSON object per line\n"
+		"  check  [-c FILE] [-r DIR]...   validate the configuration and the rules\n"
+		"  test   [-c FILE] [-r DIR]...   run the test events the rules carry\n"
+		"  run    [-c FILE] [-r DIR]...   the service (polls S3; not in this version yet)\n"
+		"\n"
+		"options:\n"
+		"  -c, --config FILE     configuration (default: built-in defaults; run: %s)\n"
+		"  -r, --rules DIR       rule directory or file, repeatable; replaces the\n"
+		"                        configured rules (default: the shipped pack and\n"
+		"                        %s)\n"
+		"  -j, --jobs N          replay with N worker threads (default 1)\n"
+		"      --log-level L     error, warning, info or debug\n"
+		"  -h, --help            this text\n"
+		"  -V, --version         the version\n",
+		CONFIG_DEFAULT_PATH, CONFIG_DEFAULT_RULES_DIR);
+}
+
+static int parse_args(int argc, char **argv, struct args *a)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "rules", required_argument, NULL, 'r' },
+		{ "jobs", required_argument, NULL, 'j' },
+		{ "log-level", required_argument, NULL, 'L' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	memset(a, 0, sizeof(*a));
+	a->jobs = 1;
+	if (argc < 2) {
+		usage(stderr);
+		return -EINVAL;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		exit(0);
+	}
+	if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+		printf("trailwatch %s\n", TRAILWATCH_VERSION);
+		exit(0);
+	}
+	a->command = argv[1];
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "c:r:j:hV", opts, NULL)) != -1) {
+		char *end;
+		unsigned long v;
+
+		switch (c) {
+		case 'c':
+			a->config = optarg;
+			break;
+		case 'r':
+			if (a->nrule_dirs == MAX_RULE_DIRS) {
+				fprintf(stderr, "trailwatch: at most %d -r options\n", MAX_RULE_DIRS);
+				return -EINVAL;
+			}
+			a->rule_dirs[a->nrule_dirs++] = optarg;
+			break;
+		case 'j':
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno || *end || v == 0 || v > MAX_JOBS) {
+				fprintf(stderr, "trailwatch: --jobs takes a number from 1 to %d\n", MAX_JOBS);
+				return -EINVAL;
+			}
+			a->jobs = (unsigned)v;
+			break;
+		case 'L':
+			a->log_level = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("trailwatch %s\n", TRAILWATCH_VERSION);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	a->paths = argv + optind;
+	a->npaths = (size_t)(argc - optind);
+	return 0;
+}
+
+/* Loads config and rules; prints every error.  Returns 0 or an exit status. */
+static int load(const struct args *a, const char *config_path, struct config **cfg, struct ruleset **rs,
+		bool need_rules)
+{
+	struct rule_source *src;
+	struct diag d;
+	size_t nsrc;
+	int r;
+
+	diag_init(&d);
+	r = config_load(config_path, cfg, &d);
+	if (r < 0) {
+		diag_print(&d, stderr);
+		if (r == -ENOMEM)
+			fprintf(stderr, "trailwatch: out of memory\n");
+		diag_free(&d);
+		return 1;
+	}
+	if (a->log_level) {
+		enum log_level l;
+		if (log_level_from_string(a->log_level, &l) < 0) {
+			fprintf(stderr, "trailwatch: --log-level takes error, warning, info or debug\n");
+			return 1;
+		}
+		log_set_level(l);
+	} else {
+		log_set_level((*cfg)->log_level);
+	}
+	if (!need_rules)
+		return 0;
+	r = config_rule_sources(*cfg, a->rule_dirs, a->nrule_dirs, &src, &nsrc);
+	if (r == 0)
+		r = ruleset_load(src, nsrc, &(*cfg)->lists, rs, &d);
+	if (r < 0) {
+		diag_print(&d, stderr);
+		if (r == -ENOMEM)
+			fprintf(stderr, "trailwatch: out of memory\n");
+		else
+			fprintf(stderr, "trailwatch: %zu error%s in the rules\n", diag_errors(&d),
+				diag_errors(&d) == 1 ? "" : "s");
+		diag_free(&d);
+		return 1;
+	}
+	diag_free(&d);
+	return 0;
+}
+
+static void rule_summary(const struct ruleset *rs, FILE *f)
+{
+	size_t det = 0, corr = 0, filt = 0, tests = 0;
+
+	for (size_t i = 0; i < rs->nrules; i++) {
+		const struct rule *r = rs->rules[i];
+		det += r->kind == RULE_DETECTION && (r->id || !r->nconsumers || r->emits);
+		corr += r->kind == RULE_CORRELATION;
+		filt += r->kind == RULE_FILTER;
+		tests += r->ntests;
+	}
+	fprintf(f, "%zu files: %zu detection rules, %zu correlation rules, %zu filters, %zu rule tests",
+		rs->nfiles, det, corr, filt, tests);
+	if (rs->skipped_logsource)
+		fprintf(f, "; %zu documents for other log sources skipped", rs->skipped_logsource);
+	if (rs->overridden)
+		fprintf(f, "; %zu rules overridden by a later directory", rs->overridden);
+	fprintf(f, "\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct config *cfg = NULL;
+	struct ruleset *rs = NULL;
+	struct args a;
+	int status;
+
+	if (parse_args(argc, argv, &a) < 0)
+		return 2;
+
+	if (strcmp(a.command, "replay") == 0) {
+		struct replay_options o = { 0 };
+
+		if (a.npaths == 0) {
+			fprintf(stderr, "trailwatch replay: give at least one file or directory\n");
+			return 2;
+		}
+		status = load(&a, a.config, &cfg, &rs, true);
+		if (status)
+			goto out;
+		o.paths = (const char *const *)a.paths;
+		o.npaths = a.npaths;
+		o.jobs = a.jobs;
+		o.out = stdout;
+		status = replay_run(cfg, rs, &o);
+	} else if (strcmp(a.command, "check") == 0 || strcmp(a.command, "test") == 0) {
+		if (a.npaths) {
+			fprintf(stderr, "trailwatch %s: unexpected argument '%s'\n", a.command, a.paths[0]);
+			return 2;
+		}
+		status = load(&a, a.config, &cfg, &rs, true);
+		if (status)
+			goto out;
+		if (strcmp(a.command, "check") == 0) {
+			printf("%s: ok\n", cfg->path ? cfg->path : "built-in configuration");
+			rule_summary(rs, stdout);
+		} else {
+			status = ruletest_run(cfg, rs, stdout);
+		}
+	} else if (strcmp(a.command, "run") == 0) {
+		fprintf(stderr, "trailwatch run: the S3 source is not part of this version yet; "
+				"use 'trailwatch replay' for local files\n");
+		status = 2;
+	} else {
+		fprintf(stderr, "trailwatch: unknown command '%s'\n", a.command);
+		usage(stderr);
+		status = 2;
+	}
+out:
+	ruleset_free(rs);
+	config_free(cfg);
+	return status;
+}

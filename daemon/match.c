@@ -1,0 +1,357 @@
+/* match.c: compiled value tests (see match.h). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trailwatch/match.h"
+
+static inline unsigned char fold(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
+
+/* Sets the fast-path kind from the wildcard layout. */
+static void classify(struct pattern *p)
+{
+	size_t stars = 0, qs = 0;
+
+	for (size_t i = 0; i < p->len; i++) {
+		stars += p->wild[i] == 1;
+		qs += p->wild[i] == 2;
+	}
+	p->lit = p->text;
+	p->litlen = p->len;
+	if (stars == 0 && qs == 0) {
+		p->kind = GLOB_EXACT;
+	} else if (qs == 0 && stars == p->len) {
+		p->kind = GLOB_ANY;
+	} else if (qs == 0 && stars == 1 && p->wild[p->len - 1] == 1) {
+		p->kind = GLOB_PREFIX;
+		p->litlen = p->len - 1;
+	} else if (qs == 0 && stars == 1 && p->wild[0] == 1) {
+		p->kind = GLOB_SUFFIX;
+		p->lit = p->text + 1;
+		p->litlen = p->len - 1;
+	} else if (qs == 0 && stars == 2 && p->len >= 2 && p->wild[0] == 1 && p->wild[p->len - 1] == 1) {
+		p->kind = GLOB_CONTAINS;
+		p->lit = p->text + 1;
+		p->litlen = p->len - 2;
+	} else {
+		p->kind = GLOB_GENERIC;
+	}
+}
+
+static int glob_build(struct pattern *p, struct arena *a, const char *s, size_t len, bool cased,
+		      bool wildcards)
+{
+	char *text = arena_alloc(a, len + 1);
+	uint8_t *wild = arena_alloc(a, len + 1);
+	size_t n = 0;
+
+	if (!text || !wild)
+		return -ENOMEM;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (wildcards && c == '\\' && i + 1 < len &&
+		    (s[i + 1] == '*' || s[i + 1] == '?' || s[i + 1] == '\\')) {
+			c = (unsigned char)s[++i];
+			wild[n] = 0;
+		} else if (wildcards && c == '*') {
+			/* Collapse runs of '*': "**" means the same as "*". */
+			if (n > 0 && wild[n - 1] == 1)
+				continue;
+			wild[n] = 1;
+		} else if (wildcards && c == '?') {
+			wild[n] = 2;
+		} else {
+			wild[n] = 0;
+		}
+		text[n++] = (char)(cased ? c : fold(c));
+	}
+	text[n] = '\0';
+	p->op = PAT_GLOB;
+	p->cased = cased;
+	p->text = text;
+	p->wild = wild;
+	p->len = n;
+	classify(p);
+	return 0;
+}
+
+int pattern_glob(struct pattern *p, struct arena *a, const char *s, size_t len, bool cased)
+{
+	return glob_build(p, a, s, len, cased, true);
+}
+
+int pattern_literal(struct pattern *p, struct arena *a, const char *s, size_t len, bool cased)
+{
+	return glob_build(p, a, s, len, cased, false);
+}
+
+static bool eq_at(const char *pat, const char *text, size_t n, bool cased)
+{
+	if (cased)
+		return memcmp(pat, text, n) == 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)pat[i] != fold((unsigned char)text[i]))
+			return false;
+	return true;
+}
+
+static bool contains(const char *lit, size_t litlen, const char *text, size_t len, bool cased)
+{
+	if (litlen == 0)
+		return true;
+	if (litlen > len)
+		return false;
+	unsigned char first = (unsigned char)lit[0];
+	for (size_t i = 0; i + litlen <= len; i++) {
+		unsigned char c = (unsigned char)text[i];
+		if ((cased ? c : fold(c)) == first && eq_at(lit + 1, text + i + 1, litlen - 1, cased))
+			return true;
+	}
+	return false;
+}
+
+/* Wildcard matching with one remembered star: linear in practice, and never
+ * worse than O(len * patlen). */
+static bool generic(const struct pattern *p, const char *text, size_t len)
+{
+	size_t pi = 0, ti = 0, star_p = (size_t)-1, star_t = 0;
+
+	while (ti < len) {
+		if (pi < p->len && p->wild[pi] == 1) {
+			star_p = pi++;
+			star_t = ti;
+			continue;
+		}
+		if (pi < p->len) {
+			unsigned char c = (unsigned char)text[ti];
+			if (!p->cased)
+				c = fold(c);
+			if (p->wild[pi] == 2 || (unsigned char)p->text[pi] == c) {
+				pi++;
+				ti++;
+				continue;
+			}
+		}
+		if (star_p == (size_t)-1)
+			return false;
+		pi = star_p + 1;
+		ti = ++star_t;
+	}
+	while (pi < p->len && p->wild[pi] == 1)
+		pi++;
+	return pi == p->len;
+}
+
+bool glob_match(const struct pattern *p, const char *text, size_t len)
+{
+	switch (p->kind) {
+	case GLOB_EXACT:
+		return len == p->litlen && eq_at(p->lit, text, len, p->cased);
+	case GLOB_PREFIX:
+		return len >= p->litlen && eq_at(p->lit, text, p->litlen, p->cased);
+	case GLOB_SUFFIX:
+		return len >= p->litlen && eq_at(p->lit, text + len - p->litlen, p->litlen, p->cased);
+	case GLOB_CONTAINS:
+		return contains(p->lit, p->litlen, text, len, p->cased);
+	case GLOB_ANY:
+		return true;
+	default:
+		return generic(p, text, len);
+	}
+}
+
+int pattern_regex(struct pattern *p, const char *re, bool icase, bool multiline, bool dotall,
+		  char *err, size_t errlen)
+{
+	uint32_t opts = PCRE2_UTF | PCRE2_MATCH_INVALID_UTF;
+	PCRE2_SIZE erroff;
+	int errcode;
+
+	if (icase)
+		opts |= PCRE2_CASELESS;
+	if (multiline)
+		opts |= PCRE2_MULTILINE;
+	if (dotall)
+		opts |= PCRE2_DOTALL;
+	p->op = PAT_RE;
+	p->re = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, opts, &errcode, &erroff, NULL);
+	if (!p->re) {
+		PCRE2_UCHAR msg[200];
+		pcre2_get_error_message(errcode, msg, sizeof(msg));
+		snprintf(err, errlen, "invalid regular expression at offset %zu: %s", (size_t)erroff,
+			 (const char *)msg);
+		return -EINVAL;
+	}
+	/* Faster when allowed; refused under MemoryDenyWriteExecute=, which is fine. */
+	(void)pcre2_jit_compile(p->re, PCRE2_JIT_COMPLETE);
+	return 0;
+}
+
+void pattern_release(struct pattern *p)
+{
+	if (p && p->re) {
+		pcre2_code_free(p->re);
+		p->re = NULL;
+	}
+}
+
+int ip_parse(const char *s, size_t len, uint8_t addr[16], int *family)
+{
+	char tmp[64];
+
+	if (len == 0 || len >= sizeof(tmp))
+		return -EINVAL;
+	memcpy(tmp, s, len);
+	tmp[len] = '\0';
+	memset(addr, 0, 16);
+	if (inet_pton(AF_INET, tmp, addr) == 1) {
+		*family = 4;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, tmp, addr) == 1) {
+		/* An IPv4-mapped IPv6 address is the IPv4 address. */
+		static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+		if (memcmp(addr, mapped, 12) == 0) {
+			memmove(addr, addr + 12, 4);
+			memset(addr + 4, 0, 12);
+			*family = 4;
+			return 0;
+		}
+		*family = 6;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int cidr_parse(struct cidr *c, const char *s)
+{
+	const char *slash = strchr(s, '/');
+	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned long prefix;
+	char *end;
+
+	memset(c, 0, sizeof(*c));
+	if (ip_parse(s, alen, c->addr, &c->family) < 0)
+		return -EINVAL;
+	if (!slash) {
+		c->prefix = c->family == 4 ? 32 : 128;
+		return 0;
+	}
+	if (!slash[1] || slash[1] < '0' || slash[1] > '9')
+		return -EINVAL;
+	errno = 0;
+	prefix = strtoul(slash + 1, &end, 10);
+	if (errno || *end || prefix > (c->family == 4 ? 32u : 128u))
+		return -EINVAL;
+	c->prefix = (unsigned)prefix;
+	return 0;
+}
+
+bool cidr_contains(const struct cidr *c, const uint8_t addr[16], int family)
+{
+	unsigned full = c->prefix / 8, rest = c->prefix % 8;
+
+	if (family != c->family)
+		return false;
+	if (memcmp(c->addr, addr, full) != 0)
+		return false;
+	if (rest) {
+		uint8_t mask = (uint8_t)(0xff << (8 - rest));
+		if ((c->addr[full] & mask) != (addr[full] & mask))
+			return false;
+	}
+	return true;
+}
+
+int number_parse(const char *s, size_t len, double *ret)
+{
+	char tmp[64], *end;
+	double v;
+
+	if (len == 0 || len >= sizeof(tmp))
+		return -EINVAL;
+	memcpy(tmp, s, len);
+	tmp[len] = '\0';
+	/* Only decimal numbers: no hex, no inf/nan, no leading spaces. */
+	for (size_t i = 0; i < len; i++) {
+		char c = tmp[i];
+		if (!((c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'))
+			return -EINVAL;
+	}
+	errno = 0;
+	v = strtod(tmp, &end);
+	if (errno || *end || !isfinite(v))
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *base64_encode(struct arena *a, const char *s, size_t len, size_t *ret_len)
+{
+	size_t n = (len + 2) / 3 * 4;
+	char *out = arena_alloc(a, n + 1);
+	const unsigned char *in = (const unsigned char *)s;
+	size_t o = 0, i;
+
+	if (!out)
+		return NULL;
+	for (i = 0; i + 2 < len; i += 3) {
+		unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
+		out[o++] = b64[v >> 18];
+		out[o++] = b64[(v >> 12) & 63];
+		out[o++] = b64[(v >> 6) & 63];
+		out[o++] = b64[v & 63];
+	}
+	if (i < len) {
+		unsigned v = (unsigned)in[i] << 16 | (i + 1 < len ? (unsigned)in[i + 1] << 8 : 0);
+		out[o++] = b64[v >> 18];
+		out[o++] = b64[(v >> 12) & 63];
+		out[o++] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
+		out[o++] = '=';
+	}
+	out[o] = '\0';
+	*ret_len = o;
+	return out;
+}
+
+int base64_offsets(struct arena *a, const char *s, size_t len, char *out[3], size_t outlen[3])
+{
+	/* For shift i the value is preceded by i unknown bytes.  Encode it behind
+	 * i filler bytes, then drop the characters that depend on the filler
+	 * (start) and on whatever follows the value (end).  pySigma does the same. */
+	static const size_t start_cut[3] = { 0, 2, 3 };
+	static const size_t end_cut[3] = { 0, 3, 2 };
+
+	for (int i = 0; i < 3; i++) {
+		char *tmp = arena_alloc(a, len + 3);
+		char *enc;
+		size_t elen, from, to;
+
+		if (!tmp)
+			return -ENOMEM;
+		memset(tmp, ' ', (size_t)i);
+		memcpy(tmp + i, s, len);
+		enc = base64_encode(a, tmp, len + (size_t)i, &elen);
+		if (!enc)
+			return -ENOMEM;
+		from = start_cut[i];
+		to = elen - end_cut[(len + (size_t)i) % 3];
+		if (to <= from) {
+			out[i] = NULL;
+			outlen[i] = 0;
+			continue;
+		}
+		out[i] = enc + from;
+		outlen[i] = to - from;
+	}
+	return 0;
+}

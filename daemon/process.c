@@ -1,0 +1,299 @@
+/* process.c: decode + detect one object; dispatch its matches (see process.h). */
+#include <errno.h>
+#include <libdeflate.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trailwatch/process.h"
+
+void file_result_init(struct file_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	arena_init(&res->arena);
+}
+
+void file_result_free(struct file_result *res)
+{
+	if (!res)
+		return;
+	free(res->matches);
+	free(res->errors);
+	arena_free(&res->arena);
+	memset(res, 0, sizeof(*res));
+}
+
+bool file_result_failed(const struct file_result *res)
+{
+	return res->nerrors > 0 || res->errors_dropped > 0;
+}
+
+static void add_error(struct processor *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void add_error(struct processor *p, const char *fmt, ...)
+{
+	struct file_result *res = p->res;
+	char msg[512], *line;
+	va_list ap;
+
+	if (res->nerrors >= RESULT_MAX_ERRORS) {
+		res->errors_dropped++;
+		return;
+	}
+	if (!res->errors) {
+		res->errors = calloc(RESULT_MAX_ERRORS, sizeof(*res->errors));
+		if (!res->errors) {
+			res->errors_dropped++;
+			p->nomem = true;
+			return;
+		}
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	line = arena_printf(&res->arena, "%s: %s", res->name, msg);
+	if (!line) {
+		res->errors_dropped++;
+		p->nomem = true;
+		return;
+	}
+	res->errors[res->nerrors++] = line;
+}
+
+int processor_init(struct processor *p, const struct ruleset *rs, const struct process_limits *lim)
+{
+	int r;
+
+	memset(p, 0, sizeof(*p));
+	p->rs = rs;
+	if (lim)
+		p->lim = *lim;
+	if (!p->lim.input.max_object)
+		p->lim.input.max_object = INPUT_DEFAULT_MAX_OBJECT;
+	if (!p->lim.input.max_decompressed)
+		p->lim.input.max_decompressed = INPUT_DEFAULT_MAX_DECOMPRESSED;
+	buf_init(&p->raw, p->lim.input.max_object);
+	buf_init(&p->json, p->lim.input.max_decompressed);
+	p->dd = libdeflate_alloc_decompressor();
+	if (!p->dd)
+		return -ENOMEM;
+	r = engine_init(&p->engine, rs);
+	if (r < 0)
+		goto fail;
+	r = record_init(&p->rec, rs->fields.nslots);
+	if (r < 0)
+		goto fail;
+	return 0;
+fail:
+	processor_free(p);
+	return r;
+}
+
+void processor_free(struct processor *p)
+{
+	if (!p)
+		return;
+	engine_free(&p->engine);
+	record_free(&p->rec);
+	if (p->dd)
+		libdeflate_free_decompressor(p->dd);
+	buf_free(&p->raw);
+	buf_free(&p->json);
+	memset(p, 0, sizeof(*p));
+}
+
+static void on_match(void *ctx, const struct rule *rule, struct record *rec)
+{
+	struct processor *p = ctx;
+	struct file_result *res = p->res;
+	struct match *m;
+
+	if (res->nmatches == res->cap) {
+		size_t cap = res->cap ? res->cap * 2 : 16;
+		struct match *n = realloc(res->matches, cap * sizeof(*n));
+		if (!n) {
+			p->nomem = true;
+			return;
+		}
+		res->matches = n;
+		res->cap = cap;
+	}
+	m = &res->matches[res->nmatches];
+	if (match_capture(m, rule, rec, &p->rs->slots, res->name, &res->arena) < 0) {
+		p->nomem = true;
+		return;
+	}
+	res->nmatches++;
+}
+
+static int run(struct processor *p, const char *data, size_t len)
+{
+	struct file_result *res = p->res;
+	struct ctlog_reader reader;
+	struct ctlog_error err;
+	char msg[300];
+	int r;
+
+	res->bytes_stored = len;
+	r = input_decode(p->dd, data, len, &p->lim.input, &p->json, msg, sizeof(msg));
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		add_error(p, "%s", msg);
+		return 0;
+	}
+	res->bytes_json = p->json.len;
+	if (ctlog_open(&reader, p->json.data, p->json.len, &p->rs->fields, &p->lim.json, &err) < 0) {
+		add_error(p, "byte %zu: %s", err.offset, err.message);
+		return 0;
+	}
+	for (;;) {
+		r = ctlog_next(&reader, &p->rec, &err);
+		if (r == 0)
+			break;
+		if (r < 0) {
+			if (err.record >= 0)
+				add_error(p, "record %ld at byte %zu: %s", err.record, err.offset, err.message);
+			else
+				add_error(p, "byte %zu: %s", err.offset, err.message);
+			if (err.record >= 0)
+				res->bad_records++;
+			if (err.fatal)
+				break;
+			continue;
+		}
+		res->records++;
+		engine_eval(&p->engine, &p->rec, on_match, p);
+		if (p->nomem)
+			return -ENOMEM;
+	}
+	return p->nomem ? -ENOMEM : 0;
+}
+
+int processor_run_buffer(struct processor *p, const char *name, const char *data, size_t len,
+			 struct file_result *res)
+{
+	int r;
+
+	p->res = res;
+	p->nomem = false;
+	res->name = arena_strdup(&res->arena, name);
+	if (!res->name)
+		return -ENOMEM;
+	r = run(p, data, len);
+	p->res = NULL;
+	return r;
+}
+
+int processor_run_file(struct processor *p, const char *path, struct file_result *res)
+{
+	char msg[300];
+	int r;
+
+	p->res = res;
+	p->nomem = false;
+	res->name = arena_strdup(&res->arena, path);
+	if (!res->name)
+		return -ENOMEM;
+	r = input_read_file(path, p->lim.input.max_object, &p->raw, msg, sizeof(msg));
+	if (r == -ENOMEM) {
+		p->res = NULL;
+		return r;
+	}
+	if (r < 0) {
+		add_error(p, "%s", msg);
+		p->res = NULL;
+		return 0;
+	}
+	r = run(p, p->raw.data, p->raw.len);
+	p->res = NULL;
+	return r;
+}
+
+/* ---- the ordered half -------------------------------------------------- */
+
+int dispatch_init(struct dispatch *d, const struct ruleset *rs, const struct corr_limits *lim,
+		  alert_fn emit, void *ctx)
+{
+	memset(d, 0, sizeof(*d));
+	d->rs = rs;
+	d->emit = emit;
+	d->ctx = ctx;
+	return correlator_new(rs, lim, &d->corr);
+}
+
+void dispatch_free(struct dispatch *d)
+{
+	if (!d)
+		return;
+	correlator_free(d->corr);
+	free(d->scratch);
+	memset(d, 0, sizeof(*d));
+}
+
+static int count_emit(void *ctx, const struct alert *a)
+{
+	struct dispatch *d = ctx;
+
+	d->alerts++;
+	return d->emit(d->ctx, a);
+}
+
+static int by_time(const void *a, const void *b)
+{
+	const struct match *x = *(const struct match *const *)a, *y = *(const struct match *const *)b;
+
+	if (x->time != y->time)
+		return x->time < y->time ? -1 : 1;
+	/* Same second: keep the record order, so the sort is stable. */
+	return x->record < y->record ? -1 : x->record > y->record;
+}
+
+int dispatch_result(struct dispatch *d, const struct file_result *res)
+{
+	size_t nfeed = 0;
+	int r;
+
+	for (size_t i = 0; i < res->nmatches; i++) {
+		const struct match *m = &res->matches[i];
+		struct alert a;
+
+		if (m->rule->nconsumers)
+			nfeed++;
+		if (!m->rule->emits)
+			continue;
+		alert_from_match(&a, m);
+		r = correlator_alert(d->corr, &a, count_emit, d);
+		if (r < 0)
+			return r;
+	}
+	if (!nfeed)
+		return 0;
+	if (nfeed > d->scratch_cap) {
+		struct match **s = realloc(d->scratch, nfeed * sizeof(*s));
+		if (!s)
+			return -ENOMEM;
+		d->scratch = s;
+		d->scratch_cap = nfeed;
+	}
+	nfeed = 0;
+	for (size_t i = 0; i < res->nmatches; i++)
+		if (res->matches[i].rule->nconsumers)
+			d->scratch[nfeed++] = &res->matches[i];
+	qsort(d->scratch, nfeed, sizeof(*d->scratch), by_time);
+	for (size_t i = 0; i < nfeed; i++) {
+		const struct match *m = d->scratch[i];
+		for (size_t k = 0; k < m->rule->nconsumers; k++) {
+			r = correlator_feed(d->corr, m->rule->consumers[k], m, count_emit, d);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+int dispatch_flush(struct dispatch *d)
+{
+	return correlator_flush(d->corr, count_emit, d);
+}

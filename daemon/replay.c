@@ -1,0 +1,303 @@
+/* replay.c: file list, worker pool, ordered dispatch (see replay.h).
+ *
+ * The pool is a ring of slots, one per file in flight.  A worker claims the
+ * next file index, processes it into its slot and marks it done; the main
+ * thread waits for slot `next`, dispatches it, frees it and moves on.  A
+ * worker may run at most `window` files ahead of the dispatcher, which bounds
+ * memory to `window` results.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trailwatch/input.h"
+#include "trailwatch/log.h"
+#include "trailwatch/process.h"
+#include "trailwatch/replay.h"
+#include "trailwatch/walk.h"
+
+struct skip_counts {
+	size_t digest, insight, other;
+};
+
+static bool accept_log(const char *path, void *ctx)
+{
+	struct skip_counts *sk = ctx;
+
+	switch (input_classify(path)) {
+	case INPUT_LOG:
+		return true;
+	case INPUT_DIGEST:
+		sk->digest++;
+		return false;
+	case INPUT_INSIGHT:
+		sk->insight++;
+		return false;
+	default:
+		sk->other++;
+		return false;
+	}
+}
+
+struct totals {
+	size_t files, bad_files, records, bad_records, bytes_stored, bytes_json, alerts;
+};
+
+struct output {
+	FILE *out;
+	struct buf line;
+	bool broken;		/* stdout closed: stop writing */
+};
+
+static int emit_alert(void *ctx, const struct alert *a)
+{
+	struct output *o = ctx;
+	int r;
+
+	if (o->broken)
+		return 0;
+	buf_reset(&o->line);
+	r = alert_render(a, &o->line);
+	if (r < 0)
+		return r;
+	if (fwrite(o->line.data, 1, o->line.len, o->out) != o->line.len) {
+		o->broken = true;
+		log_error("cannot write alerts: %s", strerror(errno));
+	}
+	return 0;
+}
+
+/* Reports one result and dispatches its matches. */
+static int finish_file(struct dispatch *d, struct totals *t, struct file_result *res)
+{
+	for (size_t i = 0; i < res->nerrors; i++)
+		log_error("%s", res->errors[i]);
+	if (res->errors_dropped)
+		log_error("%s: %zu more errors not shown", res->name, res->errors_dropped);
+	t->files++;
+	t->bad_files += file_result_failed(res);
+	t->records += res->records;
+	t->bad_records += res->bad_records;
+	t->bytes_stored += res->bytes_stored;
+	t->bytes_json += res->bytes_json;
+	return dispatch_result(d, res);
+}
+
+struct slot {
+	struct file_result res;
+	int status;		/* processor's return */
+	bool done;
+};
+
+struct pool {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	const struct ruleset *rs;
+	const struct process_limits *lim;
+	struct pathlist *files;
+	struct slot *slots;
+	size_t window;
+	size_t claimed;		/* next file index to hand out */
+	size_t dispatched;	/* files the main thread has finished */
+	bool stop;
+};
+
+static void *worker(void *arg)
+{
+	struct pool *p = arg;
+	struct processor proc;
+	int r = processor_init(&proc, p->rs, p->lim);
+
+	for (;;) {
+		size_t i;
+		struct slot *s;
+
+		pthread_mutex_lock(&p->lock);
+		while (!p->stop && p->claimed < p->files->n && p->claimed >= p->dispatched + p->window)
+			pthread_cond_wait(&p->cond, &p->lock);
+		if (p->stop || p->claimed >= p->files->n) {
+			pthread_mutex_unlock(&p->lock);
+			break;
+		}
+		i = p->claimed++;
+		pthread_mutex_unlock(&p->lock);
+
+		s = &p->slots[i % p->window];
+		file_result_init(&s->res);
+		s->status = r < 0 ? r : processor_run_file(&proc, p->files->paths[i], &s->res);
+
+		pthread_mutex_lock(&p->lock);
+		s->done = true;
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+	}
+	if (r == 0)
+		processor_free(&proc);
+	return NULL;
+}
+
+static int run_parallel(const struct config *cfg, const struct ruleset *rs, struct pathlist *files,
+			unsigned jobs, struct dispatch *d, struct totals *t)
+{
+	struct pool p;
+	pthread_t *threads;
+	unsigned started = 0;
+	int r = 0;
+
+	memset(&p, 0, sizeof(p));
+	pthread_mutex_init(&p.lock, NULL);
+	pthread_cond_init(&p.cond, NULL);
+	p.rs = rs;
+	p.lim = &cfg->limits;
+	p.files = files;
+	p.window = 2 * (size_t)jobs;
+	p.slots = calloc(p.window, sizeof(*p.slots));
+	threads = calloc(jobs, sizeof(*threads));
+	if (!p.slots || !threads) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (; started < jobs; started++) {
+		if (pthread_create(&threads[started], NULL, worker, &p) != 0) {
+			log_error("cannot start worker thread: %s", strerror(errno));
+			break;
+		}
+	}
+	if (started == 0) {
+		r = -EAGAIN;
+		goto out;
+	}
+	for (size_t i = 0; i < files->n; i++) {
+		struct slot *s = &p.slots[i % p.window];
+
+		pthread_mutex_lock(&p.lock);
+		while (!s->done)
+			pthread_cond_wait(&p.cond, &p.lock);
+		pthread_mutex_unlock(&p.lock);
+
+		if (s->status < 0 && r == 0)
+			r = s->status;
+		if (r == 0)
+			r = finish_file(d, t, &s->res);
+		file_result_free(&s->res);
+
+		pthread_mutex_lock(&p.lock);
+		s->done = false;
+		p.dispatched = i + 1;
+		if (r < 0)
+			p.stop = true;
+		pthread_cond_broadcast(&p.cond);
+		pthread_mutex_unlock(&p.lock);
+		if (r < 0)
+			break;
+	}
+out:
+	pthread_mutex_lock(&p.lock);
+	p.stop = true;
+	pthread_cond_broadcast(&p.cond);
+	pthread_mutex_unlock(&p.lock);
+	for (unsigned k = 0; k < started; k++)
+		pthread_join(threads[k], NULL);
+	/* Slots finished after a stop were never dispatched. */
+	for (size_t k = 0; p.slots && k < p.window; k++)
+		if (p.slots[k].done)
+			file_result_free(&p.slots[k].res);
+	free(threads);
+	free(p.slots);
+	pthread_cond_destroy(&p.cond);
+	pthread_mutex_destroy(&p.lock);
+	return r;
+}
+
+static int run_serial(const struct config *cfg, const struct ruleset *rs, struct pathlist *files,
+		      struct dispatch *d, struct totals *t)
+{
+	struct processor proc;
+	int r = processor_init(&proc, rs, &cfg->limits);
+
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < files->n && r == 0; i++) {
+		struct file_result res;
+
+		file_result_init(&res);
+		r = processor_run_file(&proc, files->paths[i], &res);
+		if (r == 0)
+			r = finish_file(d, t, &res);
+		file_result_free(&res);
+	}
+	processor_free(&proc);
+	return r;
+}
+
+int replay_run(const struct config *cfg, const struct ruleset *rs, const struct replay_options *o)
+{
+	struct skip_counts sk = { 0 };
+	struct pathlist files = { 0 };
+	struct totals t = { 0 };
+	struct output out = { .out = o->out };
+	struct dispatch d;
+	struct corr_stats cs;
+	size_t missing = 0;
+	int r, status = 0;
+
+	signal(SIGPIPE, SIG_IGN);
+	buf_init(&out.line, 0);
+	for (size_t i = 0; i < o->npaths; i++) {
+		char err[512];
+		r = walk_files(o->paths[i], accept_log, &sk, &files, err, sizeof(err));
+		if (r == -ENOMEM) {
+			log_error("out of memory listing %s", o->paths[i]);
+			pathlist_free(&files);
+			return 2;
+		}
+		if (r < 0) {
+			log_error("%s", err);
+			missing++;
+		}
+	}
+	r = dispatch_init(&d, rs, &cfg->corr, emit_alert, &out);
+	if (r < 0) {
+		log_error("out of memory");
+		pathlist_free(&files);
+		return 2;
+	}
+	if (o->jobs > 1 && files.n > 1)
+		r = run_parallel(cfg, rs, &files, o->jobs, &d, &t);
+	else
+		r = run_serial(cfg, rs, &files, &d, &t);
+	if (r == 0)
+		r = dispatch_flush(&d);
+	t.alerts = d.alerts;
+	correlator_stats(d.corr, &cs);
+	if (fflush(o->out) != 0 && !out.broken)
+		log_error("cannot write alerts: %s", strerror(errno));
+	if (r < 0) {
+		log_error("replay stopped: %s", strerror(-r));
+		status = 2;
+	} else if (t.bad_files || missing) {
+		status = 1;
+	}
+
+	log_info("replay: %zu files, %zu records, %zu alerts; %zu files with errors, %zu bad records; "
+		 "skipped %zu digest, %zu insight, %zu other files",
+		 t.files, t.records, t.alerts, t.bad_files, t.bad_records, sk.digest, sk.insight, sk.other);
+	if (cs.groups_refused || cs.entries_dropped)
+		log_warning("correlation limits reached: %zu new groups refused (correlation.max_groups), "
+			    "%zu entries dropped (correlation.max_entries_per_group)",
+			    cs.groups_refused, cs.entries_dropped);
+	if (cs.too_late)
+		log_warning("%zu events arrived later than correlation.lateness and were not counted",
+			    cs.too_late);
+	if (cs.no_time)
+		log_warning("%zu matched events had no readable eventTime and were not correlated", cs.no_time);
+	if (cs.suppressed)
+		log_info("%zu alerts held back by throttles (reported in summary alerts)", cs.suppressed);
+	dispatch_free(&d);
+	pathlist_free(&files);
+	buf_free(&out.line);
+	return status;
+}

@@ -1,0 +1,53 @@
+/* config.h: /etc/trailwatch/trailwatch.yaml.
+ *
+ * Every key is listed in one table in config.c (name, type, default, what
+ * it sets); an unknown key or a bad value is an error with file:line:column,
+ * all of them are reported, and loading fails once.  Without a file the
+ * built-in defaults apply: the shipped rule pack plus /etc/trailwatch/rules.d.
+ * See docs/config.md for the reference.  Does not log.
+ */
+#ifndef TRAILWATCH_CONFIG_H
+#define TRAILWATCH_CONFIG_H
+
+#include <stddef.h>
+
+#include "trailwatch/arena.h"
+#include "trailwatch/correlate.h"
+#include "trailwatch/diag.h"
+#include "trailwatch/log.h"
+#include "trailwatch/process.h"
+#include "trailwatch/rules.h"
+
+#define CONFIG_DEFAULT_PATH "/etc/trailwatch/trailwatch.yaml"
+#define CONFIG_DEFAULT_RULES_DIR "/etc/trailwatch/rules.d"
+#define CONFIG_BUILTIN_RULES "builtin"
+
+struct yfile;
+
+struct config {
+	const char *path;		/* NULL: built-in defaults */
+	struct arena arena;
+	struct yfile *yf;
+	const char **rules;		/* rule directories; "builtin" is the shipped pack */
+	size_t nrules;
+	bool rules_default;		/* rules were not configured */
+	struct rule_lists lists;
+	struct process_limits limits;
+	struct corr_limits corr;
+	enum log_level log_level;
+};
+
+/* Loads path, or the defaults when path is NULL.  -EINVAL with every error
+ * in d; -ENOENT etc. when the file cannot be read (also in d). */
+int config_load(const char *path, struct config **ret, struct diag *d);
+void config_free(struct config *c);
+
+/* Rule sources for ruleset_load: the -r directories when given (dirs), else
+ * the configured ones.  *ret is allocated from the config's arena. */
+int config_rule_sources(struct config *c, const char *const *dirs, size_t ndirs,
+			struct rule_source **ret, size_t *ret_n);
+
+/* Parses "512", "64KiB", "1MiB", "1GiB" (K/M/G also accepted).  -EINVAL. */
+int size_parse(const char *s, size_t *ret);
+
+#endif

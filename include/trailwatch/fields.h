@@ -1,0 +1,48 @@
+/* fields.h: the field index, compiled from the loaded rules.
+ *
+ * Rules name CloudTrail fields by dotted paths ("userIdentity.arn").  Each
+ * distinct path gets a slot number; the paths form a trie that the record
+ * scanner (ctlog.c) walks while it reads a record, so that only the fields some
+ * rule references are extracted and everything else is skipped unparsed.
+ * A path that goes through an array matches each element (Sigma semantics).
+ */
+#ifndef TRAILWATCH_FIELDS_H
+#define TRAILWATCH_FIELDS_H
+
+#include <stddef.h>
+
+#include "trailwatch/arena.h"
+
+#define FIELDS_MAX_SLOTS 4096
+#define FIELDS_MAX_PATH 512
+
+struct field_node {
+	const char *name;	/* one path component */
+	size_t len;
+	int slot;		/* >= 0 when the path ending here is wanted */
+	struct field_node **kids;
+	size_t nkids, cap;
+};
+
+struct field_index {
+	struct field_node root;	/* the record itself; root.slot is -1 */
+	const char **paths;	/* slot -> dotted path */
+	size_t nslots, cap;
+	struct arena arena;
+};
+
+void field_index_init(struct field_index *fi);
+void field_index_free(struct field_index *fi);
+
+/* Returns the slot of path, adding it if new.  -EINVAL for an empty path, an
+ * empty component ("a..b") or a path over FIELDS_MAX_PATH; -E2BIG past
+ * FIELDS_MAX_SLOTS; -ENOMEM. */
+int field_index_add(struct field_index *fi, const char *path, int *ret_slot);
+
+/* The slot of path, or -1 when no rule references it. */
+int field_index_find(const struct field_index *fi, const char *path);
+
+/* The child of node named by the JSON key (unescaped), or NULL. */
+const struct field_node *field_node_child(const struct field_node *node, const char *key, size_t len);
+
+#endif

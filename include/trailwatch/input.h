@@ -1,0 +1,48 @@
+/* input.h: log objects from disk or memory to JSON text, within limits.
+ *
+ * An object is either gzip (recognised by its magic bytes, whatever its name)
+ * or plain JSON.  gzip is decompressed with libdeflate into a buffer that may
+ * not grow past max_decompressed: a gzip bomb stops at the limit with an
+ * error instead of being followed.  Multi-member gzip files are read whole.
+ * Nothing here logs: errors come back as text naming the byte offset.
+ */
+#ifndef TRAILWATCH_INPUT_H
+#define TRAILWATCH_INPUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "trailwatch/buf.h"
+
+struct libdeflate_decompressor;
+
+struct input_limits {
+	size_t max_object;		/* bytes as stored; default 256 MiB */
+	size_t max_decompressed;	/* bytes of JSON; default 1 GiB */
+};
+
+#define INPUT_DEFAULT_MAX_OBJECT (256u << 20)
+#define INPUT_DEFAULT_MAX_DECOMPRESSED (1u << 30)
+
+enum input_kind {
+	INPUT_LOG,		/* *.json or *.json.gz outside digest/insight folders */
+	INPUT_DIGEST,		/* CloudTrail-Digest/ or a *_CloudTrail-Digest_* name */
+	INPUT_INSIGHT,		/* CloudTrail-Insight/ */
+	INPUT_OTHER,		/* any other name */
+};
+
+/* Classifies a path or S3 key by its name alone. */
+enum input_kind input_classify(const char *path);
+
+/* Reads a whole file into raw (which is reset first).  -EFBIG past
+ * max_object, -errno otherwise; err names the problem. */
+int input_read_file(const char *path, size_t max_object, struct buf *raw, char *err, size_t errlen);
+
+/* Turns an object's bytes into JSON text in out (reset first): decompressed
+ * when it starts with the gzip magic, copied otherwise.  d may be NULL for
+ * plain JSON.  Returns 0, -E2BIG past max_decompressed, -EBADMSG for corrupt
+ * gzip, -ENOMEM; err says where. */
+int input_decode(struct libdeflate_decompressor *d, const char *data, size_t len,
+		 const struct input_limits *lim, struct buf *out, char *err, size_t errlen);
+
+#endif
