@@ -1,6 +1,5 @@
 /* alert.c: capturing matches, alert ids and the JSON alert object. */
 #include <errno.h>
-#include <json-c/json.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +7,7 @@
 #include <time.h>
 
 #include "trailwatch/alert.h"
+#include "trailwatch/jsonw.h"
 
 static const char *slot_text(struct record *rec, int slot, struct arena *a, int *err)
 {
@@ -179,16 +179,7 @@ void format_time(int64_t t, char buf[32])
 	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static int add_str(json_object *o, const char *key, const char *val)
-{
-	json_object *v = val ? json_object_new_string(val) : NULL;
-
-	if (val && !v)
-		return -ENOMEM;
-	return json_object_object_add(o, key, v) == 0 ? 0 : -ENOMEM;
-}
-
-static int add_window(json_object *o, int64_t w)
+static int add_window(struct buf *b, int64_t w)
 {
 	char text[32];
 
@@ -200,85 +191,97 @@ static int add_window(json_object *o, int64_t w)
 		snprintf(text, sizeof(text), "%lldm", (long long)(w / 60));
 	else
 		snprintf(text, sizeof(text), "%llds", (long long)w);
-	return add_str(o, "window", text);
+	return jsonw_member_str(b, "window", text, 0);
 }
 
+/* The members in a fixed order; optional ones only when known. */
 int alert_render(const struct alert *a, struct buf *out)
 {
 	const struct match *m = a->m;
 	const struct rule *rule = a->rule;
-	json_object *o = json_object_new_object(), *ids = json_object_new_array();
-	char first[32], title[1024];
-	const char *text;
-	int r = 0;
+	char first[32], num[64];
+	size_t mark = out->len;
+	int r;
 
-	if (!o || !ids) {
-		json_object_put(o);
-		json_object_put(ids);
-		return -ENOMEM;
+	r = buf_append(out, "{", 1);
+	if (!r)
+		r = jsonw_member_str(out, "id", a->id, 1);
+	if (!r)
+		r = jsonw_member_str(out, "rule", rule->id ? rule->id : rule->name, 0);
+	if (!r)
+		r = buf_append_str(out, ",\"title\":");
+	if (!r) {
+		char title[1024];
+		int n = a->title_note ? snprintf(title, sizeof(title), "%s %s", rule->title, a->title_note)
+				      : snprintf(title, sizeof(title), "%s", rule->title);
+		r = jsonw_string(out, title, n < (int)sizeof(title) ? (size_t)n : sizeof(title) - 1);
 	}
-	if (a->title_note)
-		snprintf(title, sizeof(title), "%s %s", rule->title, a->title_note);
-	else
-		snprintf(title, sizeof(title), "%s", rule->title);
-	for (size_t i = 0; i < a->nevent_ids; i++)
-		json_object_array_add(ids, json_object_new_string(a->event_ids[i]));
-
-	r |= add_str(o, "id", a->id);
-	r |= add_str(o, "rule", rule->id ? rule->id : rule->name);
-	r |= add_str(o, "title", title);
-	r |= add_str(o, "severity", level_name(rule->level));
-	r |= json_object_object_add(o, "event_ids", ids);
-	if (a->first_seen != TIME_UNKNOWN) {
-		format_time(a->first_seen, first);
-		r |= add_str(o, "event_time", first);
-	} else {
-		r |= add_str(o, "event_time", m->event_time);
+	if (!r)
+		r = jsonw_member_str(out, "severity", level_name(rule->level), 0);
+	if (!r)
+		r = buf_append_str(out, ",\"event_ids\":[");
+	for (size_t i = 0; i < a->nevent_ids && !r; i++) {
+		if (i)
+			r = buf_append(out, ",", 1);
+		if (!r)
+			r = jsonw_string(out, a->event_ids[i], strlen(a->event_ids[i]));
 	}
-	r |= add_str(o, "account", m->account);
-	r |= add_str(o, "region", m->region);
-	r |= add_str(o, "event_name", m->event_name);
-	r |= add_str(o, "principal", m->principal);
-	r |= add_str(o, "source_ip", m->source_ip);
-	r |= add_str(o, "user_agent", m->user_agent);
-	if (m->bucket)
-		r |= add_str(o, "bucket", m->bucket);
-	if (m->object_key)
-		r |= add_str(o, "object_key", m->object_key);
-	if (a->count > 0)
-		r |= json_object_object_add(o, "count", json_object_new_int64(a->count));
-	if (a->has_value)
-		r |= json_object_object_add(o, "value", json_object_new_double(a->value));
-	if (a->ngroup) {
-		json_object *g = json_object_new_object();
-		if (!g)
-			r = -ENOMEM;
-		for (size_t i = 0; g && i < a->ngroup; i++)
-			r |= add_str(g, a->group_names[i], a->group_values[i]);
-		r |= json_object_object_add(o, "group", g);
-	}
-	if (rule->ntags) {
-		json_object *t = json_object_new_array();
-		if (!t)
-			r = -ENOMEM;
-		for (size_t i = 0; t && i < rule->ntags; i++)
-			json_object_array_add(t, json_object_new_string(rule->tags[i]));
-		r |= json_object_object_add(o, "tags", t);
-	}
-	if (m->log_object)
-		r |= add_str(o, "log_object", m->log_object);
+	if (!r)
+		r = buf_append(out, "]", 1);
 	if (a->first_seen != TIME_UNKNOWN)
-		r |= add_str(o, "first_seen", first);
-	if (a->window > 0)
-		r |= add_window(o, a->window);
-	if (r) {
-		json_object_put(o);
-		return -ENOMEM;
+		format_time(a->first_seen, first);
+	if (!r)
+		r = jsonw_member_str(out, "event_time", a->first_seen != TIME_UNKNOWN ? first : m->event_time, 0);
+	if (!r)
+		r = jsonw_member_str(out, "account", m->account, 0);
+	if (!r)
+		r = jsonw_member_str(out, "region", m->region, 0);
+	if (!r)
+		r = jsonw_member_str(out, "event_name", m->event_name, 0);
+	if (!r)
+		r = jsonw_member_str(out, "principal", m->principal, 0);
+	if (!r)
+		r = jsonw_member_str(out, "source_ip", m->source_ip, 0);
+	if (!r)
+		r = jsonw_member_str(out, "user_agent", m->user_agent, 0);
+	if (!r && m->bucket)
+		r = jsonw_member_str(out, "bucket", m->bucket, 0);
+	if (!r && m->object_key)
+		r = jsonw_member_str(out, "object_key", m->object_key, 0);
+	if (!r && a->count > 0)
+		r = buf_printf(out, ",\"count\":%ld", a->count);
+	if (!r && a->has_value) {
+		/* %.17g round-trips a double; integral values print without a point. */
+		snprintf(num, sizeof(num), "%.17g", a->value);
+		r = buf_printf(out, ",\"value\":%s", num);
 	}
-	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	r = text ? buf_append_str(out, text) : -ENOMEM;
-	if (r == 0)
-		r = buf_append(out, "\n", 1);
-	json_object_put(o);
+	if (!r && a->ngroup) {
+		r = buf_append_str(out, ",\"group\":{");
+		for (size_t i = 0; i < a->ngroup && !r; i++)
+			r = jsonw_member_str(out, a->group_names[i], a->group_values[i], i == 0);
+		if (!r)
+			r = buf_append(out, "}", 1);
+	}
+	if (!r && rule->ntags) {
+		r = buf_append_str(out, ",\"tags\":[");
+		for (size_t i = 0; i < rule->ntags && !r; i++) {
+			if (i)
+				r = buf_append(out, ",", 1);
+			if (!r)
+				r = jsonw_string(out, rule->tags[i], strlen(rule->tags[i]));
+		}
+		if (!r)
+			r = buf_append(out, "]", 1);
+	}
+	if (!r && m->log_object)
+		r = jsonw_member_str(out, "log_object", m->log_object, 0);
+	if (!r && a->first_seen != TIME_UNKNOWN)
+		r = jsonw_member_str(out, "first_seen", first, 0);
+	if (!r && a->window > 0)
+		r = add_window(out, a->window);
+	if (!r)
+		r = buf_append(out, "}\n", 2);
+	if (r)
+		buf_set_len(out, mark);	/* never leave half an alert behind */
 	return r;
 }

@@ -22,6 +22,7 @@
 #include "trailwatch/buf.h"
 #include "trailwatch/builtin.h"
 #include "trailwatch/cond.h"
+#include "trailwatch/jsonw.h"
 #include "trailwatch/rules.h"
 #include "trailwatch/walk.h"
 #include "trailwatch/yamltree.h"
@@ -41,6 +42,8 @@ struct loader {
 	size_t cap;
 	size_t errors;		/* errors added by this loader */
 	struct alias_note *aliases;	/* correlations with aliases, resolved last */
+	const char **broken;		/* ids and names of documents that failed */
+	size_t nbroken, capbroken;
 };
 
 static void lerr(struct loader *L, const struct ynode *n, const char *fmt, ...)
@@ -914,24 +917,6 @@ static int compile_detection(struct loader *L, const struct ynode *detn, const c
 
 /* ---- trailwatch: extension (throttle, tests) --------------------------- */
 
-static int json_string(struct buf *b, const char *s, size_t len)
-{
-	int r = buf_append(b, "\"", 1);
-
-	for (size_t i = 0; i < len && r == 0; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\') {
-			char e[2] = { '\\', (char)c };
-			r = buf_append(b, e, 2);
-		} else if (c < 0x20) {
-			r = buf_printf(b, "\\u%04x", c);
-		} else {
-			r = buf_append(b, &s[i], 1);
-		}
-	}
-	return r ? r : buf_append(b, "\"", 1);
-}
-
 /* YAML -> JSON for test events: plain scalars that read as null, booleans or
  * JSON numbers keep those types; everything else is a string. */
 static int yaml_to_json(struct buf *b, const struct ynode *n)
@@ -947,7 +932,7 @@ static int yaml_to_json(struct buf *b, const struct ynode *n)
 			if (i)
 				r = buf_append(b, ",", 1);
 			if (!r)
-				r = json_string(b, n->keys[i]->value, n->keys[i]->len);
+				r = jsonw_string(b, n->keys[i]->value, n->keys[i]->len);
 			if (!r)
 				r = buf_append(b, ":", 1);
 			if (!r)
@@ -972,7 +957,7 @@ static int yaml_to_json(struct buf *b, const struct ynode *n)
 		if (n->plain && number_parse(n->value, n->len, &num) == 0 && n->value[0] != '+' &&
 		    !(n->len > 1 && n->value[0] == '0' && n->value[1] != '.'))
 			return buf_append(b, n->value, n->len);
-		return json_string(b, n->value, n->len);
+		return jsonw_string(b, n->value, n->len);
 	}
 }
 
@@ -1658,6 +1643,10 @@ static int load_document(struct loader *L, const struct ydoc *doc)
 			return -EINVAL;
 		}
 		refs = ynode_get(filtn, "rules");
+		if (refs) {
+			rule->filter_line = refs->line;
+			rule->filter_col = refs->col;
+		}
 		if (!refs) {
 			lerr(L, filtn, "a filter needs 'rules': the ids or names of the rules it tunes, or 'any'");
 			r = -EINVAL;
@@ -1679,6 +1668,37 @@ static int load_document(struct loader *L, const struct ydoc *doc)
 	if (r < 0)
 		return r;
 	return register_rule(L, rule, root);
+}
+
+/* Remembers the id and name of a document that failed to load, so that a
+ * reference to it is not reported a second time as an unknown rule. */
+static int note_broken(struct loader *L, const struct ynode *root)
+{
+	static const char *const keys[] = { "id", "name" };
+
+	for (size_t k = 0; k < 2; k++) {
+		const struct ynode *n = ynode_get(root, keys[k]);
+		if (!is_string(n))
+			continue;
+		if (L->nbroken == L->capbroken) {
+			size_t cap = L->capbroken ? L->capbroken * 2 : 16;
+			const char **b = realloc(L->broken, cap * sizeof(*b));
+			if (!b)
+				return -ENOMEM;
+			L->broken = b;
+			L->capbroken = cap;
+		}
+		L->broken[L->nbroken++] = n->value;
+	}
+	return 0;
+}
+
+static bool is_broken(const struct loader *L, const char *ref)
+{
+	for (size_t i = 0; i < L->nbroken; i++)
+		if (strcmp(L->broken[i], ref) == 0)
+			return true;
+	return false;
 }
 
 static int keep_yfile(struct ruleset *rs, struct yfile *yf)
@@ -1721,6 +1741,10 @@ static int load_file(struct loader *L, const char *path, const char *data, size_
 		r = load_document(L, &yf->docs[i]);
 		if (r == -ENOMEM)
 			break;
+		if (r < 0 && note_broken(L, yf->docs[i].root) < 0) {
+			r = -ENOMEM;
+			break;
+		}
 	}
 	/* Rule strings point into the tree: the rule set keeps it. */
 	if (keep_yfile(L->rs, yf) < 0) {
@@ -1826,9 +1850,11 @@ static int resolve_correlation(struct loader *L, struct rule *rule)
 		struct rule *base = ruleset_find(L->rs, c->refs[i]);
 
 		if (!base || base->kind == RULE_FILTER) {
-			diag_add(L->d, rule->file, c->ref_lines[i], c->ref_cols[i],
-				 "correlation refers to unknown rule '%s'", c->refs[i]);
-			L->errors++;
+			if (!is_broken(L, c->refs[i])) {
+				diag_add(L->d, rule->file, c->ref_lines[i], c->ref_cols[i],
+					 "correlation refers to unknown rule '%s'", c->refs[i]);
+				L->errors++;
+			}
 			r = -EINVAL;
 			continue;
 		}
@@ -1904,9 +1930,11 @@ static int resolve_filter(struct loader *L, struct rule *f)
 		struct rule *t = ruleset_find(rs, f->filter_refs[k]);
 
 		if (!t) {
-			diag_add(L->d, f->file, f->line, 0, "filter '%s' refers to unknown rule '%s'",
-				 f->title ? f->title : "", f->filter_refs[k]);
-			L->errors++;
+			if (!is_broken(L, f->filter_refs[k])) {
+				diag_add(L->d, f->file, f->filter_line, f->filter_col, "filter '%s' refers to unknown rule '%s'",
+					 f->title ? f->title : "", f->filter_refs[k]);
+				L->errors++;
+			}
 			r = -EINVAL;
 			continue;
 		}
@@ -1918,7 +1946,7 @@ static int resolve_filter(struct loader *L, struct rule *f)
 			continue;
 		}
 		if (t->kind != RULE_DETECTION) {
-			diag_add(L->d, f->file, f->line, 0, "filter '%s' refers to '%s', which is not a detection rule",
+			diag_add(L->d, f->file, f->filter_line, f->filter_col, "filter '%s' refers to '%s', which is not a detection rule",
 				 f->title ? f->title : "", f->filter_refs[k]);
 			L->errors++;
 			r = -EINVAL;
@@ -2074,20 +2102,22 @@ int ruleset_load(const struct rule_source *sources, size_t nsources,
 		}
 		pathlist_free(&files);
 	}
-	if (L.errors == 0) {
-		r = resolve(&L);
-		if (r == -ENOMEM)
-			goto fail;
-	}
+	/* Resolve even after errors, so that every reference problem is
+	 * reported in the same run (references to broken rules are not). */
+	r = resolve(&L);
+	if (r == -ENOMEM)
+		goto fail;
 	if (L.errors) {
 		r = -EINVAL;
 		goto fail;
 	}
 	free(L.rule_source);
+	free(L.broken);
 	*ret = rs;
 	return 0;
 fail:
 	free(L.rule_source);
+	free(L.broken);
 	ruleset_free(rs);
 	return r < 0 ? r : -EINVAL;
 }

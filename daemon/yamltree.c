@@ -258,9 +258,14 @@ int yfile_load_buffer(const char *name, const char *data, size_t len,
 			const yaml_mark_t *m = parser.problem ? &parser.problem_mark : &parser.context_mark;
 			char msg[512];
 
-			snprintf(msg, sizeof(msg), "YAML syntax error: %s%s%s",
-				 parser.problem ? parser.problem : "unknown problem",
-				 parser.context ? " " : "", parser.context ? parser.context : "");
+			if (parser.context && parser.context_mark.line != m->line)
+				snprintf(msg, sizeof(msg), "YAML syntax error: %s %s started at line %zu",
+					 parser.problem ? parser.problem : "unknown problem", parser.context,
+					 (size_t)parser.context_mark.line + 1);
+			else
+				snprintf(msg, sizeof(msg), "YAML syntax error: %s%s%s",
+					 parser.problem ? parser.problem : "unknown problem",
+					 parser.context ? " " : "", parser.context ? parser.context : "");
 			berror(&b, m, msg);
 			r = -EINVAL;
 			goto fail;

@@ -176,6 +176,7 @@ struct rule {
 	/* Filters: which rules it names ("any" in Sigma becomes all_rules). */
 	const char **filter_refs;
 	size_t nfilter_refs;
+	unsigned filter_line, filter_col;	/* where `rules:` is */
 	bool filter_all;
 
 	/* Global filters that apply to this detection rule. */

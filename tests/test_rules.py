@@ -1,0 +1,145 @@
+"""Rule loading, `trailwatch check` and `trailwatch test`.
+
+- tests/engine/rules: one small rule per feature (every modifier, condition
+  form, correlation type, filters, throttling) with true and false events;
+  `trailwatch test` must pass all of them.
+- tests/engine/must-fail: wrong expectations; `trailwatch test` must fail
+  exactly those tests (the runner can fail).
+- tests/engine/errors: broken rules whose first lines list the exact
+  `line:column: message` errors expected; `check` must report exactly those.
+"""
+import os
+import re
+import unittest
+
+from twtest import HERE, ROOT, TempDir, tw
+
+ENGINE = os.path.join(HERE, "engine")
+ERRORS = os.path.join(ENGINE, "errors")
+
+
+class EngineCases(unittest.TestCase):
+    def test_engine_cases_pass(self):
+        p = tw("test", "-c", os.path.join(ENGINE, "config.yaml"), "-r", os.path.join(ENGINE, "rules"))
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        m = re.search(r"^(\d+) passed, (\d+) failed$", p.stdout, re.M)
+        self.assertIsNotNone(m, p.stdout)
+        self.assertEqual(int(m.group(2)), 0)
+        self.assertGreaterEqual(int(m.group(1)), 150, "engine cases went missing")
+
+    def test_wrong_expectations_fail(self):
+        p = tw("test", "-r", os.path.join(ENGINE, "must-fail"))
+        self.assertEqual(p.returncode, 1)
+        failed = sorted(re.findall(r"FAIL \S+ test (\S+):", p.stdout))
+        self.assertEqual(failed, ["bad-json", "wrong-count", "wrong-false", "wrong-true"], p.stdout)
+        self.assertIn("1 passed, 4 failed", p.stdout)
+        self.assertRegex(p.stdout, r"must-fail/wrong_expectations.yml:\d+: FAIL .* test wrong-count: expected 2 alerts, got 1")
+        self.assertRegex(p.stdout, r"test bad-json: the test event is not valid CloudTrail JSON: .*: record 0 at byte 42: expected a member name")
+
+
+def expected_errors(path):
+    with open(path) as f:
+        return [l[len("# expect: "):].rstrip("\n") for l in f if l.startswith("# expect: ")]
+
+
+class RuleErrors(unittest.TestCase):
+    def test_all_error_files_at_once(self):
+        """Every error of every file is reported in one run, then check fails once."""
+        p = tw("check", "-r", ERRORS)
+        self.assertEqual(p.returncode, 1)
+        total = sum(len(expected_errors(os.path.join(ERRORS, f))) for f in os.listdir(ERRORS))
+        lines = [l for l in p.stderr.splitlines() if not l.startswith("trailwatch:")]
+        self.assertEqual(len(lines), total, p.stderr)
+        self.assertIn(f"trailwatch: {total} errors in the rules", p.stderr)
+
+    def test_shipped_rules_check(self):
+        p = tw("check")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("built-in configuration: ok", p.stdout)
+
+
+def _make(name):
+    def test(self):
+        path = os.path.join(ERRORS, name)
+        want = expected_errors(path)
+        self.assertTrue(want, "no '# expect:' lines")
+        p = tw("check", "-r", path)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        got = [l for l in p.stderr.splitlines() if not l.startswith("trailwatch:")]
+        self.assertEqual(len(got), len(want), p.stderr)
+        for w in want:
+            prefix = f"{path}:{w}"
+            self.assertTrue(any(g.startswith(prefix) for g in got), f"missing: {prefix}\ngot:\n" + "\n".join(got))
+    return test
+
+
+for _name in sorted(os.listdir(ERRORS)):
+    setattr(RuleErrors, "test_errors_" + _name[:-4], _make(_name))
+
+
+class Config(unittest.TestCase):
+    def check_config(self, text):
+        with TempDir() as d:
+            path = os.path.join(d, "trailwatch.yaml")
+            with open(path, "w") as f:
+                f.write(text)
+            p = tw("check", "-c", path)
+            return path, p
+
+    def test_unknown_keys_and_bad_values(self):
+        path, p = self.check_config(
+            "rules: [builtin]\n"
+            "limits:\n"
+            "  max_record_size: 1 MiB\n"
+            "  max_json_depht: 10\n"
+            "correlation:\n"
+            "  lateness: soon\n"
+            "log_level: loud\n"
+            "sinks: []\n")
+        self.assertEqual(p.returncode, 1)
+        err = p.stderr
+        self.assertIn(f"{path}:3:20: 'limits.max_record_size' must be a size", err)
+        self.assertIn(f"{path}:4:3: unknown key 'limits.max_json_depht'", err)
+        self.assertIn(f"{path}:6:13: 'correlation.lateness' must be a duration", err)
+        self.assertIn(f"{path}:7:12: 'log_level' must be error, warning, info or debug", err)
+        self.assertIn(f"{path}:8:1: unknown key 'sinks'", err)
+
+    def test_good_config(self):
+        path, p = self.check_config(
+            "rules: [builtin]\n"
+            "lists:\n  corporate_cidrs: [203.0.113.0/24]\n  empty:\n"
+            "limits: {max_record_size: 2MiB, max_json_depth: 32, max_object_size: 64MiB, max_decompressed_size: 512MiB}\n"
+            "correlation: {max_groups: 1000, max_entries_per_group: 5000, lateness: 20m}\n"
+            "log_level: warning\n")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(f"{path}: ok", p.stdout)
+
+    def test_missing_config(self):
+        p = tw("check", "-c", "/nonexistent/trailwatch.yaml")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("/nonexistent/trailwatch.yaml: cannot read the configuration: No such file or directory", p.stderr)
+
+    def test_missing_rule_dir(self):
+        p = tw("check", "-r", "/nonexistent/rules.d")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("/nonexistent/rules.d: cannot read rules:", p.stderr)
+
+
+class Overrides(unittest.TestCase):
+    def test_later_directory_overrides_by_id(self):
+        rule = ("title: {t}\nid: 00000000-0000-4000-8000-0000000c0001\n"
+                "logsource: {{product: aws, service: cloudtrail}}\n"
+                "detection: {{a: {{eventName: {e}}}, condition: a}}\n")
+        with TempDir() as d:
+            for sub, t, e in (("a", "shipped", "X"), ("b", "site copy", "Y")):
+                os.makedirs(os.path.join(d, sub))
+                with open(os.path.join(d, sub, "r.yml"), "w") as f:
+                    f.write(rule.format(t=t, e=e))
+            from twtest import record, write_log, alerts_of
+            log = write_log(os.path.join(d, "log.json"), [record(eventName="X"), record(eventName="Y")], gz=False)
+            p = tw("replay", "-r", os.path.join(d, "a"), "-r", os.path.join(d, "b"), log)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            alerts = alerts_of(p.stdout)
+            self.assertEqual([(a["title"], a["event_name"]) for a in alerts], [("site copy", "Y")])
+            c = tw("check", "-r", os.path.join(d, "a"), "-r", os.path.join(d, "b"))
+            self.assertIn("1 rules overridden by a later directory", c.stdout)

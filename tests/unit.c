@@ -1,0 +1,381 @@
+/* unit.c: C-level tests of the modules that are easiest to test directly:
+ * wildcard matching, CIDR and numbers, base64offset, time parsing, the
+ * record scanner's error recovery, the bounded buffer, YAML limits, condition
+ * parsing and correlation windows with late events.  Prints one line per
+ * failure and "N passed, N failed". */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trailwatch/alert.h"
+#include "trailwatch/buf.h"
+#include "trailwatch/builtin.h"
+#include "trailwatch/cond.h"
+#include "trailwatch/config.h"
+#include "trailwatch/correlate.h"
+#include "trailwatch/ctlog.h"
+#include "trailwatch/match.h"
+#include "trailwatch/rules.h"
+#include "trailwatch/yamltree.h"
+
+static int passed, failed;
+
+static void check(int ok, const char *what, int line)
+{
+	if (ok) {
+		passed++;
+		return;
+	}
+	failed++;
+	printf("unit.c:%d: FAIL %s\n", line, what);
+}
+
+#define CHECK(c) check(!!(c), #c, __LINE__)
+
+static bool glob(const char *pat, const char *text, bool cased)
+{
+	struct arena a;
+	struct pattern p;
+	bool r;
+
+	arena_init(&a);
+	memset(&p, 0, sizeof(p));
+	pattern_glob(&p, &a, pat, strlen(pat), cased);
+	r = glob_match(&p, text, strlen(text));
+	arena_free(&a);
+	return r;
+}
+
+static void test_glob(void)
+{
+	CHECK(glob("abc", "ABC", false));
+	CHECK(!glob("abc", "ABC", true));
+	CHECK(glob("a*c", "abbbc", false));
+	CHECK(glob("a*c", "ac", false));
+	CHECK(!glob("a*c", "ab", false));
+	CHECK(glob("*", "", false));
+	CHECK(glob("", "", false));
+	CHECK(!glob("", "x", false));
+	CHECK(glob("a?c", "abc", false));
+	CHECK(!glob("a?c", "ac", false));
+	CHECK(glob("*a*b*c*", "xxaxxbxxcxx", false));
+	CHECK(!glob("*a*b*c*", "xxaxxcxxbxx", false));
+	CHECK(glob("a**b", "ab", false));
+	CHECK(glob("a\\*b", "a*b", false));
+	CHECK(!glob("a\\*b", "axb", false));
+	CHECK(glob("a\\?b", "a?b", false));
+	CHECK(!glob("a\\?b", "axb", false));
+	CHECK(glob("a\\\\*", "a\\zzz", false));
+	CHECK(glob("a\\b", "a\\b", false));
+	CHECK(glob("*.amazonaws.com", "config.AMAZONAWS.com", false));
+	CHECK(glob("*ab*", "aab", false));	/* backtracking in contains */
+	CHECK(glob("*aab", "aaab", false));
+	CHECK(glob("pre*", "prefix", false));
+	CHECK(!glob("pre*", "pr", false));
+}
+
+static void test_cidr_numbers(void)
+{
+	struct cidr c;
+	uint8_t a[16];
+	int fam;
+	double d;
+
+	CHECK(cidr_parse(&c, "10.0.0.0/8") == 0 && c.family == 4 && c.prefix == 8);
+	CHECK(ip_parse("10.255.1.2", 10, a, &fam) == 0 && cidr_contains(&c, a, fam));
+	CHECK(ip_parse("11.0.0.1", 8, a, &fam) == 0 && !cidr_contains(&c, a, fam));
+	CHECK(cidr_parse(&c, "192.168.1.128/25") == 0);
+	CHECK(ip_parse("192.168.1.200", 13, a, &fam) == 0 && cidr_contains(&c, a, fam));
+	CHECK(ip_parse("192.168.1.100", 13, a, &fam) == 0 && !cidr_contains(&c, a, fam));
+	CHECK(cidr_parse(&c, "2001:db8::/32") == 0 && c.family == 6);
+	CHECK(ip_parse("2001:db8:ffff::1", 16, a, &fam) == 0 && cidr_contains(&c, a, fam));
+	CHECK(ip_parse("10.0.0.1", 8, a, &fam) == 0 && !cidr_contains(&c, a, fam));
+	CHECK(cidr_parse(&c, "0.0.0.0/0") == 0 && ip_parse("8.8.8.8", 7, a, &fam) == 0 && cidr_contains(&c, a, fam));
+	CHECK(cidr_parse(&c, "10.0.0.0/33") < 0);
+	CHECK(cidr_parse(&c, "10.0.0/8") < 0);
+	CHECK(cidr_parse(&c, "10.0.0.0/") < 0);
+	CHECK(cidr_parse(&c, "10.0.0.0/-1") < 0);
+	CHECK(ip_parse("AWS Internal", 12, a, &fam) < 0);
+	CHECK(number_parse("1e3", 3, &d) == 0 && d == 1000);
+	CHECK(number_parse("-2.5", 4, &d) == 0 && d == -2.5);
+	CHECK(number_parse("0x10", 4, &d) < 0);
+	CHECK(number_parse("inf", 3, &d) < 0);
+	CHECK(number_parse("12a", 3, &d) < 0);
+	CHECK(number_parse("", 0, &d) < 0);
+}
+
+static void test_base64(void)
+{
+	struct arena a;
+	char *out[3];
+	size_t len[3], n;
+	char *e;
+
+	arena_init(&a);
+	e = base64_encode(&a, "curl http://x", 13, &n);
+	CHECK(e && strcmp(e, "Y3VybCBodHRwOi8veA==") == 0);
+	e = base64_encode(&a, "", 0, &n);
+	CHECK(e && n == 0);
+	/* pySigma gives these three for base64offset of "/bin/sh". */
+	CHECK(base64_offsets(&a, "/bin/sh", 7, out, len) == 0);
+	CHECK(out[0] && strncmp(out[0], "L2Jpbi9za", len[0]) == 0 && len[0] == 9);
+	CHECK(out[1] && strncmp(out[1], "9iaW4vc2", len[1]) == 0 && len[1] == 8);
+	CHECK(out[2] && strncmp(out[2], "vYmluL3No", len[2]) == 0 && len[2] == 9);
+	arena_free(&a);
+}
+
+static void test_time(void)
+{
+	int64_t t;
+
+	CHECK(ctlog_parse_time("1970-01-01T00:00:00Z", 20, &t) == 0 && t == 0);
+	CHECK(ctlog_parse_time("2026-11-26T10:00:00Z", 20, &t) == 0 && t == 1795687200);
+	CHECK(ctlog_parse_time("2024-02-29T23:59:59Z", 20, &t) == 0 && t == 1709251199);
+	CHECK(ctlog_parse_time("2026-11-26T10:00:00.123Z", 24, &t) == 0 && t == 1795687200);
+	CHECK(ctlog_parse_time("2026-11-26 10:00:00Z", 20, &t) < 0);
+	CHECK(ctlog_parse_time("2026-13-26T10:00:00Z", 20, &t) < 0);
+	CHECK(ctlog_parse_time("2026-11-26T10:00:00", 19, &t) < 0);
+	CHECK(ctlog_parse_time("2026-11-26T10:00:00.Z", 21, &t) < 0);
+}
+
+/* Reads every record of text; returns "ok" indexes and error kinds as a string. */
+static void scan_all(const char *text, char *out, size_t outlen)
+{
+	struct field_index fi;
+	struct record rec;
+	struct ctlog_reader r;
+	struct ctlog_error err;
+	struct buf b;
+	struct ctlog_limits lim = { .max_record = 200, .max_depth = 5 };
+	int slot, n;
+
+	out[0] = '\0';
+	field_index_init(&fi);
+	field_index_add(&fi, "a.b", &slot);
+	record_init(&rec, fi.nslots);
+	buf_init(&b, 0);
+	buf_append(&b, text, strlen(text));
+	if (ctlog_open(&r, b.data, b.len, &fi, &lim, &err) < 0) {
+		snprintf(out, outlen, "open:%s", err.message);
+		goto done;
+	}
+	while ((n = ctlog_next(&r, &rec, &err)) != 0) {
+		size_t l = strlen(out);
+		if (n > 0) {
+			struct jvalue *v = record_first(&rec, slot);
+			snprintf(out + l, outlen - l, "[%zu:%.*s]", rec.index, v ? (int)v->len : 0, v ? v->p : "");
+		} else {
+			snprintf(out + l, outlen - l, "[%ld!%s%s]", err.record, err.fatal ? "F:" : "", err.message);
+			if (err.fatal)
+				break;
+		}
+	}
+done:
+	buf_free(&b);
+	record_free(&rec);
+	field_index_free(&fi);
+}
+
+static void test_scanner(void)
+{
+	char out[1024];
+
+	scan_all("{\"Records\":[{\"a\":{\"b\":\"x\"}},{\"a\":[{\"b\":1},{\"b\":2}]}]}", out, sizeof(out));
+	CHECK(strcmp(out, "[0:x][1:1]") == 0);
+	scan_all(" {\"other\":[1,{\"x\":null}],\"Records\":[],\"tail\":true} ", out, sizeof(out));
+	CHECK(strcmp(out, "") == 0);
+	/* a bad record is skipped, the next one is read */
+	scan_all("{\"Records\":[{\"a\":tru},{\"a\":{\"b\":\"y\"}}]}", out, sizeof(out));
+	CHECK(strcmp(out, "[0!invalid JSON value][1:y]") == 0);
+	/* too deep, then a good one */
+	scan_all("{\"Records\":[{\"a\":[[[[[[1]]]]]]},{\"a\":{\"b\":\"z\"}}]}", out, sizeof(out));
+	CHECK(strcmp(out, "[0!JSON nested deeper than the limit of 5][1:z]") == 0);
+	/* too big, then a good one */
+	{
+		char big[600];
+		snprintf(big, sizeof(big), "{\"Records\":[{\"a\":\"%0300d\"},{\"a\":{\"b\":\"w\"}}]}", 0);
+		scan_all(big, out, sizeof(out));
+		CHECK(strcmp(out, "[0!record larger than the limit of 200 bytes][1:w]") == 0);
+	}
+	/* truncation is fatal */
+	scan_all("{\"Records\":[{\"a\":{\"b\":\"x\"}},{\"a\":{\"b\":\"unterminated", out, sizeof(out));
+	CHECK(strcmp(out, "[0:x][1!F:truncated JSON (the file ends inside a record)]") == 0);
+	scan_all("{\"Records\":[{\"a\":1}", out, sizeof(out));
+	CHECK(strcmp(out, "[0:][1!F:truncated JSON (the Records array is not closed)]") == 0);
+	/* a record that is not an object */
+	scan_all("{\"Records\":[17,{\"a\":{\"b\":\"v\"}}]}", out, sizeof(out));
+	CHECK(strcmp(out, "[0!record is not a JSON object][1:v]") == 0);
+	/* garbage after the document */
+	scan_all("{\"Records\":[]} x", out, sizeof(out));
+	CHECK(strcmp(out, "[-1!F:unexpected data after the end of the JSON document]") == 0);
+	/* escapes, control characters, bad escapes, overlong UTF-8 */
+	scan_all("{\"Records\":[{\"a\":{\"b\":\"q\\\"\\u00e9\"}},{\"a\":\"\x01\"},{\"a\":\"\\x\"},{\"a\":\"\xc0\xaf\"}]}",
+		 out, sizeof(out));
+	CHECK(strcmp(out, "[0:q\\\"\\u00e9][1!control character in string][2!invalid escape in string]"
+			  "[3!invalid UTF-8 in string]") == 0);
+	/* numbers */
+	scan_all("{\"Records\":[{\"a\":{\"b\":-0.5e+3}},{\"a\":01},{\"a\":1.},{\"a\":-}]}", out, sizeof(out));
+	CHECK(strcmp(out, "[0:-0.5e+3][1!expected ',' or '}'][2!invalid number][3!invalid number]") == 0);
+	scan_all("[1,2]", out, sizeof(out));
+	CHECK(strcmp(out, "open:not a CloudTrail log file: it does not start with a JSON object") == 0);
+}
+
+static void test_unescape(void)
+{
+	char out[64];
+	size_t n;
+
+	n = ctlog_unescape("a\\\"b\\\\c\\n\\u0041\\u00e9", 21, out);
+	CHECK(n == 9 && memcmp(out, "a\"b\\c\nA\xc3\xa9", 9) == 0);
+	n = ctlog_unescape("\\ud83d\\udca9", 12, out);	/* surrogate pair */
+	CHECK(n == 4 && memcmp(out, "\xf0\x9f\x92\xa9", 4) == 0);
+	n = ctlog_unescape("\\ud83dx", 7, out);	/* lone surrogate */
+	CHECK(n == 4 && memcmp(out, "\xef\xbf\xbdx", 4) == 0);
+}
+
+static void test_buf_limits(void)
+{
+	struct buf b;
+
+	buf_init(&b, 10);
+	CHECK(buf_append(&b, "0123456789", 10) == 0);
+	CHECK(buf_append(&b, "x", 1) == -E2BIG);
+	CHECK(b.len == 10 && b.data[10] == '\0');
+	buf_reset(&b);
+	CHECK(buf_printf(&b, "%s", "0123456789A") == -E2BIG);
+	buf_free(&b);
+}
+
+static void test_sizes_spans(void)
+{
+	size_t s;
+	int64_t t;
+
+	CHECK(size_parse("1MiB", &s) == 0 && s == 1048576);
+	CHECK(size_parse("64K", &s) == 0 && s == 65536);
+	CHECK(size_parse("512", &s) == 0 && s == 512);
+	CHECK(size_parse("1 MiB", &s) < 0);
+	CHECK(size_parse("0", &s) < 0);
+	CHECK(size_parse("-1", &s) < 0);
+	CHECK(size_parse("99999999999999999999G", &s) < 0);
+	CHECK(timespan_parse("90m", &t) == 0 && t == 5400);
+	CHECK(timespan_parse("1d", &t) == 0 && t == 86400);
+	CHECK(timespan_parse("10", &t) < 0);
+	CHECK(timespan_parse("1w", &t) < 0);
+	CHECK(timespan_parse("0s", &t) < 0);
+}
+
+static void test_yaml_limits(void)
+{
+	struct diag d;
+	struct yfile *f = NULL;
+	char deep[400];
+	size_t n = 0;
+
+	diag_init(&d);
+	for (int i = 0; i < 100; i++)
+		deep[n++] = '[';
+	for (int i = 0; i < 100; i++)
+		deep[n++] = ']';
+	deep[n] = '\0';
+	CHECK(yfile_load_buffer("deep.yml", deep, n, &f, &d) == -EINVAL);
+	CHECK(d.count == 1 && strstr(d.messages[0], "deep.yml:1:65: YAML nested too deeply"));
+	diag_free(&d);
+	diag_init(&d);
+	CHECK(yfile_load_buffer("a.yml", "a: &x 1\nb: *x\n", 14, &f, &d) == -EINVAL);
+	CHECK(d.count == 1 && strstr(d.messages[0], "a.yml:1:4: YAML anchors"));
+	diag_free(&d);
+	diag_init(&d);
+	CHECK(yfile_load_buffer("ok.yml", "a: 1\n---\nb: [x, 'y']\n", 20, &f, &d) == 0);
+	CHECK(f && f->ndocs == 2 && ynode_get(f->docs[1].root, "b")->n == 2);
+	CHECK(f && ynode_get(f->docs[1].root, "b")->items[0]->plain && !ynode_get(f->docs[1].root, "b")->items[1]->plain);
+	yfile_free(f);
+	diag_free(&d);
+}
+
+static void test_conditions(void)
+{
+	struct selection sels[3] = { { .name = "sel" }, { .name = "filter_a" }, { .name = "filter_b" } };
+	struct cond_aggregation ag;
+	struct cond_error err;
+	struct cnode *c;
+	struct arena a;
+
+	arena_init(&a);
+	CHECK(cond_parse(&a, "sel and not 1 of filter_*", sels, 3, &c, &ag, &err) == 0);
+	CHECK(c->type == CN_AND && c->n == 2 && c->kids[1]->type == CN_NOT && c->kids[1]->kids[0]->n == 2);
+	CHECK(cond_parse(&a, "sel or filter_a and filter_b", sels, 3, &c, &ag, &err) == 0);
+	CHECK(c->type == CN_OR && c->kids[1]->type == CN_AND);
+	CHECK(cond_parse(&a, "sel and", sels, 3, &c, &ag, &err) < 0 && err.pos == 7);
+	CHECK(cond_parse(&a, "sel filter_a", sels, 3, &c, &ag, &err) < 0 && err.pos == 4);
+	CHECK(cond_parse(&a, "sel)", sels, 3, &c, &ag, &err) < 0 && strstr(err.message, "unbalanced ')'"));
+	CHECK(cond_parse(&a, "filter_*", sels, 3, &c, &ag, &err) < 0 && strstr(err.message, "needs '1 of'"));
+	CHECK(cond_parse(&a, "sel | count(requestParameters.bucketName) by userIdentity.arn >= 10", sels, 3, &c,
+			 &ag, &err) == 0);
+	CHECK(ag.present && strcmp(ag.field, "requestParameters.bucketName") == 0 &&
+	      strcmp(ag.by, "userIdentity.arn") == 0 && strcmp(ag.op, ">=") == 0 && ag.value == 10);
+	arena_free(&a);
+}
+
+static int count_alerts(void *ctx, const struct alert *al)
+{
+	(void)al;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* A late event completes a window that ended before it arrived. */
+static void test_late_events(void)
+{
+	static const char rules[] =
+		"title: base\nname: base\nid: b\nlogsource: {product: aws, service: cloudtrail}\n"
+		"detection: {a: {eventName: X}, condition: a}\n---\n"
+		"title: three\nid: c\ncorrelation: {type: event_count, rules: [base], timespan: 60s, condition: {gte: 3}}\n";
+	struct builtin_file f = { "late.yml", rules, sizeof(rules) - 1 };
+	struct rule_source src = { .path = "late", .files = &f, .nfiles = 1 };
+	struct ruleset *rs = NULL;
+	struct correlator *c = NULL;
+	struct diag d;
+	struct match m;
+	int alerts = 0;
+	static const int64_t times[] = { 1000, 1050, 1030, 5000, 5100, 5030 };
+
+	diag_init(&d);
+	CHECK(ruleset_load(&src, 1, NULL, &rs, &d) == 0);
+	diag_free(&d);
+	if (!rs)
+		return;
+	CHECK(correlator_new(rs, NULL, &c) == 0);
+	memset(&m, 0, sizeof(m));
+	m.rule = ruleset_find(rs, "base");
+	/* 1000 and 1050, then 1030 arrives late: the window [990, 1050] holds 3.
+	 * 5000 and 5100 are 100s apart; 5030 makes [5000, 5030] only 2. */
+	for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+		m.time = times[i];
+		m.event_id = "e";
+		correlator_feed(c, ruleset_find(rs, "c"), &m, count_alerts, &alerts);
+		if (i == 2)
+			CHECK(alerts == 1);
+	}
+	CHECK(alerts == 1);
+	correlator_free(c);
+	ruleset_free(rs);
+}
+
+int main(void)
+{
+	test_glob();
+	test_cidr_numbers();
+	test_base64();
+	test_time();
+	test_scanner();
+	test_unescape();
+	test_buf_limits();
+	test_sizes_spans();
+	test_yaml_limits();
+	test_conditions();
+	test_late_events();
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
