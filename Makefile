@@ -19,6 +19,10 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes 
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) -D_GNU_SOURCE -DTRAILWATCH_VERSION='"$(VERSION)"' \
 	-Iinclude $(PKG_CFLAGS) -pthread
+ifeq ($(FUZZ),1)
+ALL_CFLAGS += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SAN_LDFLAGS := -fsanitize=address,undefined
+endif
 ifeq ($(SANITIZE),1)
 ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1
 SAN_LDFLAGS := -fsanitize=address,undefined
@@ -63,6 +67,10 @@ $(BUILD):
 # Unit tests in C, linked against the daemon's modules (not main.c).
 $(BUILD)/unit: tests/unit.c $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) -o $@ tests/unit.c $(LIB_OBJS) $(LDFLAGS) $(LDLIBS_ALL)
+
+# libFuzzer targets (make fuzz builds them with clang into build-fuzz/).
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_OBJS)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS_ALL)
 
 deps:
 	scripts/install-deps

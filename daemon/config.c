@@ -267,7 +267,8 @@ static void set_defaults(struct config *c)
 	c->corr.lateness = 900;
 }
 
-int config_load(const char *path, struct config **ret, struct diag *d)
+/* Reads the file (path) or the text (data) into a new config. */
+static int load(const char *path, const char *data, size_t len, struct config **ret, struct diag *d)
 {
 	struct config *c = calloc(1, sizeof(*c));
 	int r = 0;
@@ -282,7 +283,7 @@ int config_load(const char *path, struct config **ret, struct diag *d)
 			r = -ENOMEM;
 			goto fail;
 		}
-		r = yfile_load(path, &c->yf, d);
+		r = data ? yfile_load_buffer(path, data, len, &c->yf, d) : yfile_load(path, &c->yf, d);
 		if (r < 0) {
 			if (r != -EINVAL)
 				diag_add(d, path, 0, 0, "cannot read the configuration: %s", strerror(-r));
@@ -304,6 +305,16 @@ int config_load(const char *path, struct config **ret, struct diag *d)
 fail:
 	config_free(c);
 	return r;
+}
+
+int config_load(const char *path, struct config **ret, struct diag *d)
+{
+	return load(path, NULL, 0, ret, d);
+}
+
+int config_load_buffer(const char *name, const char *data, size_t len, struct config **ret, struct diag *d)
+{
+	return load(name, data, len, ret, d);
 }
 
 void config_free(struct config *c)

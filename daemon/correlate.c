@@ -520,6 +520,8 @@ static int fire(struct correlator *c, const struct rule *corr, struct group *g, 
 		size_t lo, double value, long events, alert_fn emit, void *ctx)
 {
 	const struct correlation *cc = corr->corr;
+	char *ids[SAMPLE_IDS];
+	size_t nids = 0;
 	struct alert a;
 	const char *parts[2];
 	char *key = strdup(g->key);
@@ -537,14 +539,25 @@ static int fire(struct correlator *c, const struct rule *corr, struct group *g, 
 	a.first_seen = g->e[lo].t;
 	a.group_names = cc->group_by;
 	a.ngroup = cc->ngroup ? split_key(key, cc->ngroup, a.group_values) : 0;
-	sample_into(g, &a);
 	parts[0] = g->key;
 	parts[1] = m->event_id;
 	alert_set_id(&a, "correlation", parts, 2);
-	/* The events are spent: the next alert needs new ones. */
+	/* The events are spent: the next alert needs new ones.  The alert
+	 * takes the id sample with it, oldest first. */
+	for (size_t i = 0; i < g->nids; i++) {
+		size_t k = (g->idpos + i) % g->nids;
+		ids[nids] = g->ids[k];
+		a.event_ids[nids] = ids[nids];
+		g->ids[k] = NULL;
+		nids++;
+	}
+	a.nevent_ids = nids;
+	g->nids = g->idpos = 0;
 	g->n = 0;
-	clear_ids(g);
+	/* Emitting may run an expiry sweep that frees g: g is not used below. */
 	r = correlator_alert(c, &a, emit, ctx);
+	for (size_t i = 0; i < nids; i++)
+		free(ids[i]);
 	free(key);
 	return r;
 }

@@ -27,7 +27,6 @@
 struct scan {
 	const char *buf;
 	const char *end;
-	const char *p;
 	struct record *rec;		/* NULL when nothing is extracted */
 	const char *rec_start;
 	size_t max_record;
@@ -37,11 +36,14 @@ struct scan {
 	char errbuf[128];
 };
 
-static int fail(struct scan *s, const char *at, const char *msg)
+/* Scanning functions take the position and return the position after what
+ * they read, or NULL after recording the error: the position stays in a
+ * register instead of going through memory for every token. */
+static const char *fail(struct scan *s, const char *at, const char *msg)
 {
 	s->err = msg;
 	s->err_at = at;
-	return -EINVAL;
+	return NULL;
 }
 
 static inline const char *skip_ws(const char *p)
@@ -114,14 +116,14 @@ static inline int hexval(char c)
 	return -1;
 }
 
-/* s->p is at the opening quote.  On success s->p is after the closing quote,
+/* p is at the opening quote.  Returns the position after the closing quote;
  * start and len give the contents; escaped tells whether it has escapes. */
-static int scan_string(struct scan *s, const char **start, size_t *len, bool *escaped)
+static inline const char *scan_string(struct scan *s, const char *p, const char **start, size_t *len,
+				      bool *escaped)
 {
-	const char *p = s->p + 1;
 	bool esc = false;
 
-	*start = p;
+	*start = ++p;
 	for (;;) {
 		p = string_stop(p);
 		unsigned char c = (unsigned char)*p;
@@ -158,13 +160,12 @@ static int scan_string(struct scan *s, const char **start, size_t *len, bool *es
 	}
 	*len = (size_t)(p - *start);
 	*escaped = esc;
-	s->p = p + 1;
-	return 0;
+	return p + 1;
 }
 
-static int scan_number(struct scan *s)
+static const char *scan_number(struct scan *s, const char *p)
 {
-	const char *p = s->p;
+	const char *start = p;
 
 	if (*p == '-')
 		p++;
@@ -174,7 +175,7 @@ static int scan_number(struct scan *s)
 		while (*p >= '0' && *p <= '9')
 			p++;
 	else
-		return fail(s, s->p, "invalid number");
+		return fail(s, start, "invalid number");
 	if (*p == '.') {
 		p++;
 		if (!(*p >= '0' && *p <= '9'))
@@ -193,11 +194,10 @@ static int scan_number(struct scan *s)
 	}
 	if (p > s->end)
 		return fail(s, s->end, "truncated JSON (inside a number)");
-	s->p = p;
-	return 0;
+	return p;
 }
 
-static int add_value(struct scan *s, int slot, enum jtype type, const char *p, size_t len, bool raw)
+static bool add_value(struct scan *s, int slot, enum jtype type, const char *p, size_t len, bool raw)
 {
 	struct record *rec = s->rec;
 	struct jvalue *v;
@@ -206,14 +206,17 @@ static int add_value(struct scan *s, int slot, enum jtype type, const char *p, s
 	if (rec->nvalues == rec->capvalues) {
 		size_t cap = rec->capvalues ? rec->capvalues * 2 : 64;
 		struct jvalue *vs = realloc(rec->values, cap * sizeof(*vs));
-		if (!vs)
-			return fail(s, p, "out of memory");
+		if (!vs) {
+			fail(s, p, "out of memory");
+			return false;
+		}
 		rec->values = vs;
 		rec->capvalues = cap;
 	}
 	i = (int32_t)rec->nvalues++;
 	v = &rec->values[i];
 	v->p = p;
+	v->folded = NULL;
 	v->len = (uint32_t)len;
 	v->type = (uint8_t)type;
 	v->raw = raw;
@@ -223,42 +226,44 @@ static int add_value(struct scan *s, int slot, enum jtype type, const char *p, s
 	else
 		rec->values[rec->tail[slot]].next = i;
 	rec->tail[slot] = i;
-	return 0;
+	return true;
 }
 
-static int scan_value(struct scan *s, const struct field_node *want, unsigned depth);
+static const char *scan_value(struct scan *s, const char *p, const struct field_node *want, unsigned depth);
 
-static int check_size(struct scan *s)
+static const char *check_size(struct scan *s, const char *p)
 {
-	if ((size_t)(s->p - s->rec_start) > s->max_record) {
+	if ((size_t)(p - s->rec_start) > s->max_record) {
 		snprintf(s->errbuf, sizeof(s->errbuf), "record larger than the limit of %zu bytes",
 			 s->max_record);
-		return fail(s, s->p, s->errbuf);
+		return fail(s, p, s->errbuf);
 	}
-	return 0;
+	return p;
 }
 
-static int scan_object(struct scan *s, const struct field_node *want, unsigned depth)
+static const char *expected(struct scan *s, const char *p, const char *what)
+{
+	return fail(s, p, p >= s->end ? "truncated JSON" : what);
+}
+
+static const char *scan_object(struct scan *s, const char *p, const struct field_node *want, unsigned depth)
 {
 	char keybuf[FIELDS_MAX_PATH];
 
-	s->p = skip_ws(s->p + 1);
-	if (*s->p == '}') {
-		s->p++;
-		return 0;
-	}
+	p = skip_ws(p + 1);
+	if (*p == '}')
+		return p + 1;
 	for (;;) {
 		const struct field_node *kid = NULL;
 		const char *key;
 		size_t klen;
 		bool esc;
-		int r;
 
-		if (*s->p != '"')
-			return fail(s, s->p, s->p >= s->end ? "truncated JSON" : "expected a member name");
-		r = scan_string(s, &key, &klen, &esc);
-		if (r < 0)
-			return r;
+		if (*p != '"')
+			return expected(s, p, "expected a member name");
+		p = scan_string(s, p, &key, &klen, &esc);
+		if (!p)
+			return NULL;
 		if (want && want->nkids) {
 			if (esc && klen <= sizeof(keybuf)) {
 				klen = ctlog_unescape(key, klen, keybuf);
@@ -267,128 +272,111 @@ static int scan_object(struct scan *s, const struct field_node *want, unsigned d
 			if (!esc || key == keybuf)
 				kid = field_node_child(want, key, klen);
 		}
-		s->p = skip_ws(s->p);
-		if (*s->p != ':')
-			return fail(s, s->p, s->p >= s->end ? "truncated JSON" : "expected ':'");
-		s->p = skip_ws(s->p + 1);
+		p = skip_ws(p);
+		if (*p != ':')
+			return expected(s, p, "expected ':'");
+		p = skip_ws(p + 1);
 		if (kid && kid->slot >= 0 && s->rec)
 			s->rec->present[kid->slot] = 1;
-		r = scan_value(s, kid, depth);
-		if (r < 0)
-			return r;
-		s->p = skip_ws(s->p);
-		if (*s->p == ',') {
-			s->p = skip_ws(s->p + 1);
+		p = scan_value(s, p, kid, depth);
+		if (!p)
+			return NULL;
+		p = skip_ws(p);
+		if (*p == ',') {
+			p = skip_ws(p + 1);
 			continue;
 		}
-		if (*s->p == '}') {
-			s->p++;
-			return check_size(s);
-		}
-		return fail(s, s->p, s->p >= s->end ? "truncated JSON" : "expected ',' or '}'");
+		if (*p == '}')
+			return check_size(s, p + 1);
+		return expected(s, p, "expected ',' or '}'");
 	}
 }
 
-static int scan_array(struct scan *s, const struct field_node *want, unsigned depth)
+static const char *scan_array(struct scan *s, const char *p, const struct field_node *want, unsigned depth)
 {
-	s->p = skip_ws(s->p + 1);
-	if (*s->p == ']') {
-		s->p++;
-		return 0;
-	}
+	p = skip_ws(p + 1);
+	if (*p == ']')
+		return p + 1;
 	for (;;) {
 		/* Arrays are transparent to field paths: elements keep the node. */
-		int r = scan_value(s, want, depth);
-		if (r < 0)
-			return r;
-		s->p = skip_ws(s->p);
-		if (*s->p == ',') {
-			s->p = skip_ws(s->p + 1);
+		p = scan_value(s, p, want, depth);
+		if (!p)
+			return NULL;
+		p = skip_ws(p);
+		if (*p == ',') {
+			p = skip_ws(p + 1);
 			continue;
 		}
-		if (*s->p == ']') {
-			s->p++;
-			return check_size(s);
-		}
-		return fail(s, s->p, s->p >= s->end ? "truncated JSON" : "expected ',' or ']'");
+		if (*p == ']')
+			return check_size(s, p + 1);
+		return expected(s, p, "expected ',' or ']'");
 	}
 }
 
-static int scan_literal(struct scan *s, const char *word, size_t n)
+static const char *scan_literal(struct scan *s, const char *p, const char *word, size_t n)
 {
-	if (s->p + n > s->end || memcmp(s->p, word, n) != 0)
-		return fail(s, s->p, s->p >= s->end ? "truncated JSON" : "invalid JSON value");
-	s->p += n;
-	return 0;
+	if (p + n > s->end || memcmp(p, word, n) != 0)
+		return expected(s, p, "invalid JSON value");
+	return p + n;
 }
 
-/* Scans one value at s->p (no leading whitespace).  want is the trie node of
+/* Scans one value at p (no leading whitespace).  want is the trie node of
  * this value's path, or NULL when nothing below it is wanted. */
-static int scan_value(struct scan *s, const struct field_node *want, unsigned depth)
+static const char *scan_value(struct scan *s, const char *p, const struct field_node *want, unsigned depth)
 {
-	const char *start = s->p;
+	const char *start = p;
 	int slot = want && s->rec ? want->slot : -1;
 	enum jtype type;
-	int r;
 
-	switch (*s->p) {
+	switch (*p) {
 	case '{':
 	case '[':
 		if (depth >= s->max_depth) {
 			snprintf(s->errbuf, sizeof(s->errbuf), "JSON nested deeper than the limit of %u",
 				 s->max_depth);
-			return fail(s, s->p, s->errbuf);
+			return fail(s, p, s->errbuf);
 		}
-		if (*s->p == '{') {
-			type = JT_OBJECT;
-			r = scan_object(s, want, depth + 1);
-		} else {
+		if (*p == '[')
 			/* An array's elements are the values; the array itself is
 			 * not recorded (except as text of an enclosing object). */
-			return scan_array(s, want, depth + 1);
-		}
-		if (r < 0)
-			return r;
-		if (slot >= 0)
-			return add_value(s, slot, type, start, (size_t)(s->p - start), true);
-		return 0;
+			return scan_array(s, p, want, depth + 1);
+		p = scan_object(s, p, want, depth + 1);
+		if (p && slot >= 0 && !add_value(s, slot, JT_OBJECT, start, (size_t)(p - start), true))
+			return NULL;
+		return p;
 	case '"': {
 		const char *str;
 		size_t len;
 		bool esc;
 
-		r = scan_string(s, &str, &len, &esc);
-		if (r < 0)
-			return r;
-		if (slot >= 0)
-			return add_value(s, slot, JT_STRING, str, len, esc);
-		return 0;
+		p = scan_string(s, p, &str, &len, &esc);
+		if (p && slot >= 0 && !add_value(s, slot, JT_STRING, str, len, esc))
+			return NULL;
+		return p;
 	}
 	case 't':
-		r = scan_literal(s, "true", 4);
+		p = scan_literal(s, p, "true", 4);
 		type = JT_TRUE;
 		break;
 	case 'f':
-		r = scan_literal(s, "false", 5);
+		p = scan_literal(s, p, "false", 5);
 		type = JT_FALSE;
 		break;
 	case 'n':
-		r = scan_literal(s, "null", 4);
+		p = scan_literal(s, p, "null", 4);
 		type = JT_NULL;
 		break;
 	default:
-		if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9')) {
-			r = scan_number(s);
+		if (*p == '-' || (*p >= '0' && *p <= '9')) {
+			p = scan_number(s, p);
 			type = JT_NUMBER;
 			break;
 		}
-		return fail(s, s->p, s->p >= s->end ? "truncated JSON" : "invalid JSON value");
+		return expected(s, p, "invalid JSON value");
 	}
-	if (r < 0)
-		return r;
-	if (slot >= 0)
-		return add_value(s, slot, type, start, (size_t)(s->p - start), false);
-	return 0;
+	if (p && slot >= 0 && !add_value(s, slot, type, start, (size_t)(p - start), false))
+		return NULL;
+	return p;
 }
 
 /* Finds the end of a damaged record without validating it: the first ',' or
@@ -433,7 +421,6 @@ static void scan_init(struct scan *s, const struct ctlog_reader *r, const char *
 	memset(s, 0, sizeof(*s));
 	s->buf = r->buf;
 	s->end = r->buf + r->len;
-	s->p = p;
 	s->rec_start = p;
 	s->max_record = r->limits.max_record;
 	s->max_depth = r->limits.max_depth;
@@ -468,48 +455,51 @@ int ctlog_open(struct ctlog_reader *r, const char *buf, size_t len,
 	}
 	/* Top-level members: everything before "Records" is validated and skipped.
 	 * The size limit does not apply to them as a whole: they are not records. */
-	scan_init(&s, r, skip_ws(p + 1));
+	scan_init(&s, r, p);
 	s.max_record = len;
+	p = skip_ws(p + 1);
 	for (;;) {
 		const char *key;
 		size_t klen;
 		bool esc;
 
-		if (*s.p == '}' || *s.p != '"') {
-			set_error(err, r, s.p, -1, true, *s.p == '}' ?
+		if (*p != '"') {
+			set_error(err, r, p, -1, true, *p == '}' ?
 				  "not a CloudTrail log file: no \"Records\" array" :
 				  "not a CloudTrail log file: invalid JSON at the top level");
 			return -EINVAL;
 		}
-		if (scan_string(&s, &key, &klen, &esc) < 0)
+		p = scan_string(&s, p, &key, &klen, &esc);
+		if (!p)
 			goto bad;
-		s.p = skip_ws(s.p);
-		if (*s.p != ':') {
-			fail(&s, s.p, "expected ':'");
+		p = skip_ws(p);
+		if (*p != ':') {
+			fail(&s, p, "expected ':'");
 			goto bad;
 		}
-		s.p = skip_ws(s.p + 1);
+		p = skip_ws(p + 1);
 		if (klen == 7 && memcmp(key, "Records", 7) == 0) {
-			if (*s.p != '[') {
-				set_error(err, r, s.p, -1, true,
+			if (*p != '[') {
+				set_error(err, r, p, -1, true,
 					  "not a CloudTrail log file: \"Records\" is not an array");
 				return -EINVAL;
 			}
-			r->pos = (size_t)(skip_ws(s.p + 1) - buf);
+			r->pos = (size_t)(skip_ws(p + 1) - buf);
 			r->state = CTLOG_FIRST;
 			return 0;
 		}
-		s.rec_start = s.p;
-		if (scan_value(&s, NULL, 1) < 0)
+		s.rec_start = p;
+		p = scan_value(&s, p, NULL, 1);
+		if (!p)
 			goto bad;
-		s.p = skip_ws(s.p);
-		if (*s.p != ',') {
-			set_error(err, r, s.p, -1, true, *s.p == '}' ?
+		p = skip_ws(p);
+		if (*p != ',') {
+			set_error(err, r, p, -1, true, *p == '}' ?
 				  "not a CloudTrail log file: no \"Records\" array" :
 				  "not a CloudTrail log file: invalid JSON at the top level");
 			return -EINVAL;
 		}
-		s.p = skip_ws(s.p + 1);
+		p = skip_ws(p + 1);
 	}
 bad:
 	{
@@ -526,38 +516,41 @@ static int finish(struct ctlog_reader *r, const char *p, struct ctlog_error *err
 	struct scan s;
 
 	r->state = CTLOG_DONE;
-	scan_init(&s, r, skip_ws(p));
+	scan_init(&s, r, p);
 	s.max_record = r->len;
-	while (*s.p == ',') {
+	p = skip_ws(p);
+	while (*p == ',') {
 		const char *key;
 		size_t klen;
 		bool esc;
 
-		s.p = skip_ws(s.p + 1);
-		if (*s.p != '"') {
-			fail(&s, s.p, "expected a member name");
+		p = skip_ws(p + 1);
+		if (*p != '"') {
+			fail(&s, p, "expected a member name");
 			goto bad;
 		}
-		if (scan_string(&s, &key, &klen, &esc) < 0)
+		p = scan_string(&s, p, &key, &klen, &esc);
+		if (!p)
 			goto bad;
-		s.p = skip_ws(s.p);
-		if (*s.p != ':') {
-			fail(&s, s.p, "expected ':'");
+		p = skip_ws(p);
+		if (*p != ':') {
+			fail(&s, p, "expected ':'");
 			goto bad;
 		}
-		s.p = skip_ws(s.p + 1);
-		if (scan_value(&s, NULL, 1) < 0)
+		p = skip_ws(p + 1);
+		p = scan_value(&s, p, NULL, 1);
+		if (!p)
 			goto bad;
-		s.p = skip_ws(s.p);
+		p = skip_ws(p);
 	}
-	if (*s.p != '}') {
-		fail(&s, s.p, s.p >= s.end ? "truncated JSON (the top-level object is not closed)" :
-						"expected '}' after the Records array");
+	if (*p != '}') {
+		fail(&s, p, p >= s.end ? "truncated JSON (the top-level object is not closed)" :
+					 "expected '}' after the Records array");
 		goto bad;
 	}
-	s.p = skip_ws(s.p + 1);
-	if (s.p < s.end) {
-		fail(&s, s.p, "unexpected data after the end of the JSON document");
+	p = skip_ws(p + 1);
+	if (p < s.end) {
+		fail(&s, p, "unexpected data after the end of the JSON document");
 		goto bad;
 	}
 	r->pos = r->len;
@@ -580,7 +573,7 @@ int ctlog_next(struct ctlog_reader *r, struct record *rec, struct ctlog_error *e
 {
 	const char *p = r->buf + r->pos;
 	const char *end = r->buf + r->len;
-	const char *next;
+	const char *next, *after;
 	struct scan s;
 	long index;
 
@@ -620,13 +613,14 @@ int ctlog_next(struct ctlog_reader *r, struct record *rec, struct ctlog_error *e
 		fail(&s, p, "record is not a JSON object");
 		goto bad;
 	}
-	if (scan_value(&s, &r->fi->root, 0) < 0)
+	after = scan_value(&s, p, &r->fi->root, 0);
+	if (!after)
 		goto bad;
 	rec->text = p;
-	rec->len = (size_t)(s.p - p);
+	rec->len = (size_t)(after - p);
 	rec->index = (size_t)index;
 	rec->offset = (size_t)(p - r->buf);
-	r->pos = (size_t)(s.p - r->buf);
+	r->pos = (size_t)(after - r->buf);
 	r->state = CTLOG_AFTER;
 	return 1;
 
@@ -799,6 +793,54 @@ int record_value_text(struct record *rec, struct jvalue *v, const char **ret, si
 		v->raw = 0;
 	}
 	*ret = v->p;
+	*ret_len = v->len;
+	return 0;
+}
+
+/* ASCII letters to lower case, in place; 16 bytes at a time. */
+static void fold_ascii(char *p, size_t n)
+{
+	size_t i = 0;
+#ifdef __SSE2__
+	const __m128i before_a = _mm_set1_epi8('A' - 1), after_z = _mm_set1_epi8('Z' + 1);
+	const __m128i bit = _mm_set1_epi8(0x20);
+
+	for (; i + 16 <= n; i += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+		/* Signed compares: bytes >= 0x80 are negative and never fold. */
+		__m128i upper = _mm_and_si128(_mm_cmpgt_epi8(v, before_a), _mm_cmplt_epi8(v, after_z));
+		_mm_storeu_si128((__m128i *)(void *)(p + i), _mm_or_si128(v, _mm_and_si128(upper, bit)));
+	}
+#endif
+	for (; i < n; i++)
+		p[i] |= (char)(((unsigned char)(p[i] - 'A') <= 'Z' - 'A') << 5);
+}
+
+int record_value_folded(struct record *rec, struct jvalue *v, const char **ret, size_t *ret_len)
+{
+	const char *text;
+	size_t len, i = 0;
+	int r;
+
+	if (!v->folded) {
+		r = record_value_text(rec, v, &text, &len);
+		if (r < 0)
+			return r;
+		while (i < len && (unsigned char)(text[i] - 'A') > 'Z' - 'A')
+			i++;
+		if (i == len) {
+			v->folded = text;	/* nothing to fold: share the text */
+		} else {
+			char *f = arena_alloc(&rec->scratch, len + 1);
+			if (!f)
+				return -ENOMEM;
+			memcpy(f, text, len);
+			fold_ascii(f + i, len - i);
+			f[len] = '\0';
+			v->folded = f;
+		}
+	}
+	*ret = v->folded;
 	*ret_len = v->len;
 	return 0;
 }

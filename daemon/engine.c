@@ -21,10 +21,18 @@ struct pf_bucket {
 	size_t n, cap;
 };
 
-struct prefilter {
-	int slot;		/* eventName */
+/* The fields rules are indexed on, in order of preference: a rule goes into
+ * the first index whose field it requires to equal one of a few values. */
+#define PF_INDEXES 3
+
+struct pf_index {
+	int slot;
 	struct pf_bucket *buckets;
 	size_t nbuckets;	/* power of two */
+};
+
+struct prefilter {
+	struct pf_index idx[PF_INDEXES];
 	size_t *always;		/* rules that cannot be indexed, ascending */
 	size_t nalways;
 };
@@ -146,7 +154,7 @@ static struct req cond_req(const struct detection *d, const struct cnode *c, int
 	}
 }
 
-static struct pf_bucket *bucket_find(struct prefilter *pf, const char *s, size_t len, bool folded)
+static struct pf_bucket *bucket_find(struct pf_index *pf, const char *s, size_t len, bool folded)
 {
 	size_t i = (size_t)hash_folded(s, len) & (pf->nbuckets - 1);
 
@@ -186,9 +194,11 @@ static void prefilter_free(struct prefilter *pf)
 {
 	if (!pf)
 		return;
-	for (size_t i = 0; i < pf->nbuckets; i++)
-		free(pf->buckets[i].rules);
-	free(pf->buckets);
+	for (size_t k = 0; k < PF_INDEXES; k++) {
+		for (size_t i = 0; i < pf->idx[k].nbuckets; i++)
+			free(pf->idx[k].buckets[i].rules);
+		free(pf->idx[k].buckets);
+	}
 	free(pf->always);
 	free(pf);
 }
@@ -196,36 +206,49 @@ static void prefilter_free(struct prefilter *pf)
 static int prefilter_build(const struct ruleset *rs, struct prefilter **ret)
 {
 	struct prefilter *pf = calloc(1, sizeof(*pf));
-	size_t total = 0, capalways = 0;
 	struct req *reqs = NULL;
+	size_t *which = NULL, total[PF_INDEXES] = { 0 }, capalways = 0;
 
 	if (!pf)
 		return -ENOMEM;
-	pf->slot = rs->slots.event_name;
+	pf->idx[0].slot = rs->slots.event_name;
+	pf->idx[1].slot = rs->slots.error_code;
+	pf->idx[2].slot = rs->slots.event_source;
 	reqs = calloc(rs->ndetections + 1, sizeof(*reqs));
-	if (!reqs)
+	which = calloc(rs->ndetections + 1, sizeof(*which));
+	if (!reqs || !which)
 		goto fail;
 	for (size_t i = 0; i < rs->ndetections; i++) {
 		const struct rule *rule = rs->detections[i];
-		reqs[i] = rule->det.cond ? cond_req(&rule->det, rule->det.cond, pf->slot) : REQ_ANY;
-		if (!reqs[i].any)
-			total += reqs[i].n;
+
+		reqs[i] = REQ_ANY;
+		which[i] = PF_INDEXES;
+		for (size_t k = 0; k < PF_INDEXES && reqs[i].any && rule->det.cond; k++) {
+			reqs[i] = cond_req(&rule->det, rule->det.cond, pf->idx[k].slot);
+			if (!reqs[i].any) {
+				which[i] = k;
+				total[k] += reqs[i].n;
+			}
+		}
 	}
-	pf->nbuckets = 16;
-	while (pf->nbuckets < 2 * total + 1)
-		pf->nbuckets *= 2;
-	pf->buckets = calloc(pf->nbuckets, sizeof(*pf->buckets));
-	if (!pf->buckets)
-		goto fail;
+	for (size_t k = 0; k < PF_INDEXES; k++) {
+		struct pf_index *x = &pf->idx[k];
+		x->nbuckets = 16;
+		while (x->nbuckets < 2 * total[k] + 1)
+			x->nbuckets *= 2;
+		x->buckets = calloc(x->nbuckets, sizeof(*x->buckets));
+		if (!x->buckets)
+			goto fail;
+	}
 	for (size_t i = 0; i < rs->ndetections; i++) {
-		if (reqs[i].any) {
+		if (which[i] == PF_INDEXES) {
 			if (push_index(&pf->always, &pf->nalways, &capalways, i) < 0)
 				goto fail;
 			continue;
 		}
 		for (size_t k = 0; k < reqs[i].n; k++) {
 			const struct pattern *p = reqs[i].vals[k];
-			struct pf_bucket *b = bucket_find(pf, p->lit, p->litlen, false);
+			struct pf_bucket *b = bucket_find(&pf->idx[which[i]], p->lit, p->litlen, false);
 			if (!b->name) {
 				b->name = p->lit;	/* already case-folded (not cased) */
 				b->len = p->litlen;
@@ -237,6 +260,7 @@ static int prefilter_build(const struct ruleset *rs, struct prefilter **ret)
 	for (size_t i = 0; i < rs->ndetections; i++)
 		req_free(&reqs[i]);
 	free(reqs);
+	free(which);
 	*ret = pf;
 	return 0;
 fail:
@@ -245,6 +269,7 @@ fail:
 			req_free(&reqs[i]);
 		free(reqs);
 	}
+	free(which);
 	prefilter_free(pf);
 	return -ENOMEM;
 }
@@ -271,6 +296,10 @@ static bool value_matches(struct engine *e, const struct pattern *p, struct reco
 
 	if (p->op == PAT_GLOB && p->is_number && v->type == JT_NUMBER)
 		return number_parse(v->p, v->len, &num) == 0 && num == p->num;
+	/* Searching needs a lower-case copy (made once per value); exact, prefix
+	 * and suffix tests fold as they compare and first check the length. */
+	if (p->op == PAT_GLOB && !p->cased && (p->kind == GLOB_CONTAINS || p->kind == GLOB_GENERIC))
+		return record_value_folded(rec, v, &text, &len) == 0 && glob_match_folded(p, text, len);
 	if (record_value_text(rec, v, &text, &len) < 0)
 		return false;
 	switch (p->op) {
@@ -392,38 +421,50 @@ bool engine_rule_matches(struct engine *e, const struct rule *r, struct record *
 	return true;
 }
 
-/* Candidates for this record: the prefilter's bucket for its eventName merged
- * with the rules that are always evaluated, in rule set order. */
+/* Candidates for this record: the rules indexed under its eventName,
+ * errorCode and eventSource values, and the rules that are always evaluated,
+ * merged in rule set order (the lists are disjoint and ascending). */
 static void candidates(struct engine *e, struct record *rec)
 {
 	struct prefilter *pf = e->pf;
-	const struct pf_bucket *b = NULL;
-	struct jvalue *v = record_first(rec, pf->slot);
-	size_t i = 0, k = 0, n = 0;
+	const size_t *list[PF_INDEXES + 1];
+	size_t len[PF_INDEXES + 1], pos[PF_INDEXES + 1] = { 0 }, nlists = 0, n = 0;
 
-	if (v && v->next >= 0) {
-		/* Several eventName values (never in CloudTrail): evaluate everything. */
-		for (n = 0; n < e->rs->ndetections; n++)
-			e->cand[n] = e->rs->detections[n];
-		e->ncand = n;
-		return;
-	}
-	if (v && v->type == JT_STRING) {
+	for (size_t k = 0; k < PF_INDEXES; k++) {
+		struct jvalue *v = record_first(rec, pf->idx[k].slot);
+		const struct pf_bucket *b;
 		const char *text;
-		size_t len;
-		if (record_value_text(rec, v, &text, &len) == 0) {
-			b = bucket_find(pf, text, len, false);
-			if (!b->name)
-				b = NULL;
+		size_t tlen;
+
+		if (!v)
+			continue;
+		if (v->next >= 0) {
+			/* Several values (never in CloudTrail): evaluate everything. */
+			for (n = 0; n < e->rs->ndetections; n++)
+				e->cand[n] = e->rs->detections[n];
+			e->ncand = n;
+			return;
+		}
+		if (v->type != JT_STRING || record_value_text(rec, v, &text, &tlen) < 0)
+			continue;
+		b = bucket_find(&pf->idx[k], text, tlen, false);
+		if (b->name && b->n) {
+			list[nlists] = b->rules;
+			len[nlists++] = b->n;
 		}
 	}
-	while (i < pf->nalways || (b && k < b->n)) {
-		size_t next;
-		if (b && k < b->n && (i >= pf->nalways || b->rules[k] < pf->always[i]))
-			next = b->rules[k++];
-		else
-			next = pf->always[i++];
-		e->cand[n++] = e->rs->detections[next];
+	if (pf->nalways) {
+		list[nlists] = pf->always;
+		len[nlists++] = pf->nalways;
+	}
+	for (;;) {
+		size_t best = nlists;
+		for (size_t k = 0; k < nlists; k++)
+			if (pos[k] < len[k] && (best == nlists || list[k][pos[k]] < list[best][pos[best]]))
+				best = k;
+		if (best == nlists)
+			break;
+		e->cand[n++] = e->rs->detections[list[best][pos[best]++]];
 	}
 	e->ncand = n;
 }

@@ -1,5 +1,6 @@
 /* fields.c: the trie of field paths that rules reference (see fields.h). */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,44 @@ static void free_node(struct field_node *n)
 	for (size_t i = 0; i < n->nkids; i++)
 		free_node(n->kids[i]);
 	free(n->kids);
+	free(n->bylen);
+}
+
+static int by_length(const void *a, const void *b)
+{
+	const struct field_node *x = *(const struct field_node *const *)a;
+	const struct field_node *y = *(const struct field_node *const *)b;
+
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+static int finish_node(struct field_node *n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n->nkids; i++)
+		if (finish_node(n->kids[i]) < 0)
+			return -ENOMEM;
+	if (n->nkids == 0 || n->nkids > UINT16_MAX)
+		return 0;
+	free(n->bylen);
+	n->bylen = malloc((FIELDS_BYLEN + 2) * sizeof(*n->bylen));
+	if (!n->bylen)
+		return -ENOMEM;
+	qsort(n->kids, n->nkids, sizeof(*n->kids), by_length);
+	for (size_t len = 0; len <= FIELDS_BYLEN + 1; len++) {
+		while (k < n->nkids && n->kids[k]->len < len)
+			k++;
+		n->bylen[len] = (uint16_t)k;
+	}
+	return 0;
+}
+
+int field_index_finish(struct field_index *fi)
+{
+	return finish_node(&fi->root);
 }
 
 void field_index_free(struct field_index *fi)
@@ -32,7 +71,13 @@ void field_index_free(struct field_index *fi)
 
 const struct field_node *field_node_child(const struct field_node *node, const char *key, size_t len)
 {
-	for (size_t i = 0; i < node->nkids; i++) {
+	size_t i = 0, end = node->nkids;
+
+	if (node->bylen) {
+		i = node->bylen[len < FIELDS_BYLEN ? len : FIELDS_BYLEN];
+		end = len < FIELDS_BYLEN ? node->bylen[len + 1] : node->nkids;
+	}
+	for (; i < end; i++) {
 		const struct field_node *k = node->kids[i];
 		if (k->len == len && k->name[0] == key[0] && memcmp(k->name, key, len) == 0)
 			return k;

@@ -33,6 +33,29 @@ enum input_kind input_classify(const char *path)
 	return INPUT_OTHER;
 }
 
+int input_delivery_stamp(const char *path, char out[15])
+{
+	const char *base = strrchr(path, '/'), *p;
+
+	base = base ? base + 1 : path;
+	p = strstr(base, "_CloudTrail_");
+	if (!p)
+		return -ENOENT;
+	p = strchr(p + 12, '_');	/* after the region */
+	if (!p || strlen(p + 1) < 14)
+		return -ENOENT;
+	p++;
+	for (int i = 0; i < 14; i++) {
+		char c = p[i];
+		bool ok = i == 8 ? c == 'T' : i == 13 ? c == 'Z' : (c >= '0' && c <= '9');
+		if (!ok)
+			return -ENOENT;
+	}
+	memcpy(out, p, 14);
+	out[14] = '\0';
+	return 0;
+}
+
 int input_read_file(const char *path, size_t max_object, struct buf *raw, char *err, size_t errlen)
 {
 	struct stat st;

@@ -1,5 +1,6 @@
 /* match.c: compiled value tests (see match.h). */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,6 +12,28 @@
 static inline unsigned char fold(unsigned char c)
 {
 	return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
+
+/* How common a byte is in the text CloudTrail fields hold (user agents,
+ * ARNs, names, versions): punctuation and digits are everywhere, then
+ * letters in rough English order; anything else is rare.  Searching for a
+ * substring starts from its rarest byte, so that few places need checking. */
+static int commonness(unsigned char c)
+{
+	static const char order[] = "/.-_:0123456789 etaoinsrhlducmfpgwybvkxjqz";
+	const char *p = memchr(order, tolower(c), sizeof(order) - 1);
+
+	return p ? (int)(sizeof(order) - (size_t)(p - order)) : 0;
+}
+
+static size_t rarest(const char *lit, size_t len)
+{
+	size_t best = 0;
+
+	for (size_t i = 1; i < len; i++)
+		if (commonness((unsigned char)lit[i]) < commonness((unsigned char)lit[best]))
+			best = i;
+	return best;
 }
 
 /* Sets the fast-path kind from the wildcard layout. */
@@ -39,6 +62,7 @@ static void classify(struct pattern *p)
 		p->kind = GLOB_CONTAINS;
 		p->lit = p->text + 1;
 		p->litlen = p->len - 2;
+		p->anchor = rarest(p->lit, p->litlen);
 	} else {
 		p->kind = GLOB_GENERIC;
 	}
@@ -149,8 +173,59 @@ static bool generic(const struct pattern *p, const char *text, size_t len)
 	return pi == p->len;
 }
 
+/* Is needle in text?  memchr (vectorised) finds the places where the
+ * needle's rarest byte (at offset anchor) occurs and memcmp checks the
+ * needle around each; with a well-chosen anchor few places need checking. */
+static bool find(const char *text, size_t len, const char *needle, size_t nlen, size_t anchor)
+{
+	const char *p, *end;
+
+	if (nlen == 0)
+		return true;
+	if (len < nlen)
+		return false;
+	p = text + anchor;
+	end = text + len - (nlen - anchor - 1);	/* last place the anchor can be, + 1 */
+	while (p < end) {
+		p = memchr(p, needle[anchor], (size_t)(end - p));
+		if (!p)
+			return false;
+		if (memcmp(p - anchor, needle, nlen) == 0)
+			return true;
+		p++;
+	}
+	return false;
+}
+
+/* Matching with case already dealt with: byte-exact comparisons. */
+static bool glob_exact_case(const struct pattern *p, const char *text, size_t len)
+{
+	switch (p->kind) {
+	case GLOB_EXACT:
+		return len == p->litlen && memcmp(p->lit, text, len) == 0;
+	case GLOB_PREFIX:
+		return len >= p->litlen && memcmp(p->lit, text, p->litlen) == 0;
+	case GLOB_SUFFIX:
+		return len >= p->litlen && memcmp(p->lit, text + len - p->litlen, p->litlen) == 0;
+	case GLOB_CONTAINS:
+		return find(text, len, p->lit, p->litlen, p->anchor);
+	case GLOB_ANY:
+		return true;
+	default:
+		return generic(p, text, len);
+	}
+}
+
+bool glob_match_folded(const struct pattern *p, const char *folded, size_t len)
+{
+	/* generic() folds text bytes itself when !cased: folding twice is harmless. */
+	return glob_exact_case(p, folded, len);
+}
+
 bool glob_match(const struct pattern *p, const char *text, size_t len)
 {
+	if (p->cased)
+		return glob_exact_case(p, text, len);
 	switch (p->kind) {
 	case GLOB_EXACT:
 		return len == p->litlen && eq_at(p->lit, text, len, p->cased);

@@ -4,7 +4,7 @@
  * next file index, processes it into its slot and marks it done; the main
  * thread waits for slot `next`, dispatches it, frees it and moves on.  A
  * worker may run at most `window` files ahead of the dispatcher, which bounds
- * memory to `window` results.
+ * memory to `window` results (matches only: the text buffers are per worker).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -40,6 +40,20 @@ static bool accept_log(const char *path, void *ctx)
 		sk->other++;
 		return false;
 	}
+}
+
+/* Delivery order: CloudTrail's file-name stamp first, then the key.  Other
+ * names sort before stamped ones, in key order. */
+static int cmp_delivery(const void *a, const void *b)
+{
+	const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+	char sx[15] = "", sy[15] = "";
+	int c;
+
+	input_delivery_stamp(x, sx);
+	input_delivery_stamp(y, sy);
+	c = strcmp(sx, sy);
+	return c ? c : strcmp(x, y);
 }
 
 struct totals {
@@ -153,7 +167,9 @@ static int run_parallel(const struct config *cfg, const struct ruleset *rs, stru
 	p.rs = rs;
 	p.lim = &cfg->limits;
 	p.files = files;
-	p.window = 2 * (size_t)jobs;
+	/* A slot holds one file's matches, not its text (the buffers belong to
+	 * the workers), so a wide window is cheap and absorbs uneven files. */
+	p.window = 16 * (size_t)jobs;
 	p.slots = calloc(p.window, sizeof(*p.slots));
 	threads = calloc(jobs, sizeof(*threads));
 	if (!p.slots || !threads) {
@@ -259,6 +275,10 @@ int replay_run(const struct config *cfg, const struct ruleset *rs, const struct 
 			missing++;
 		}
 	}
+	/* Correlations need time order across accounts and regions, as a live
+	 * poller sees it; key order would replay one region's day after
+	 * another's. */
+	qsort(files.paths, files.n, sizeof(*files.paths), cmp_delivery);
 	r = dispatch_init(&d, rs, &cfg->corr, emit_alert, &out);
 	if (r < 0) {
 		log_error("out of memory");

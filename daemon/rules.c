@@ -1612,25 +1612,18 @@ static int load_document(struct loader *L, const struct ydoc *doc)
 		const struct ynode *condn = NULL;
 		int e = compile_detection(L, detn, NULL, &rule->det, &ag, &condn);
 
-		if (e == -ENOMEM)
-			return e;
 		if (e < 0)
-			return -EINVAL;
-		if (ag.present) {
-			e = legacy_aggregation(L, rule, detn, condn, &ag);
-			if (e < 0)
-				return e;
-		}
+			r = e;
+		else if (ag.present)
+			r = legacy_aggregation(L, rule, detn, condn, &ag);
 	} else if (rule->kind == RULE_CORRELATION) {
 		int e = compile_correlation(L, rule, root, corrn);
-		if (e == -ENOMEM)
-			return e;
 		if (e < 0)
 			r = e;
 		if ((n = ynode_get(root, "generate")) || (n = ynode_get(corrn, "generate"))) {
 			if (!rule->corr || ynode_bool(n, &rule->corr->generate) < 0) {
 				lerr(L, n, "'generate' must be true or false");
-				r = -EINVAL;
+				r = r == -ENOMEM ? r : -EINVAL;
 			}
 		}
 	} else {
@@ -1656,8 +1649,6 @@ static int load_document(struct loader *L, const struct ydoc *doc)
 			r = -EINVAL;
 		}
 		e = compile_detection(L, filtn, "rules", &rule->det, &ag, &condn);
-		if (e == -ENOMEM)
-			return e;
 		if (e < 0)
 			r = e;
 		else if (ag.present) {
@@ -1665,9 +1656,13 @@ static int load_document(struct loader *L, const struct ydoc *doc)
 			r = -EINVAL;
 		}
 	}
+	if (r == 0)
+		r = register_rule(L, rule, root);
+	/* A rule that is not registered must give back what it compiled
+	 * outside the arena (regular expressions). */
 	if (r < 0)
-		return r;
-	return register_rule(L, rule, root);
+		release_rule(rule);
+	return r;
 }
 
 /* Remembers the id and name of a document that failed to load, so that a
@@ -2106,6 +2101,10 @@ int ruleset_load(const struct rule_source *sources, size_t nsources,
 	 * reported in the same run (references to broken rules are not). */
 	r = resolve(&L);
 	if (r == -ENOMEM)
+		goto fail;
+	/* Every field is known now: give the scanner its lookup tables. */
+	r = field_index_finish(&rs->fields);
+	if (r < 0)
 		goto fail;
 	if (L.errors) {
 		r = -EINVAL;

@@ -40,6 +40,9 @@ struct config {
 /* Loads path, or the defaults when path is NULL.  -EINVAL with every error
  * in d; -ENOENT etc. when the file cannot be read (also in d). */
 int config_load(const char *path, struct config **ret, struct diag *d);
+
+/* The same from text in memory; name is used in messages (tests, fuzzing). */
+int config_load_buffer(const char *name, const char *data, size_t len, struct config **ret, struct diag *d);
 void config_free(struct config *c);
 
 /* Rule sources for ruleset_load: the -r directories when given (dirs), else

@@ -36,6 +36,7 @@ enum jtype {
 /* One value of a field in the current record. */
 struct jvalue {
 	const char *p;		/* string: contents without quotes; else raw JSON text */
+	const char *folded;	/* lower-case text, NULL until record_value_folded */
 	uint32_t len;
 	uint8_t type;		/* enum jtype */
 	uint8_t raw;		/* p/len still hold escapes (see record_value_text) */
@@ -98,6 +99,11 @@ void record_free(struct record *rec);
  * match against when they apply a string modifier to a whole sub-object).
  * Numbers and literals come back as written.  -ENOMEM. */
 int record_value_text(struct record *rec, struct jvalue *v, const char **ret, size_t *ret_len);
+
+/* The same text with ASCII letters folded to lower case (the same length),
+ * computed once per value and record: case-insensitive patterns compare it
+ * with plain memcmp/memmem.  -ENOMEM. */
+int record_value_folded(struct record *rec, struct jvalue *v, const char **ret, size_t *ret_len);
 
 /* The first value of a slot, or NULL. */
 struct jvalue *record_first(struct record *rec, int slot);

@@ -6,10 +6,11 @@
  * filled in.  It keeps no state between records; counting over time is
  * correlate.c's job.  It does not allocate per record and does not log.
  *
- * A cheap prefilter avoids evaluating most rules on most records: rules whose
- * condition requires eventName (or eventSource) to equal one of a few plain
- * values are indexed under those values; a record only meets the rules
- * indexed under its own eventName plus the rules that cannot be indexed.
+ * A cheap prefilter avoids evaluating most rules on most records: a rule whose
+ * condition requires eventName (else errorCode, else eventSource) to equal
+ * one of a few plain values is indexed under those values; a record only
+ * meets the rules indexed under its own values plus the rules that cannot be
+ * indexed.
  */
 #ifndef TRAILWATCH_ENGINE_H
 #define TRAILWATCH_ENGINE_H

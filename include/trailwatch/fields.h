@@ -10,6 +10,8 @@
 #define TRAILWATCH_FIELDS_H
 
 #include <stddef.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "trailwatch/arena.h"
 
@@ -22,7 +24,13 @@ struct field_node {
 	int slot;		/* >= 0 when the path ending here is wanted */
 	struct field_node **kids;
 	size_t nkids, cap;
+	/* After field_index_finish: kids sorted by name length, and the kids
+	 * of length n are kids[bylen[n] .. bylen[n + 1]) (n < FIELDS_BYLEN);
+	 * longer names are kids[bylen[FIELDS_BYLEN] .. nkids). */
+	uint16_t *bylen;
 };
+
+#define FIELDS_BYLEN 64
 
 struct field_index {
 	struct field_node root;	/* the record itself; root.slot is -1 */
@@ -38,6 +46,11 @@ void field_index_free(struct field_index *fi);
  * empty component ("a..b") or a path over FIELDS_MAX_PATH; -E2BIG past
  * FIELDS_MAX_SLOTS; -ENOMEM. */
 int field_index_add(struct field_index *fi, const char *path, int *ret_slot);
+
+/* Builds the per-node lookup tables once every path is added; a node's
+ * children are then found in constant time.  No path may be added after.
+ * -ENOMEM (lookups then stay linear, which is still correct). */
+int field_index_finish(struct field_index *fi);
 
 /* The slot of path, or -1 when no rule references it. */
 int field_index_find(const struct field_index *fi, const char *path);

@@ -34,6 +34,11 @@ enum input_kind {
 /* Classifies a path or S3 key by its name alone. */
 enum input_kind input_classify(const char *path);
 
+/* The delivery stamp in a CloudTrail log file name
+ * (ACCOUNT_CloudTrail_REGION_YYYYMMDDTHHMMZ_UNIQUE.json.gz): copies
+ * "YYYYMMDDTHHMMZ" into out and returns 0, or -ENOENT for other names. */
+int input_delivery_stamp(const char *path, char out[15]);
+
 /* Reads a whole file into raw (which is reset first).  -EFBIG past
  * max_object, -errno otherwise; err names the problem. */
 int input_read_file(const char *path, size_t max_object, struct buf *raw, char *err, size_t errlen);

@@ -62,6 +62,7 @@ struct pattern {
 	size_t len;
 	const char *lit;
 	size_t litlen;
+	size_t anchor;		/* GLOB_CONTAINS: offset in lit of its rarest byte */
 	/* Numbers for PAT_GT..PAT_LTE, and for numeric equality when the rule
 	 * value was a plain YAML number (is_number). */
 	double num;
@@ -97,8 +98,11 @@ bool cidr_contains(const struct cidr *c, const uint8_t addr[16], int family);
 /* Parses a JSON/YAML number (or a numeric string).  -EINVAL. */
 int number_parse(const char *s, size_t len, double *ret);
 
-/* Does text match the glob pattern p? */
+/* Does text match the glob pattern p?  For a case-insensitive pattern,
+ * folded tells that text is already in lower case (record_value_folded),
+ * which makes every comparison a plain memcmp or memmem. */
 bool glob_match(const struct pattern *p, const char *text, size_t len);
+bool glob_match_folded(const struct pattern *p, const char *folded, size_t len);
 
 /* Standard base64 of s (with padding) into arena memory.  NULL on ENOMEM. */
 char *base64_encode(struct arena *a, const char *s, size_t len, size_t *ret_len);

@@ -1,8 +1,11 @@
 /* replay.h: `trailwatch replay`: local CloudTrail files through the engine.
  *
  * Files are listed first (directories recursively, in key order; digest,
- * Insight and non-log names skipped and counted), then processed by --jobs
- * worker threads.  Results are dispatched strictly in list order by the
+ * Insight and non-log names skipped and counted), then put in CloudTrail's
+ * delivery order (the YYYYMMDDTHHMMZ stamp in each log file name, then the
+ * key), which is the order a live run sees them in, so that correlations
+ * across accounts and regions agree with a live run.  They are processed by
+ * --jobs worker threads.  Results are dispatched strictly in list order by the
  * calling thread, so the alerts on stdout are the same for any number of
  * jobs.  Alerts go to stdout as JSON lines; every bad file, record or limit
  * is one line on stderr naming the file and offset, and processing goes on.
