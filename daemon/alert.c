@@ -179,18 +179,23 @@ void format_time(int64_t t, char buf[32])
 	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+void format_span(int64_t w, char buf[32])
+{
+	if (w % 86400 == 0)
+		snprintf(buf, 32, "%lldd", (long long)(w / 86400));
+	else if (w % 3600 == 0)
+		snprintf(buf, 32, "%lldh", (long long)(w / 3600));
+	else if (w % 60 == 0)
+		snprintf(buf, 32, "%lldm", (long long)(w / 60));
+	else
+		snprintf(buf, 32, "%llds", (long long)w);
+}
+
 static int add_window(struct buf *b, int64_t w)
 {
 	char text[32];
 
-	if (w % 86400 == 0)
-		snprintf(text, sizeof(text), "%lldd", (long long)(w / 86400));
-	else if (w % 3600 == 0)
-		snprintf(text, sizeof(text), "%lldh", (long long)(w / 3600));
-	else if (w % 60 == 0)
-		snprintf(text, sizeof(text), "%lldm", (long long)(w / 60));
-	else
-		snprintf(text, sizeof(text), "%llds", (long long)w);
+	format_span(w, text);
 	return jsonw_member_str(b, "window", text, 0);
 }
 

@@ -255,13 +255,14 @@ static int emit_summary(struct correlator *c, const struct rule *rule, struct gr
 			void *ctx)
 {
 	struct alert a;
-	char note[96], start[32], *key;
+	char note[96], start[32], span[32], *key;
 	const char *parts[2];
 	const struct throttle *th = rule->throttle;
 	int r;
 
 	if (g->count <= 1 || !g->has_first)
 		return 0;
+	format_span(th->timespan, span);
 	memset(&a, 0, sizeof(a));
 	a.rule = rule;
 	a.m = &g->first;
@@ -279,8 +280,7 @@ static int emit_summary(struct correlator *c, const struct rule *rule, struct gr
 		a.ngroup = split_key(key, th->ngroup, a.group_values);
 		a.group_names = th->group_by;
 	}
-	snprintf(note, sizeof(note), "(%ld matches in the throttle window, %ld not alerted before)",
-		 g->count, g->count - 1);
+	snprintf(note, sizeof(note), "(%ld times in %s, %ld held back)", g->count, span, g->count - 1);
 	a.title_note = note;
 	format_time(g->start, start);
 	parts[0] = g->key;

@@ -75,4 +75,7 @@ int alert_render(const struct alert *a, struct buf *out);
 /* Formats seconds since the epoch as ISO 8601 UTC (buf of 21 bytes). */
 void format_time(int64_t t, char buf[32]);
 
+/* Formats a duration the way rules write it: "90s", "5m", "1h", "2d". */
+void format_span(int64_t seconds, char buf[32]);
+
 #endif
