@@ -31,9 +31,21 @@ static int by_length(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+/* Up to 8 bytes of s as a word, the rest zero. */
+static inline uint64_t word(const char *s, size_t n)
+{
+	uint64_t w;
+
+	memcpy(&w, s, 8);
+	return n >= 8 ? w : w & ((1ull << (8 * n)) - 1);
+}
+
 static int finish_node(struct field_node *n)
 {
 	size_t k = 0;
+
+	n->head = n->len ? word(n->name, n->len < 8 ? n->len : 8) : 0;
+	n->tail = n->len >= 8 ? word(n->name + n->len - 8, 8) : n->head;
 
 	for (size_t i = 0; i < n->nkids; i++)
 		if (finish_node(n->kids[i]) < 0)
@@ -72,14 +84,29 @@ void field_index_free(struct field_index *fi)
 const struct field_node *field_node_child(const struct field_node *node, const char *key, size_t len)
 {
 	size_t i = 0, end = node->nkids;
+	uint64_t head, tail;
 
-	if (node->bylen) {
-		i = node->bylen[len < FIELDS_BYLEN ? len : FIELDS_BYLEN];
-		end = len < FIELDS_BYLEN ? node->bylen[len + 1] : node->nkids;
+	if (!node->bylen) {
+		/* Before field_index_finish (while rules load): a plain search. */
+		for (; i < end; i++) {
+			const struct field_node *k = node->kids[i];
+			if (k->len == len && memcmp(k->name, key, len) == 0)
+				return k;
+		}
+		return NULL;
 	}
+	i = node->bylen[len < FIELDS_BYLEN ? len : FIELDS_BYLEN];
+	end = len < FIELDS_BYLEN ? node->bylen[len + 1] : node->nkids;
+	if (i == end || len == 0)
+		return NULL;
+	/* Names of up to 16 bytes compare as two words; longer ones also
+	 * compare the middle. */
+	head = word(key, len < 8 ? len : 8);
+	tail = len >= 8 ? word(key + len - 8, 8) : head;
 	for (; i < end; i++) {
 		const struct field_node *k = node->kids[i];
-		if (k->len == len && k->name[0] == key[0] && memcmp(k->name, key, len) == 0)
+		if (k->head == head && k->tail == tail && k->len == len &&
+		    (len <= 16 || memcmp(k->name + 8, key + 8, len - 16) == 0))
 			return k;
 	}
 	return NULL;
@@ -101,7 +128,10 @@ static struct field_node *add_child(struct field_index *fi, struct field_node *n
 	k = arena_alloc(&fi->arena, sizeof(*k));
 	if (!k)
 		return NULL;
-	k->name = arena_strndup(&fi->arena, name, len);
+	/* Names are padded so that word() may read 8 bytes of a short one. */
+	k->name = arena_alloc(&fi->arena, len + 8);
+	if (k->name)
+		memcpy((char *)k->name, name, len);
 	if (!k->name)
 		return NULL;
 	k->len = len;

@@ -28,6 +28,7 @@ struct field_node {
 	 * of length n are kids[bylen[n] .. bylen[n + 1]) (n < FIELDS_BYLEN);
 	 * longer names are kids[bylen[FIELDS_BYLEN] .. nkids). */
 	uint16_t *bylen;
+	uint64_t head, tail;	/* the name's first and last 8 bytes, zero-padded */
 };
 
 #define FIELDS_BYLEN 64
@@ -55,7 +56,8 @@ int field_index_finish(struct field_index *fi);
 /* The slot of path, or -1 when no rule references it. */
 int field_index_find(const struct field_index *fi, const char *path);
 
-/* The child of node named by the JSON key (unescaped), or NULL. */
+/* The child of node named by the JSON key (unescaped), or NULL.  At least
+ * 8 bytes must be readable at key (the scanner's buffers are padded). */
 const struct field_node *field_node_child(const struct field_node *node, const char *key, size_t len);
 
 #endif
