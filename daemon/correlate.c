@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "trailwatch/array.h"
 #include "trailwatch/correlate.h"
 
 #define SAMPLE_IDS 10
@@ -398,13 +399,10 @@ static int window_value(struct correlator *c, const struct correlation *cc, cons
 		return 0;
 	case CORR_VALUE_COUNT: {
 		size_t n = hi - lo, distinct = 0;
-		if (n > c->scratch_cap) {
-			uint64_t *s = realloc(c->scratch, n * sizeof(*s));
-			if (!s)
-				return -ENOMEM;
-			c->scratch = s;
-			c->scratch_cap = n;
-		}
+		uint64_t *s = array_grow(c->scratch, &c->scratch_cap, n, sizeof(*s), 64);
+		if (!s)
+			return -ENOMEM;
+		c->scratch = s;
 		for (size_t i = 0; i < n; i++)
 			c->scratch[i] = g->e[lo + i].key;
 		qsort(c->scratch, n, sizeof(*c->scratch), cmp_u64);
@@ -451,13 +449,11 @@ static int insert_entry(struct correlator *c, struct group *g, int64_t t, uint64
 		if (pos > 0)
 			pos--;
 	}
-	if (g->n == g->cap) {
-		size_t cap = g->cap ? g->cap * 2 : 8;
-		struct centry *e = realloc(g->e, cap * sizeof(*e));
+	{
+		struct centry *e = array_grow(g->e, &g->cap, g->n + 1, sizeof(*e), 8);
 		if (!e)
 			return -ENOMEM;
 		g->e = e;
-		g->cap = cap;
 	}
 	memmove(g->e + pos + 1, g->e + pos, (g->n - pos) * sizeof(*g->e));
 	g->e[pos].t = t;

@@ -22,6 +22,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "trailwatch/array.h"
 #include "trailwatch/ctlog.h"
 
 struct scan {
@@ -204,14 +205,12 @@ static bool add_value(struct scan *s, int slot, enum jtype type, const char *p, 
 	int32_t i;
 
 	if (rec->nvalues == rec->capvalues) {
-		size_t cap = rec->capvalues ? rec->capvalues * 2 : 64;
-		struct jvalue *vs = realloc(rec->values, cap * sizeof(*vs));
+		struct jvalue *vs = array_grow(rec->values, &rec->capvalues, rec->nvalues + 1, sizeof(*vs), 64);
 		if (!vs) {
 			fail(s, p, "out of memory");
 			return false;
 		}
 		rec->values = vs;
-		rec->capvalues = cap;
 	}
 	i = (int32_t)rec->nvalues++;
 	v = &rec->values[i];

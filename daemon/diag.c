@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "trailwatch/array.h"
 #include "trailwatch/diag.h"
 
 void diag_init(struct diag *d)
@@ -30,13 +31,11 @@ void diag_add(struct diag *d, const char *file, unsigned line, unsigned col,
 
 	if (d->count >= DIAG_MAX_MESSAGES)
 		goto drop;
-	if (d->count == d->cap) {
-		size_t cap = d->cap ? d->cap * 2 : 16;
-		char **m = realloc(d->messages, cap * sizeof(*m));
+	{
+		char **m = array_grow(d->messages, &d->cap, d->count + 1, sizeof(*m), 16);
 		if (!m)
 			goto drop;
 		d->messages = m;
-		d->cap = cap;
 	}
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "trailwatch/array.h"
 #include "trailwatch/engine.h"
 
 /* ---- prefilter --------------------------------------------------------- */
@@ -176,16 +177,14 @@ static struct pf_bucket *bucket_find(struct pf_index *pf, const char *s, size_t 
 
 static int push_index(size_t **arr, size_t *n, size_t *cap, size_t v)
 {
+	size_t *a;
+
 	if (*n && (*arr)[*n - 1] == v)
 		return 0;	/* the same rule twice under one name */
-	if (*n == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 4;
-		size_t *a = realloc(*arr, ncap * sizeof(*a));
-		if (!a)
-			return -ENOMEM;
-		*arr = a;
-		*cap = ncap;
-	}
+	a = array_grow(*arr, cap, *n + 1, sizeof(*a), 4);
+	if (!a)
+		return -ENOMEM;
+	*arr = a;
 	(*arr)[(*n)++] = v;
 	return 0;
 }

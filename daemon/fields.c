@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "trailwatch/array.h"
 #include "trailwatch/fields.h"
 
 void field_index_init(struct field_index *fi)
@@ -117,14 +118,11 @@ static struct field_node *add_child(struct field_index *fi, struct field_node *n
 {
 	struct field_node *k;
 
-	if (node->nkids == node->cap) {
-		size_t cap = node->cap ? node->cap * 2 : 4;
-		struct field_node **kids = realloc(node->kids, cap * sizeof(*kids));
-		if (!kids)
-			return NULL;
-		node->kids = kids;
-		node->cap = cap;
-	}
+	struct field_node **kids = array_grow(node->kids, &node->cap, node->nkids + 1, sizeof(*kids), 4);
+
+	if (!kids)
+		return NULL;
+	node->kids = kids;
 	k = arena_alloc(&fi->arena, sizeof(*k));
 	if (!k)
 		return NULL;
@@ -187,14 +185,10 @@ int field_index_add(struct field_index *fi, const char *path, int *ret_slot)
 	if (n->slot < 0) {
 		if (fi->nslots >= FIELDS_MAX_SLOTS)
 			return -E2BIG;
-		if (fi->nslots == fi->cap) {
-			size_t cap = fi->cap ? fi->cap * 2 : 32;
-			const char **paths = realloc(fi->paths, cap * sizeof(*paths));
-			if (!paths)
-				return -ENOMEM;
-			fi->paths = paths;
-			fi->cap = cap;
-		}
+		const char **paths = array_grow(fi->paths, &fi->cap, fi->nslots + 1, sizeof(*paths), 32);
+		if (!paths)
+			return -ENOMEM;
+		fi->paths = paths;
 		fi->paths[fi->nslots] = arena_strdup(&fi->arena, path);
 		if (!fi->paths[fi->nslots])
 			return -ENOMEM;

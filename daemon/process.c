@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "trailwatch/array.h"
 #include "trailwatch/process.h"
 
 void file_result_init(struct file_result *res)
@@ -109,16 +110,12 @@ static void on_match(void *ctx, const struct rule *rule, struct record *rec)
 	struct file_result *res = p->res;
 	struct match *m;
 
-	if (res->nmatches == res->cap) {
-		size_t cap = res->cap ? res->cap * 2 : 16;
-		struct match *n = realloc(res->matches, cap * sizeof(*n));
-		if (!n) {
-			p->nomem = true;
-			return;
-		}
-		res->matches = n;
-		res->cap = cap;
+	m = array_grow(res->matches, &res->cap, res->nmatches + 1, sizeof(*m), 16);
+	if (!m) {
+		p->nomem = true;
+		return;
 	}
+	res->matches = m;
 	m = &res->matches[res->nmatches];
 	if (match_capture(m, rule, rec, &p->rs->slots, res->name, &res->arena) < 0) {
 		p->nomem = true;
@@ -270,12 +267,11 @@ int dispatch_result(struct dispatch *d, const struct file_result *res)
 	}
 	if (!nfeed)
 		return 0;
-	if (nfeed > d->scratch_cap) {
-		struct match **s = realloc(d->scratch, nfeed * sizeof(*s));
+	{
+		struct match **s = array_grow(d->scratch, &d->scratch_cap, nfeed, sizeof(*s), 64);
 		if (!s)
 			return -ENOMEM;
 		d->scratch = s;
-		d->scratch_cap = nfeed;
 	}
 	nfeed = 0;
 	for (size_t i = 0; i < res->nmatches; i++)

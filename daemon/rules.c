@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "trailwatch/array.h"
 #include "trailwatch/buf.h"
 #include "trailwatch/builtin.h"
 #include "trailwatch/cond.h"
@@ -1374,13 +1375,13 @@ static int add_rule(struct loader *L, struct rule *rule)
 	struct ruleset *rs = L->rs;
 
 	if (rs->nrules == L->cap) {
-		size_t cap = L->cap ? L->cap * 2 : 64;
-		struct rule **nr = realloc(rs->rules, cap * sizeof(*nr));
+		size_t cap = L->cap, cap2 = L->cap;
+		struct rule **nr = array_grow(rs->rules, &cap, rs->nrules + 1, sizeof(*nr), 64);
 		size_t *ns;
 		if (!nr)
 			return -ENOMEM;
 		rs->rules = nr;
-		ns = realloc(L->rule_source, cap * sizeof(*ns));
+		ns = array_grow(L->rule_source, &cap2, rs->nrules + 1, sizeof(*ns), 64);
 		if (!ns)
 			return -ENOMEM;
 		L->rule_source = ns;
@@ -1675,14 +1676,10 @@ static int note_broken(struct loader *L, const struct ynode *root)
 		const struct ynode *n = ynode_get(root, keys[k]);
 		if (!is_string(n))
 			continue;
-		if (L->nbroken == L->capbroken) {
-			size_t cap = L->capbroken ? L->capbroken * 2 : 16;
-			const char **b = realloc(L->broken, cap * sizeof(*b));
-			if (!b)
-				return -ENOMEM;
-			L->broken = b;
-			L->capbroken = cap;
-		}
+		const char **b = array_grow(L->broken, &L->capbroken, L->nbroken + 1, sizeof(*b), 16);
+		if (!b)
+			return -ENOMEM;
+		L->broken = b;
 		L->broken[L->nbroken++] = n->value;
 	}
 	return 0;
@@ -1698,14 +1695,11 @@ static bool is_broken(const struct loader *L, const char *ref)
 
 static int keep_yfile(struct ruleset *rs, struct yfile *yf)
 {
-	if (rs->nyfiles == rs->capyfiles) {
-		size_t cap = rs->capyfiles ? rs->capyfiles * 2 : 16;
-		struct yfile **n = realloc(rs->yfiles, cap * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		rs->yfiles = n;
-		rs->capyfiles = cap;
-	}
+	struct yfile **n = array_grow(rs->yfiles, &rs->capyfiles, rs->nyfiles + 1, sizeof(*n), 16);
+
+	if (!n)
+		return -ENOMEM;
+	rs->yfiles = n;
 	rs->yfiles[rs->nyfiles++] = yf;
 	return 0;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "trailwatch/array.h"
 #include "trailwatch/walk.h"
 
 void pathlist_free(struct pathlist *l)
@@ -20,18 +21,14 @@ void pathlist_free(struct pathlist *l)
 
 static int push(struct pathlist *l, const char *path)
 {
-	char *p;
+	char **np, *p;
 
 	if (l->n >= WALK_MAX_FILES)
 		return -E2BIG;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		char **np = realloc(l->paths, cap * sizeof(*np));
-		if (!np)
-			return -ENOMEM;
-		l->paths = np;
-		l->cap = cap;
-	}
+	np = array_grow(l->paths, &l->cap, l->n + 1, sizeof(*np), 64);
+	if (!np)
+		return -ENOMEM;
+	l->paths = np;
 	p = strdup(path);
 	if (!p)
 		return -ENOMEM;

@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "trailwatch/array.h"
 #include "trailwatch/yamltree.h"
 
 struct open_node {
@@ -40,14 +41,11 @@ static void berror(struct builder *b, const yaml_mark_t *m, const char *msg)
 
 static int push_kid(struct open_node *o, struct ynode *n)
 {
-	if (o->nkids == o->cap) {
-		size_t cap = o->cap ? o->cap * 2 : 8;
-		struct ynode **k = realloc(o->kids, cap * sizeof(*k));
-		if (!k)
-			return -ENOMEM;
-		o->kids = k;
-		o->cap = cap;
-	}
+	struct ynode **k = array_grow(o->kids, &o->cap, o->nkids + 1, sizeof(*k), 8);
+
+	if (!k)
+		return -ENOMEM;
+	o->kids = k;
 	o->kids[o->nkids++] = n;
 	return 0;
 }
@@ -157,14 +155,11 @@ static int open_container(struct builder *b, enum ynode_type t, const yaml_mark_
 
 static int add_doc(struct builder *b, unsigned line)
 {
-	if (b->ndocs == b->capdocs) {
-		size_t cap = b->capdocs ? b->capdocs * 2 : 4;
-		struct ydoc *d = realloc(b->docs, cap * sizeof(*d));
-		if (!d)
-			return -ENOMEM;
-		b->docs = d;
-		b->capdocs = cap;
-	}
+	struct ydoc *d = array_grow(b->docs, &b->capdocs, b->ndocs + 1, sizeof(*d), 4);
+
+	if (!d)
+		return -ENOMEM;
+	b->docs = d;
 	b->docs[b->ndocs].root = b->doc_root;
 	b->docs[b->ndocs].line = line;
 	b->ndocs++;
