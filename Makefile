@@ -89,14 +89,18 @@ check: deps
 	$(MAKE) test-suite
 	$(MAKE) BUILD=build-asan SANITIZE=1 test-suite
 
-bench: deps all
+bench: deps
+	$(MAKE) all
 	scripts/bench
 
 fuzz: deps
 	scripts/install-deps --fuzz
 	scripts/fuzz
 
-demo: deps all
+# Dependencies first, then a separate make: pkg-config must exist before
+# the build reads the flags, even under make -j.
+demo: deps
+	$(MAKE) all
 	./trailwatch replay examples/sample-trail
 
 install: all

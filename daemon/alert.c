@@ -127,7 +127,7 @@ void match_release(struct match *m)
 
 void alert_from_match(struct alert *a, const struct match *m)
 {
-	const char *parts[1];
+	const char *parts[2];
 
 	memset(a, 0, sizeof(*a));
 	a->rule = m->rule;
@@ -135,11 +135,17 @@ void alert_from_match(struct alert *a, const struct match *m)
 	a->first_seen = TIME_UNKNOWN;
 	if (m->event_id)
 		a->event_ids[a->nevent_ids++] = m->event_id;
-	/* Without an eventID the log object and record index identify the event. */
-	char where[64];
-	snprintf(where, sizeof(where), "#%zu", m->record);
-	parts[0] = m->event_id ? m->event_id : where;
-	alert_set_id(a, "event", parts, 1);
+	if (m->event_id) {
+		parts[0] = m->event_id;
+		alert_set_id(a, "event", parts, 1);
+	} else {
+		/* Without an eventID the log object and record index identify it. */
+		char where[32];
+		snprintf(where, sizeof(where), "#%zu", m->record);
+		parts[0] = m->log_object;
+		parts[1] = where;
+		alert_set_id(a, "record", parts, 2);
+	}
 }
 
 void alert_set_id(struct alert *a, const char *kind, const char *const *parts, size_t nparts)
@@ -214,13 +220,16 @@ int alert_render(const struct alert *a, struct buf *out)
 	if (!r)
 		r = jsonw_member_str(out, "rule", rule->id ? rule->id : rule->name, 0);
 	if (!r)
-		r = buf_append_str(out, ",\"title\":");
-	if (!r) {
-		char title[1024];
-		int n = a->title_note ? snprintf(title, sizeof(title), "%s %s", rule->title, a->title_note)
-				      : snprintf(title, sizeof(title), "%s", rule->title);
-		r = jsonw_string(out, title, n < (int)sizeof(title) ? (size_t)n : sizeof(title) - 1);
+		r = buf_append_str(out, ",\"title\":\"");
+	if (!r)
+		r = jsonw_escaped(out, rule->title, strlen(rule->title));
+	if (!r && a->title_note) {
+		r = buf_append(out, " ", 1);
+		if (!r)
+			r = jsonw_escaped(out, a->title_note, strlen(a->title_note));
 	}
+	if (!r)
+		r = buf_append(out, "\"", 1);
 	if (!r)
 		r = jsonw_member_str(out, "severity", level_name(rule->level), 0);
 	if (!r)

@@ -119,8 +119,8 @@ static inline int hexval(char c)
 
 /* p is at the opening quote.  Returns the position after the closing quote;
  * start and len give the contents; escaped tells whether it has escapes. */
-static inline __attribute__((always_inline)) const char *scan_string(struct scan *s, const char *p, const char **start, size_t *len,
-				      bool *escaped)
+static inline __attribute__((always_inline)) const char *
+scan_string(struct scan *s, const char *p, const char **start, size_t *len, bool *escaped)
 {
 	bool esc = false;
 

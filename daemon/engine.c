@@ -165,9 +165,11 @@ static struct pf_bucket *bucket_find(struct pf_index *pf, const char *s, size_t 
 			return b;
 		if (b->len == len) {
 			size_t k = 0;
-			for (; k < len; k++)
-				if ((unsigned char)b->name[k] != (folded ? (unsigned char)s[k] : fold((unsigned char)s[k])))
+			for (; k < len; k++) {
+				unsigned char c = (unsigned char)s[k];
+				if ((unsigned char)b->name[k] != (folded ? c : fold(c)))
 					break;
+			}
 			if (k == len)
 				return b;
 		}

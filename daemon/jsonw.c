@@ -5,11 +5,19 @@
 
 int jsonw_string(struct buf *b, const char *s, size_t len)
 {
+	int r = buf_append(b, "\"", 1);
+
+	if (r == 0)
+		r = jsonw_escaped(b, s, len);
+	return r ? r : buf_append(b, "\"", 1);
+}
+
+int jsonw_escaped(struct buf *b, const char *s, size_t len)
+{
 	static const char hex[] = "0123456789abcdef";
 	size_t start = 0;
-	int r;
+	int r = 0;
 
-	r = buf_append(b, "\"", 1);
 	for (size_t i = 0; i < len && r == 0; i++) {
 		unsigned char c = (unsigned char)s[i];
 		char esc[6];
@@ -40,7 +48,7 @@ int jsonw_string(struct buf *b, const char *s, size_t len)
 	}
 	if (r == 0)
 		r = buf_append(b, s + start, len - start);
-	return r ? r : buf_append(b, "\"", 1);
+	return r;
 }
 
 int jsonw_member_str(struct buf *b, const char *key, const char *value, int first)

@@ -789,7 +789,8 @@ static int compile_selection(struct loader *L, const struct ynode *name, const s
 					r = -EINVAL;
 				}
 				for (size_t k = 0; k < mp->n; k++) {
-					int e = compile_test(L, mp->keys[k], mp->items[k], false, &sel->alts[i].tests[k]);
+					struct field_test *t = &sel->alts[i].tests[k];
+					int e = compile_test(L, mp->keys[k], mp->items[k], false, t);
 					if (e == -ENOMEM)
 						return e;
 					if (e < 0)

@@ -289,7 +289,10 @@ static void test_yaml_limits(void)
 	diag_init(&d);
 	CHECK(yfile_load_buffer("ok.yml", "a: 1\n---\nb: [x, 'y']\n", 20, &f, &d) == 0);
 	CHECK(f && f->ndocs == 2 && ynode_get(f->docs[1].root, "b")->n == 2);
-	CHECK(f && ynode_get(f->docs[1].root, "b")->items[0]->plain && !ynode_get(f->docs[1].root, "b")->items[1]->plain);
+	if (f) {
+		const struct ynode *b = ynode_get(f->docs[1].root, "b");
+		CHECK(b->items[0]->plain && !b->items[1]->plain);
+	}
 	yfile_free(f);
 	diag_free(&d);
 }

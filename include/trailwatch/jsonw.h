@@ -15,6 +15,10 @@
 /* "s" with escapes. */
 int jsonw_string(struct buf *b, const char *s, size_t len);
 
+/* The escaped contents alone, without the quotes (to build one string from
+ * several pieces). */
+int jsonw_escaped(struct buf *b, const char *s, size_t len);
+
 /* ,"key":"value" -- the leading comma unless first; a NULL value is null. */
 int jsonw_member_str(struct buf *b, const char *key, const char *value, int first);
 

@@ -45,7 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		buf_init(&b, 0);
 		buf_append(&b, log, sizeof(log) - 1);
 		if (engine_init(&e, rs) == 0 && record_init(&rec, rs->fields.nslots) == 0) {
-			if (ctlog_open(&r, b.data, b.len, &rs->fields, NULL, &err) == 0 && ctlog_next(&r, &rec, &err) == 1)
+			if (ctlog_open(&r, b.data, b.len, &rs->fields, NULL, &err) == 0 &&
+			    ctlog_next(&r, &rec, &err) == 1)
 				engine_eval(&e, &rec, nothing, NULL);
 			record_free(&rec);
 			engine_free(&e);
