@@ -230,6 +230,20 @@ static bool add_value(struct scan *s, int slot, enum jtype type, const char *p, 
 
 static const char *scan_value(struct scan *s, const char *p, const struct field_node *want, unsigned depth);
 
+/* A string value: most values are strings, so objects and arrays read them
+ * here, without a call to scan_value for each. */
+static inline const char *string_value(struct scan *s, const char *p, const struct field_node *want)
+{
+	const char *str;
+	size_t len;
+	bool esc;
+
+	p = scan_string(s, p, &str, &len, &esc);
+	if (p && want && want->slot >= 0 && s->rec && !add_value(s, want->slot, JT_STRING, str, len, esc))
+		return NULL;
+	return p;
+}
+
 static const char *check_size(struct scan *s, const char *p)
 {
 	if ((size_t)(p - s->rec_start) > s->max_record) {
@@ -277,7 +291,7 @@ static const char *scan_object(struct scan *s, const char *p, const struct field
 		p = skip_ws(p + 1);
 		if (kid && kid->slot >= 0 && s->rec)
 			s->rec->present[kid->slot] = 1;
-		p = scan_value(s, p, kid, depth);
+		p = *p == '"' ? string_value(s, p, kid) : scan_value(s, p, kid, depth);
 		if (!p)
 			return NULL;
 		p = skip_ws(p);
@@ -298,7 +312,7 @@ static const char *scan_array(struct scan *s, const char *p, const struct field_
 		return p + 1;
 	for (;;) {
 		/* Arrays are transparent to field paths: elements keep the node. */
-		p = scan_value(s, p, want, depth);
+		p = *p == '"' ? string_value(s, p, want) : scan_value(s, p, want, depth);
 		if (!p)
 			return NULL;
 		p = skip_ws(p);
