@@ -23,6 +23,7 @@
 #endif
 
 #include "trailwatch/array.h"
+#include "trailwatch/buf.h"
 #include "trailwatch/ctlog.h"
 
 struct scan {
@@ -216,6 +217,8 @@ static bool add_value(struct scan *s, int slot, enum jtype type, const char *p, 
 	v = &rec->values[i];
 	v->p = p;
 	v->folded = NULL;
+	v->src = p;
+	v->srclen = (uint32_t)len;
 	v->len = (uint32_t)len;
 	v->type = (uint8_t)type;
 	v->raw = raw;
@@ -573,12 +576,17 @@ bad:
 	return -EINVAL;
 }
 
-static void record_reset(struct record *rec)
+static void record_clear_values(struct record *rec)
 {
 	for (size_t i = 0; i < rec->nslots; i++)
 		rec->head[i] = -1;
 	memset(rec->present, 0, rec->nslots);
 	rec->nvalues = 0;
+}
+
+static void record_reset(struct record *rec)
+{
+	record_clear_values(rec);
 	arena_reset(&rec->scratch);
 }
 
@@ -652,6 +660,72 @@ bad:
 	r->state = CTLOG_AFTER;
 	set_error(err, r, s.err_at, index, false, s.err);
 	return -EINVAL;
+}
+
+/* Is the text (after leading white space) a JSON object or array? */
+static bool looks_like_json(const char *p, size_t len)
+{
+	const char *end = p + len;
+
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p < end && (*p == '{' || *p == '[');
+}
+
+int record_load_element(struct record *rec, const struct field_index *fi, const struct jvalue *v)
+{
+	const char *text = v->src, *after;
+	size_t len = v->srclen;
+	int root = fi->root.slot;
+	struct scan s;
+
+	record_reset(rec);
+	if (v->type == JT_STRING) {
+		char *copy;
+
+		/* Unescaped into a padded copy of our own: the scanner reads
+		 * ahead, and the parent's scratch text is not padded. */
+		copy = arena_alloc(&rec->scratch, len + BUF_PAD);
+		if (!copy)
+			return -ENOMEM;
+		len = ctlog_unescape(text, len, copy);
+		memset(copy + len, 0, BUF_PAD);
+		text = copy;
+	}
+	rec->text = text;
+	rec->len = len;
+	if (v->type == JT_STRING && !looks_like_json(text, len))
+		goto plain;
+	if (v->type == JT_STRING || v->type == JT_OBJECT) {
+		memset(&s, 0, sizeof(s));
+		s.buf = text;
+		s.end = text + len;
+		s.rec = rec;
+		s.rec_start = text;
+		s.max_record = len;
+		s.max_depth = CTLOG_DEFAULT_MAX_DEPTH;
+		if (root >= 0)
+			rec->present[root] = 1;
+		after = scan_value(&s, skip_ws(text), &fi->root, 0);
+		if (after && skip_ws(after) >= s.end)
+			return 0;
+		if (!after && s.err && strcmp(s.err, "out of memory") == 0)
+			return -ENOMEM;
+		/* Text that is not JSON after all: only the value itself (the
+		 * copy in scratch stays). */
+		record_clear_values(rec);
+		if (v->type == JT_OBJECT)
+			return 0;
+	}
+plain:
+	if (root < 0)
+		return 0;
+	memset(&s, 0, sizeof(s));
+	s.rec = rec;
+	rec->present[root] = 1;
+	if (v->type == JT_STRING)
+		return add_value(&s, root, JT_STRING, text, len, false) ? 0 : -ENOMEM;
+	return add_value(&s, root, (enum jtype)v->type, v->src, v->srclen, false) ? 0 : -ENOMEM;
 }
 
 int record_init(struct record *rec, size_t nslots)

@@ -295,13 +295,20 @@ static bool value_matches(struct engine *e, const struct pattern *p, struct reco
 	size_t len;
 	double num;
 
-	if (p->op == PAT_GLOB && p->is_number && v->type == JT_NUMBER)
+	if (p->op == PAT_GLOB && p->is_number && v->type == JT_NUMBER && !p->arn_account)
 		return number_parse(v->p, v->len, &num) == 0 && num == p->num;
 	/* Searching needs a lower-case copy (made once per value); exact, prefix
 	 * and suffix tests fold as they compare and first check the length. */
-	if (p->op == PAT_GLOB && !p->cased && (p->kind == GLOB_CONTAINS || p->kind == GLOB_GENERIC))
-		return record_value_folded(rec, v, &text, &len) == 0 && glob_match_folded(p, text, len);
+	if (p->op == PAT_GLOB && !p->cased && (p->kind == GLOB_CONTAINS || p->kind == GLOB_GENERIC)) {
+		if (record_value_folded(rec, v, &text, &len) < 0)
+			return false;
+		if (p->arn_account && !arn_account(text, len, &text, &len))
+			return false;
+		return glob_match_folded(p, text, len);
+	}
 	if (record_value_text(rec, v, &text, &len) < 0)
+		return false;
+	if (p->arn_account && !arn_account(text, len, &text, &len))
 		return false;
 	switch (p->op) {
 	case PAT_GLOB:
@@ -321,15 +328,18 @@ static bool value_matches(struct engine *e, const struct pattern *p, struct reco
 		return number_parse(text, len, &num) == 0 && num < p->num;
 	case PAT_LTE:
 		return number_parse(text, len, &num) == 0 && num <= p->num;
-	case PAT_FIELDREF:
-		for (int32_t i = rec->head[p->ref_slot]; i >= 0; i = rec->values[i].next) {
+	case PAT_FIELDREF: {
+		/* The other field is one of the record's, also inside |element. */
+		struct record *top = e->top;
+		for (int32_t i = top->head[p->ref_slot]; i >= 0; i = top->values[i].next) {
 			const char *o;
 			size_t olen;
-			if (record_value_text(rec, &rec->values[i], &o, &olen) == 0 &&
+			if (record_value_text(top, &top->values[i], &o, &olen) == 0 &&
 			    text_equal(text, len, o, olen, p->cased))
 				return true;
 		}
 		return false;
+	}
 	default:
 		return false;
 	}
@@ -363,8 +373,28 @@ static bool pattern_holds(struct engine *e, const struct pattern *p, struct reco
 	return p->negate ? !found : found;
 }
 
+static bool alt_holds(struct engine *e, const struct sel_alt *alt, struct record *rec);
+
+/* |element: one value of the field satisfies the element's selection.  Each
+ * value is loaded into the engine's record for this test, in turn. */
+static bool element_holds(struct engine *e, const struct element_test *el, struct record *rec, int slot)
+{
+	struct record *sub = &e->elements[el->id];
+
+	for (int32_t i = rec->head[slot]; i >= 0; i = rec->values[i].next) {
+		if (record_load_element(sub, &el->fields, &rec->values[i]) < 0)
+			continue;
+		for (size_t a = 0; a < el->nalts; a++)
+			if (alt_holds(e, &el->alts[a], sub))
+				return true;
+	}
+	return false;
+}
+
 static bool test_holds(struct engine *e, const struct field_test *t, struct record *rec)
 {
+	if (t->elem)
+		return element_holds(e, t->elem, rec, t->slot);
 	for (size_t i = 0; i < t->npats; i++) {
 		bool ok = pattern_holds(e, &t->pats[i], rec, t->slot);
 		if (t->all && !ok)
@@ -375,16 +405,19 @@ static bool test_holds(struct engine *e, const struct field_test *t, struct reco
 	return t->all;
 }
 
+static bool alt_holds(struct engine *e, const struct sel_alt *alt, struct record *rec)
+{
+	for (size_t t = 0; t < alt->ntests; t++)
+		if (!test_holds(e, &alt->tests[t], rec))
+			return false;
+	return true;
+}
+
 static bool sel_holds(struct engine *e, const struct selection *s, struct record *rec)
 {
-	for (size_t a = 0; a < s->nalts; a++) {
-		const struct sel_alt *alt = &s->alts[a];
-		size_t t = 0;
-		while (t < alt->ntests && test_holds(e, &alt->tests[t], rec))
-			t++;
-		if (t == alt->ntests)
+	for (size_t a = 0; a < s->nalts; a++)
+		if (alt_holds(e, &s->alts[a], rec))
 			return true;
-	}
 	return false;
 }
 
@@ -412,6 +445,7 @@ static bool cond_holds(struct engine *e, const struct detection *d, const struct
 
 bool engine_rule_matches(struct engine *e, const struct rule *r, struct record *rec)
 {
+	e->top = rec;
 	if (!r->det.cond || !cond_holds(e, &r->det, r->det.cond, rec))
 		return false;
 	for (size_t i = 0; i < r->nfilters; i++) {
@@ -493,9 +527,16 @@ int engine_init(struct engine *e, const struct ruleset *rs)
 	e->rs = rs;
 	e->md = pcre2_match_data_create(1, NULL);
 	e->cand = calloc(rs->ndetections + 1, sizeof(*e->cand));
-	if (!e->md || !e->cand) {
+	e->elements = calloc(rs->nelements + 1, sizeof(*e->elements));
+	if (!e->md || !e->cand || !e->elements) {
 		engine_free(e);
 		return -ENOMEM;
+	}
+	for (; e->nelements < rs->nelements; e->nelements++) {
+		if (record_init(&e->elements[e->nelements], rs->elements[e->nelements]->fields.nslots) < 0) {
+			engine_free(e);
+			return -ENOMEM;
+		}
 	}
 	r = prefilter_build(rs, &e->pf);
 	if (r < 0) {
@@ -513,5 +554,8 @@ void engine_free(struct engine *e)
 		pcre2_match_data_free(e->md);
 	prefilter_free(e->pf);
 	free(e->cand);
+	for (size_t i = 0; i < e->nelements; i++)
+		record_free(&e->elements[i]);
+	free(e->elements);
 	memset(e, 0, sizeof(*e));
 }

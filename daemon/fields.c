@@ -165,7 +165,8 @@ int field_index_add(struct field_index *fi, const char *path, int *ret_slot)
 
 	if (plen == 0 || plen > FIELDS_MAX_PATH)
 		return -EINVAL;
-	for (;;) {
+	/* "@" is the root itself: the scanned value, not a member of it. */
+	for (bool more = strcmp(path, FIELDS_SELF) != 0; more;) {
 		const char *dot = strchr(p, '.');
 		size_t len = dot ? (size_t)(dot - p) : strlen(p);
 		struct field_node *k;
@@ -178,9 +179,9 @@ int field_index_add(struct field_index *fi, const char *path, int *ret_slot)
 		if (!k)
 			return -ENOMEM;
 		n = k;
-		if (!dot)
-			break;
-		p = dot + 1;
+		more = dot != NULL;
+		if (more)
+			p = dot + 1;
 	}
 	if (n->slot < 0) {
 		if (fi->nslots >= FIELDS_MAX_SLOTS)

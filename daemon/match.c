@@ -345,6 +345,39 @@ bool cidr_contains(const struct cidr *c, const uint8_t addr[16], int family)
 	return true;
 }
 
+static bool account_id(const char *s, size_t len)
+{
+	if (len != 12)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+bool arn_account(const char *s, size_t len, const char **ret, size_t *ret_len)
+{
+	const char *end = s + len, *p = s;
+
+	if (!account_id(s, len)) {
+		/* arn:partition:service:region:account:resource */
+		if (len < 4 || memcmp(s, "arn:", 4) != 0)
+			return false;
+		for (int colons = 0; colons < 4; colons++) {
+			p = memchr(p, ':', (size_t)(end - p));
+			if (!p)
+				return false;
+			p++;
+		}
+		end = memchr(p, ':', (size_t)(end - p));
+		if (!end || !account_id(p, (size_t)(end - p)))
+			return false;
+	}
+	*ret = p;
+	*ret_len = (size_t)(end - p);
+	return true;
+}
+
 int number_parse(const char *s, size_t len, double *ret)
 {
 	char tmp[64], *end;

@@ -37,6 +37,7 @@ struct loader {
 	struct ruleset *rs;
 	struct diag *d;
 	const struct rule_lists *lists;
+	struct field_index *fields;	/* where test paths go: the record's, or an element's */
 	const char *file;	/* current file, arena copy */
 	size_t source;		/* index of the current source */
 	size_t *rule_source;	/* rs->rules[i] came from source rule_source[i] */
@@ -222,6 +223,8 @@ enum modifier {
 	MOD_BASE64OFFSET,
 	MOD_EXPAND,
 	MOD_CASED,
+	MOD_ELEMENT,
+	MOD_ARNACCOUNT,
 	MOD_COUNT,
 };
 
@@ -249,6 +252,8 @@ static const struct {
 	{ "base64offset", MOD_BASE64OFFSET },
 	{ "expand", MOD_EXPAND },
 	{ "cased", MOD_CASED },
+	{ "element", MOD_ELEMENT },
+	{ "arnaccount", MOD_ARNACCOUNT },
 };
 
 /* Sigma modifiers that exist but mean nothing for CloudTrail JSON. */
@@ -327,6 +332,7 @@ static int check_modifiers(struct loader *L, const struct ynode *key, const stru
 		{ MOD_FIELDREF, MOD_BASE64 }, { MOD_FIELDREF, MOD_BASE64OFFSET }, { MOD_FIELDREF, MOD_EXPAND },
 	};
 	static const enum modifier numeric[] = { MOD_GT, MOD_GTE, MOD_LT, MOD_LTE };
+	static const enum modifier alone[] = { MOD_EXISTS, MOD_ELEMENT };
 	int nnum = 0;
 
 	for (size_t i = 0; i < sizeof(conflicts) / sizeof(conflicts[0]); i++) {
@@ -344,10 +350,13 @@ static int check_modifiers(struct loader *L, const struct ynode *key, const stru
 		lerr(L, key, "a comparison (gt, gte, lt, lte) stands alone");
 		return -EINVAL;
 	}
-	if (m->has[MOD_EXISTS]) {
+	for (size_t a = 0; a < sizeof(alone) / sizeof(alone[0]); a++) {
+		if (!m->has[alone[a]])
+			continue;
 		for (int i = 0; i < MOD_COUNT; i++) {
-			if (i != MOD_EXISTS && m->has[i]) {
-				lerr(L, key, "'exists' cannot be combined with other modifiers");
+			if (i != (int)alone[a] && m->has[i]) {
+				lerr(L, key, "'%s' cannot be combined with other modifiers",
+				     modifier_table[alone[a]].name);
 				return -EINVAL;
 			}
 		}
@@ -546,6 +555,46 @@ static bool plain_number(const struct ynode *v, double *ret)
 	return v->plain && number_parse(v->value, v->len, ret) == 0;
 }
 
+static int compile_selection(struct loader *L, const struct ynode *name, const struct ynode *val,
+			     struct selection *sel);
+
+/* "field|element: selection": compiles the selection against a field index
+ * of its own, whose paths are relative to each value of the field. */
+static int compile_element(struct loader *L, const struct ynode *key, const struct ynode *val,
+			   struct field_test *t)
+{
+	struct ruleset *rs = L->rs;
+	struct field_index *outer = L->fields;
+	struct element_test *el, **els;
+	struct selection sel;
+	int r;
+
+	if (t->slot < 0) {
+		lerr(L, key, "'element' needs a field name");
+		return -EINVAL;
+	}
+	if (val->type != YNODE_MAP && val->type != YNODE_SEQ) {
+		lerr(L, val, "the value of '%s' must be a selection (a map, a list of maps or keywords)", key->value);
+		return -EINVAL;
+	}
+	els = array_grow(rs->elements, &rs->capelements, rs->nelements + 1, sizeof(*els), 8);
+	el = arena_alloc(&rs->arena, sizeof(*el));
+	if (!els || !el)
+		return -ENOMEM;
+	rs->elements = els;
+	field_index_init(&el->fields);
+	el->id = rs->nelements;
+	rs->elements[rs->nelements++] = el;
+	t->elem = el;
+
+	L->fields = &el->fields;
+	r = compile_selection(L, key, val, &sel);
+	L->fields = outer;
+	el->alts = sel.alts;
+	el->nalts = sel.nalts;
+	return r;
+}
+
 /* Compiles "field|mods: value(s)" into t. */
 static int compile_test(struct loader *L, const struct ynode *key, const struct ynode *val,
 			bool keyword, struct field_test *t)
@@ -570,8 +619,13 @@ static int compile_test(struct loader *L, const struct ynode *key, const struct 
 		if (r < 0)
 			return r;
 		t->field = field;
+		if (strcmp(field, FIELDS_SELF) == 0 && L->fields == &L->rs->fields) {
+			lerr(L, key, "'%s' names the value an |element selection looks at; it is not a field of the record",
+			     FIELDS_SELF);
+			return -EINVAL;
+		}
 		if (field[0]) {
-			r = field_index_add(&L->rs->fields, field, &t->slot);
+			r = field_index_add(L->fields, field, &t->slot);
 			if (r == -EINVAL) {
 				lerr(L, key, "invalid field name '%s'", field);
 				return r;
@@ -585,6 +639,8 @@ static int compile_test(struct loader *L, const struct ynode *key, const struct 
 		}
 	}
 	t->all = m.has[MOD_ALL];
+	if (m.has[MOD_ELEMENT])
+		return compile_element(L, key, val, t);
 
 	if (val->type == YNODE_MAP) {
 		lerr(L, val, "the value of '%s' must be a value or a list of values, not a map", key ? key->value : "keyword");
@@ -632,7 +688,8 @@ static int compile_test(struct loader *L, const struct ynode *key, const struct 
 		if (ynode_is_null(v)) {
 			if (m.has[MOD_CONTAINS] || m.has[MOD_STARTSWITH] || m.has[MOD_ENDSWITH] || m.has[MOD_RE] ||
 			    m.has[MOD_CIDR] || m.has[MOD_GT] || m.has[MOD_GTE] || m.has[MOD_LT] || m.has[MOD_LTE] ||
-			    m.has[MOD_FIELDREF] || m.has[MOD_BASE64] || m.has[MOD_BASE64OFFSET] || t->slot < 0) {
+			    m.has[MOD_FIELDREF] || m.has[MOD_BASE64] || m.has[MOD_BASE64OFFSET] ||
+			    m.has[MOD_ARNACCOUNT] || t->slot < 0) {
 				lerr(L, v, "null cannot be used with these modifiers");
 				return -EINVAL;
 			}
@@ -726,6 +783,8 @@ static int compile_test(struct loader *L, const struct ynode *key, const struct 
 				t->pats[j].negate = m.has[MOD_NEQ];
 		}
 	}
+	for (size_t j = 0; j < t->npats; j++)
+		t->pats[j].arn_account = m.has[MOD_ARNACCOUNT];
 	return 0;
 }
 
@@ -1393,13 +1452,20 @@ static int add_rule(struct loader *L, struct rule *rule)
 	return 0;
 }
 
+/* Frees what patterns hold outside the arena (compiled regular expressions).
+ * Element tests are released by ruleset_free. */
+static void release_alts(struct sel_alt *alts, size_t nalts)
+{
+	for (size_t a = 0; a < nalts; a++)
+		for (size_t t = 0; t < alts[a].ntests; t++)
+			for (size_t p = 0; p < alts[a].tests[t].npats; p++)
+				pattern_release(&alts[a].tests[t].pats[p]);
+}
+
 static void release_rule(struct rule *rule)
 {
 	for (size_t s = 0; s < rule->det.nsels; s++)
-		for (size_t a = 0; a < rule->det.sels[s].nalts; a++)
-			for (size_t t = 0; t < rule->det.sels[s].alts[a].ntests; t++)
-				for (size_t p = 0; p < rule->det.sels[s].alts[a].tests[t].npats; p++)
-					pattern_release(&rule->det.sels[s].alts[a].tests[t].pats[p]);
+		release_alts(rule->det.sels[s].alts, rule->det.sels[s].nalts);
 }
 
 static void drop_rule(struct loader *L, size_t i)
@@ -2052,6 +2118,7 @@ int ruleset_load(const struct rule_source *sources, size_t nsources,
 	field_index_init(&rs->fields);
 	memset(&L, 0, sizeof(L));
 	L.rs = rs;
+	L.fields = &rs->fields;
 	L.d = d;
 	L.lists = lists;
 	r = add_alert_slots(rs);
@@ -2099,6 +2166,8 @@ int ruleset_load(const struct rule_source *sources, size_t nsources,
 		goto fail;
 	/* Every field is known now: give the scanner its lookup tables. */
 	r = field_index_finish(&rs->fields);
+	for (size_t i = 0; i < rs->nelements && r == 0; i++)
+		r = field_index_finish(&rs->elements[i]->fields);
 	if (r < 0)
 		goto fail;
 	if (L.errors) {
@@ -2122,6 +2191,13 @@ void ruleset_free(struct ruleset *rs)
 		return;
 	for (size_t i = 0; i < rs->nrules; i++)
 		release_rule(rs->rules[i]);
+	/* Element tests belong to the rule set, even those of dropped rules. */
+	for (size_t i = 0; i < rs->nelements; i++) {
+		struct element_test *el = rs->elements[i];
+		release_alts(el->alts, el->nalts);
+		field_index_free(&el->fields);
+	}
+	free(rs->elements);
 	for (size_t i = 0; i < rs->nyfiles; i++)
 		yfile_free(rs->yfiles[i]);
 	free(rs->yfiles);

@@ -75,6 +75,32 @@ static void test_glob(void)
 	CHECK(!glob("pre*", "pr", false));
 }
 
+static bool account_is(const char *s, const char *want)
+{
+	const char *a;
+	size_t n;
+
+	if (!arn_account(s, strlen(s), &a, &n))
+		return want == NULL;
+	return want && n == strlen(want) && memcmp(a, want, n) == 0;
+}
+
+static void test_arn_account(void)
+{
+	CHECK(account_is("arn:aws:iam::111122223333:root", "111122223333"));
+	CHECK(account_is("arn:aws:kms:us-east-1:999988887777:key/abcd", "999988887777"));
+	CHECK(account_is("arn:aws-us-gov:sts::123456789012:assumed-role/r/s", "123456789012"));
+	CHECK(account_is("444455556666", "444455556666"));
+	CHECK(account_is("*", NULL));
+	CHECK(account_is("arn:aws:s3:::bucket/key", NULL));
+	CHECK(account_is("arn:aws:iam::12345678901:root", NULL));
+	CHECK(account_is("arn:aws:iam::1111222233334:root", NULL));
+	CHECK(account_is("arn:aws:iam::111122223333", NULL));
+	CHECK(account_is("79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be", NULL));
+	CHECK(account_is("s3.amazonaws.com", NULL));
+	CHECK(account_is("", NULL));
+}
+
 static void test_cidr_numbers(void)
 {
 	struct cidr c;
@@ -370,6 +396,7 @@ int main(void)
 {
 	test_glob();
 	test_cidr_numbers();
+	test_arn_account();
 	test_base64();
 	test_time();
 	test_scanner();

@@ -37,6 +37,8 @@ enum jtype {
 struct jvalue {
 	const char *p;		/* string: contents without quotes; else raw JSON text */
 	const char *folded;	/* lower-case text, NULL until record_value_folded */
+	const char *src;	/* p as scanned: escapes intact even after record_value_text */
+	uint32_t srclen;
 	uint32_t len;
 	uint8_t type;		/* enum jtype */
 	uint8_t raw;		/* p/len still hold escapes (see record_value_text) */
@@ -104,6 +106,14 @@ int record_value_text(struct record *rec, struct jvalue *v, const char **ret, si
  * computed once per value and record: case-insensitive patterns compare it
  * with plain memcmp/memmem.  -ENOMEM. */
 int record_value_folded(struct record *rec, struct jvalue *v, const char **ret, size_t *ret_len);
+
+/* Loads one value of another record's field into rec (prepared for fi), the
+ * way an |element selection sees it.  rec is reset first.  An object, or a
+ * string that holds a JSON object or array (a policy document sent as text),
+ * has the fields of fi extracted; the value itself is the value of the root
+ * slot ("@") when fi has one.  Any other string, number or literal is only
+ * the root value.  Returns 0 or -ENOMEM. */
+int record_load_element(struct record *rec, const struct field_index *fi, const struct jvalue *v);
 
 /* The first value of a slot, or NULL. */
 struct jvalue *record_first(struct record *rec, int slot);

@@ -29,6 +29,9 @@ struct engine {
 	struct prefilter *pf;
 	const struct rule **cand;	/* candidate rules for the current record */
 	size_t ncand;
+	struct record *top;		/* the record being evaluated (fieldref reads it) */
+	struct record *elements;	/* one per |element test of the rule set, by id */
+	size_t nelements;
 };
 
 /* Prepares an engine for rs (which must outlive it).  -ENOMEM. */

@@ -43,6 +43,10 @@ struct field_index {
 void field_index_init(struct field_index *fi);
 void field_index_free(struct field_index *fi);
 
+/* The path of the scanned value itself (an |element selection names the
+ * element with it); in a record's index it is never used. */
+#define FIELDS_SELF "@"
+
 /* Returns the slot of path, adding it if new.  -EINVAL for an empty path, an
  * empty component ("a..b") or a path over FIELDS_MAX_PATH; -E2BIG past
  * FIELDS_MAX_SLOTS; -ENOMEM. */

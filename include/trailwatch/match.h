@@ -70,9 +70,15 @@ struct pattern {
 	pcre2_code *re;		/* PAT_RE */
 	struct cidr cidr;	/* PAT_CIDR */
 	bool exists;		/* PAT_EXISTS */
-	int ref_slot;		/* PAT_FIELDREF */
+	int ref_slot;		/* PAT_FIELDREF: a slot of the record (never of an element) */
+	bool arn_account;	/* |arnaccount: compare the account id in the value */
 	const char *source;	/* the value as written, for messages */
 };
+
+/* The 12-digit account id of an ARN ("arn:aws:iam::111122223333:root"), or
+ * the value itself when it is a bare account id.  False when there is none
+ * ("*", a service name, a canonical user id). */
+bool arn_account(const char *s, size_t len, const char **ret, size_t *ret_len);
 
 /* Compiles a Sigma wildcard string into p (op PAT_GLOB).  Backslash escapes
  * '*', '?' and '\'; any other backslash is literal.  Memory from a. -ENOMEM. */

@@ -42,6 +42,8 @@ enum level {
 const char *level_name(enum level l);
 int level_from_string(const char *s, enum level *ret);
 
+struct element_test;
+
 /* One "field|modifiers: values" item of a selection. */
 struct field_test {
 	int slot;		/* field index slot; -1 for a keyword (whole record) */
@@ -49,12 +51,25 @@ struct field_test {
 	bool all;		/* every pattern must match (|all); else any */
 	struct pattern *pats;
 	size_t npats;
+	struct element_test *elem;	/* |element instead of patterns, or NULL */
 };
 
 /* One alternative of a selection: all of its tests must hold. */
 struct sel_alt {
 	struct field_test *tests;
 	size_t ntests;
+};
+
+/* "field|element: selection": true when one value of the field (each element
+ * of an array is a value) satisfies a selection of its own.  Its field paths
+ * are relative to that value, "@" is the value itself, and a value that is a
+ * string holding JSON (a policy sent as text) is read as that JSON.  The rule
+ * set owns every element test; the engine keeps one record for each. */
+struct element_test {
+	struct field_index fields;
+	struct sel_alt *alts;
+	size_t nalts;
+	size_t id;		/* index in ruleset->elements */
 };
 
 /* A named selection: true when any alternative holds.  A map is one
@@ -221,6 +236,8 @@ struct ruleset {
 	size_t nfiles;
 	struct yfile **yfiles;		/* the YAML trees rule strings point into */
 	size_t nyfiles, capyfiles;
+	struct element_test **elements;	/* every |element test, by id */
+	size_t nelements, capelements;
 	size_t skipped_logsource;	/* documents for other log sources */
 	size_t overridden;		/* rules replaced by a later directory */
 };
