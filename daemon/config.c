@@ -267,6 +267,46 @@ static void set_defaults(struct config *c)
 	c->corr.lateness = 900;
 }
 
+/* Lists that the shipped rules use.  They exist even when the config does not
+ * name them, empty, so that the pack loads with any config; an empty list
+ * turns its refinement off (docs/config.md says what each one does). */
+static const char *const pack_lists[] = {
+	"corporate_cidrs", "org_accounts", "iac_principals", "scanner_principals",
+};
+
+static int add_pack_lists(struct config *c)
+{
+	struct rule_lists *l = &c->lists;
+	size_t n = l->n, max = l->n + sizeof(pack_lists) / sizeof(pack_lists[0]);
+	const char **names = arena_alloc(&c->arena, max * sizeof(*names));
+	const char ***values = arena_alloc(&c->arena, max * sizeof(*values));
+	size_t *nvalues = arena_alloc(&c->arena, max * sizeof(*nvalues));
+
+	if (!names || !values || !nvalues)
+		return -ENOMEM;
+	if (n) {
+		memcpy(names, l->names, n * sizeof(*names));
+		memcpy(values, l->values, n * sizeof(*values));
+		memcpy(nvalues, l->nvalues, n * sizeof(*nvalues));
+	}
+	for (size_t i = 0; i < sizeof(pack_lists) / sizeof(pack_lists[0]); i++) {
+		bool defined = false;
+		for (size_t k = 0; k < l->n; k++)
+			defined |= strcmp(l->names[k], pack_lists[i]) == 0;
+		if (defined)
+			continue;
+		names[n] = pack_lists[i];
+		values[n] = NULL;
+		nvalues[n] = 0;
+		n++;
+	}
+	l->names = names;
+	l->values = values;
+	l->nvalues = nvalues;
+	l->n = n;
+	return 0;
+}
+
 /* Reads the file (path) or the text (data) into a new config. */
 static int load(const char *path, const char *data, size_t len, struct config **ret, struct diag *d)
 {
@@ -300,6 +340,9 @@ static int load(const char *path, const char *data, size_t len, struct config **
 				goto fail;
 		}
 	}
+	r = add_pack_lists(c);
+	if (r < 0)
+		goto fail;
 	*ret = c;
 	return 0;
 fail:

@@ -249,37 +249,30 @@ static int by_time(const void *a, const void *b)
 
 int dispatch_result(struct dispatch *d, const struct file_result *res)
 {
-	size_t nfeed = 0;
+	struct match **s;
 	int r;
 
-	for (size_t i = 0; i < res->nmatches; i++) {
-		const struct match *m = &res->matches[i];
-		struct alert a;
-
-		if (m->rule->nconsumers)
-			nfeed++;
-		if (!m->rule->emits)
-			continue;
-		alert_from_match(&a, m);
-		r = correlator_alert(d->corr, &a, count_emit, d);
-		if (r < 0)
-			return r;
-	}
-	if (!nfeed)
+	if (!res->nmatches)
 		return 0;
-	{
-		struct match **s = array_grow(d->scratch, &d->scratch_cap, nfeed, sizeof(*s), 64);
-		if (!s)
-			return -ENOMEM;
-		d->scratch = s;
-	}
-	nfeed = 0;
+	/* In eventTime order (records inside a CloudTrail file are not): both
+	 * throttle windows and correlation windows move forward in time. */
+	s = array_grow(d->scratch, &d->scratch_cap, res->nmatches, sizeof(*s), 64);
+	if (!s)
+		return -ENOMEM;
+	d->scratch = s;
 	for (size_t i = 0; i < res->nmatches; i++)
-		if (res->matches[i].rule->nconsumers)
-			d->scratch[nfeed++] = &res->matches[i];
-	qsort(d->scratch, nfeed, sizeof(*d->scratch), by_time);
-	for (size_t i = 0; i < nfeed; i++) {
-		const struct match *m = d->scratch[i];
+		s[i] = &res->matches[i];
+	qsort(s, res->nmatches, sizeof(*s), by_time);
+	for (size_t i = 0; i < res->nmatches; i++) {
+		const struct match *m = s[i];
+
+		if (m->rule->emits) {
+			struct alert a;
+			alert_from_match(&a, m);
+			r = correlator_alert(d->corr, &a, count_emit, d);
+			if (r < 0)
+				return r;
+		}
 		for (size_t k = 0; k < m->rule->nconsumers; k++) {
 			r = correlator_feed(d->corr, m->rule->consumers[k], m, count_emit, d);
 			if (r < 0)

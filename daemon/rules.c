@@ -19,10 +19,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "trailwatch/alert.h"
 #include "trailwatch/array.h"
 #include "trailwatch/buf.h"
 #include "trailwatch/builtin.h"
 #include "trailwatch/cond.h"
+#include "trailwatch/ctlog.h"
 #include "trailwatch/jsonw.h"
 #include "trailwatch/rules.h"
 #include "trailwatch/walk.h"
@@ -978,9 +980,16 @@ static int compile_detection(struct loader *L, const struct ynode *detn, const c
 
 /* ---- trailwatch: extension (throttle, tests) --------------------------- */
 
+/* Replacement values for a repeated test event's top-level members. */
+struct event_copy {
+	const char *event_time;	/* NULL: as written */
+	long index;		/* appended to eventID; -1: as written */
+};
+
 /* YAML -> JSON for test events: plain scalars that read as null, booleans or
- * JSON numbers keep those types; everything else is a string. */
-static int yaml_to_json(struct buf *b, const struct ynode *n)
+ * JSON numbers keep those types; everything else is a string.  copy (top
+ * level only) replaces eventTime and makes eventID unique. */
+static int yaml_to_json(struct buf *b, const struct ynode *n, const struct event_copy *copy)
 {
 	int r = 0;
 	double num;
@@ -996,8 +1005,17 @@ static int yaml_to_json(struct buf *b, const struct ynode *n)
 				r = jsonw_string(b, n->keys[i]->value, n->keys[i]->len);
 			if (!r)
 				r = buf_append(b, ":", 1);
-			if (!r)
-				r = yaml_to_json(b, n->items[i]);
+			if (r)
+				break;
+			if (copy && copy->event_time && strcmp(n->keys[i]->value, "eventTime") == 0) {
+				r = jsonw_string(b, copy->event_time, strlen(copy->event_time));
+			} else if (copy && copy->index >= 0 && strcmp(n->keys[i]->value, "eventID") == 0) {
+				char id[600];
+				int len = snprintf(id, sizeof(id), "%s-%ld", n->items[i]->value, copy->index);
+				r = jsonw_string(b, id, (size_t)len < sizeof(id) ? (size_t)len : sizeof(id) - 1);
+			} else {
+				r = yaml_to_json(b, n->items[i], NULL);
+			}
 		}
 		return r ? r : buf_append(b, "}", 1);
 	case YNODE_SEQ:
@@ -1006,7 +1024,7 @@ static int yaml_to_json(struct buf *b, const struct ynode *n)
 			if (i)
 				r = buf_append(b, ",", 1);
 			if (!r)
-				r = yaml_to_json(b, n->items[i]);
+				r = yaml_to_json(b, n->items[i], NULL);
 		}
 		return r ? r : buf_append(b, "]", 1);
 	default:
@@ -1022,7 +1040,7 @@ static int yaml_to_json(struct buf *b, const struct ynode *n)
 	}
 }
 
-static const char *event_json(struct loader *L, const struct ynode *ev)
+static const char *event_json(struct loader *L, const struct ynode *ev, const struct event_copy *copy)
 {
 	struct buf b;
 	const char *out = NULL;
@@ -1034,12 +1052,92 @@ static const char *event_json(struct loader *L, const struct ynode *ev)
 		return NULL;
 	}
 	buf_init(&b, MAX_TEST_EVENT);
-	if (yaml_to_json(&b, ev) == 0)
+	if (yaml_to_json(&b, ev, copy) == 0)
 		out = arena_strndup(&L->rs->arena, b.data, b.len);
 	else
 		lerr(L, ev, "test event too large");
 	buf_free(&b);
 	return out;
+}
+
+/* One item of a test's `events` list: an event, or
+ * {repeat: N, every: DURATION, event: {...}}, the event N times with its
+ * eventTime advanced by DURATION each time (and eventID made unique).
+ * Returns how many events the item stands for, or -EINVAL. */
+static long repeat_count(struct loader *L, const struct ynode *item, int64_t *ret_every, int64_t *ret_start)
+{
+	const struct ynode *n = ynode_get(item, "repeat"), *every, *ev, *t;
+	double count;
+
+	if (!n || item->type != YNODE_MAP)
+		return 1;
+	every = ynode_get(item, "every");
+	ev = ynode_get(item, "event");
+	for (size_t k = 0; k < item->n; k++) {
+		const char *key = item->keys[k]->value;
+		if (strcmp(key, "repeat") != 0 && strcmp(key, "every") != 0 && strcmp(key, "event") != 0) {
+			lerr(L, item->keys[k], "unknown key '%s' in a repeated event (repeat, every, event)", key);
+			return -EINVAL;
+		}
+	}
+	if (!n->plain || number_parse(n->value, n->len, &count) < 0 || count < 1 || count > 10000 ||
+	    count != floor(count)) {
+		lerr(L, n, "'repeat' must be a whole number from 1 to 10000");
+		return -EINVAL;
+	}
+	if (!ev || ev->type != YNODE_MAP) {
+		lerr(L, item, "a repeated event needs 'event' (a map)");
+		return -EINVAL;
+	}
+	t = ynode_get(ev, "eventTime");
+	if (!t || ctlog_parse_time(t->value, t->len, ret_start) < 0) {
+		lerr(L, t ? t : ev, "a repeated event needs an eventTime (YYYY-MM-DDTHH:MM:SSZ) to advance");
+		return -EINVAL;
+	}
+	*ret_every = 1;
+	if (every && (every->type != YNODE_SCALAR || timespan_parse(every->value, ret_every) < 0)) {
+		lerr(L, every, "'every' must be a duration such as 2s or 1m");
+		return -EINVAL;
+	}
+	return (long)count;
+}
+
+static int test_events(struct loader *L, struct rule_test *rt, const struct ynode *evs)
+{
+	size_t total = 0, k = 0;
+	int64_t every, start;
+
+	for (size_t i = 0; i < evs->n; i++) {
+		long n = repeat_count(L, evs->items[i], &every, &start);
+		if (n < 0)
+			return -EINVAL;
+		total += (size_t)n;
+	}
+	rt->events = arena_alloc(&L->rs->arena, total * sizeof(*rt->events));
+	if (!rt->events)
+		return -ENOMEM;
+	for (size_t i = 0; i < evs->n; i++) {
+		const struct ynode *item = evs->items[i];
+		long n = repeat_count(L, item, &every, &start);
+
+		if (!ynode_get(item, "repeat")) {
+			rt->events[k] = event_json(L, item, NULL);
+			if (!rt->events[k++])
+				return -EINVAL;
+			continue;
+		}
+		for (long c = 0; c < n; c++) {
+			char when[32];
+			struct event_copy copy = { .event_time = when, .index = c };
+
+			format_time(start + c * every, when);
+			rt->events[k] = event_json(L, ynode_get(item, "event"), &copy);
+			if (!rt->events[k++])
+				return -EINVAL;
+		}
+	}
+	rt->nevents = total;
+	return 0;
 }
 
 static int compile_tests(struct loader *L, struct rule *rule, const struct ynode *tn)
@@ -1110,7 +1208,7 @@ static int compile_tests(struct loader *L, struct rule *rule, const struct ynode
 			rt->events = arena_alloc(&L->rs->arena, sizeof(*rt->events));
 			if (!rt->events)
 				return -ENOMEM;
-			rt->events[0] = event_json(L, ev);
+			rt->events[0] = event_json(L, ev, NULL);
 			if (!rt->events[0]) {
 				r = -EINVAL;
 				continue;
@@ -1126,17 +1224,10 @@ static int compile_tests(struct loader *L, struct rule *rule, const struct ynode
 				r = -EINVAL;
 				continue;
 			}
-			rt->nevents = evs->n;
-			rt->events = arena_alloc(&L->rs->arena, evs->n * sizeof(*rt->events));
-			if (!rt->events)
-				return -ENOMEM;
-			for (size_t k = 0; k < evs->n; k++) {
-				rt->events[k] = event_json(L, evs->items[k]);
-				if (!rt->events[k])
-					r = -EINVAL;
-			}
-			if (r < 0)
+			if (test_events(L, rt, evs) < 0) {
+				r = -EINVAL;
 				continue;
+			}
 		}
 		rule->ntests++;
 	}
