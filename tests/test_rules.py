@@ -143,3 +143,39 @@ class Overrides(unittest.TestCase):
             self.assertEqual([(a["title"], a["event_name"]) for a in alerts], [("site copy", "Y")])
             c = tw("check", "-r", os.path.join(d, "a"), "-r", os.path.join(d, "b"))
             self.assertIn("1 rules overridden by a later directory", c.stdout)
+
+
+class ShippedPack(unittest.TestCase):
+    """The pack in rules.d: its own tests pass, every rule has a true and a
+    false test, and docs/rule-pack.md describes every rule."""
+
+    PACK = os.path.join(ROOT, "rules.d")
+
+    def documents(self):
+        for name in sorted(os.listdir(self.PACK)):
+            with open(os.path.join(self.PACK, name)) as f:
+                for doc in re.split(r"(?m)^---$", f.read()):
+                    m = re.search(r"(?m)^id: (\S+)", doc)
+                    if m:
+                        yield name, m.group(1), doc
+
+    def test_pack_tests_pass(self):
+        p = tw("test", "-r", self.PACK)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        m = re.search(r"(\d+) passed, 0 failed", p.stdout)
+        self.assertTrue(m and int(m.group(1)) >= 100, p.stdout)
+
+    def test_every_rule_has_true_and_false_tests(self):
+        for name, rid, doc in self.documents():
+            if re.search(r"(?m)^filter:", doc):
+                continue
+            with self.subTest(rule=rid, file=name):
+                true = re.search(r"match: true|alerts: [1-9]", doc)
+                false = re.search(r"match: false|alerts: 0\b", doc)
+                self.assertTrue(true and false, "needs a test that alerts and one that does not")
+
+    def test_every_rule_is_documented(self):
+        with open(os.path.join(ROOT, "docs", "rule-pack.md")) as f:
+            doc = f.read()
+        for name, rid, _ in self.documents():
+            self.assertIn(rid, doc, name)
