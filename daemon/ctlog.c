@@ -34,6 +34,7 @@ struct scan {
 	size_t max_record;
 	unsigned max_depth;
 	const char *err;		/* static message */
+	bool nomem;			/* the error is a failed allocation */
 	const char *err_at;
 	char errbuf[128];
 };
@@ -208,6 +209,7 @@ static bool add_value(struct scan *s, int slot, enum jtype type, const char *p, 
 	if (rec->nvalues == rec->capvalues) {
 		struct jvalue *vs = array_grow(rec->values, &rec->capvalues, rec->nvalues + 1, sizeof(*vs), 64);
 		if (!vs) {
+			s->nomem = true;
 			fail(s, p, "out of memory");
 			return false;
 		}
@@ -662,16 +664,6 @@ bad:
 	return -EINVAL;
 }
 
-/* Is the text (after leading white space) a JSON object or array? */
-static bool looks_like_json(const char *p, size_t len)
-{
-	const char *end = p + len;
-
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
-	return p < end && (*p == '{' || *p == '[');
-}
-
 int record_load_element(struct record *rec, const struct field_index *fi, const struct jvalue *v)
 {
 	const char *text = v->src, *after;
@@ -694,7 +686,9 @@ int record_load_element(struct record *rec, const struct field_index *fi, const 
 	}
 	rec->text = text;
 	rec->len = len;
-	if (v->type == JT_STRING && !looks_like_json(text, len))
+	/* A string is read as JSON only when it holds an object or array. */
+	after = skip_ws(text);
+	if (v->type == JT_STRING && *after != '{' && *after != '[')
 		goto plain;
 	if (v->type == JT_STRING || v->type == JT_OBJECT) {
 		memset(&s, 0, sizeof(s));
@@ -706,10 +700,10 @@ int record_load_element(struct record *rec, const struct field_index *fi, const 
 		s.max_depth = CTLOG_DEFAULT_MAX_DEPTH;
 		if (root >= 0)
 			rec->present[root] = 1;
-		after = scan_value(&s, skip_ws(text), &fi->root, 0);
+		after = scan_value(&s, after, &fi->root, 0);
 		if (after && skip_ws(after) >= s.end)
 			return 0;
-		if (!after && s.err && strcmp(s.err, "out of memory") == 0)
+		if (s.nomem)
 			return -ENOMEM;
 		/* Text that is not JSON after all: only the value itself (the
 		 * copy in scratch stays). */

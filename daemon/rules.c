@@ -32,6 +32,7 @@
 
 #define MAX_EXPANSION 10000	/* values one |expand may produce */
 #define MAX_TEST_EVENT (1u << 20)
+#define MAX_TEST_EVENTS 100000	/* events of one test, repeats included */
 
 struct alias_note;
 
@@ -982,8 +983,8 @@ static int compile_detection(struct loader *L, const struct ynode *detn, const c
 
 /* Replacement values for a repeated test event's top-level members. */
 struct event_copy {
-	const char *event_time;	/* NULL: as written */
-	long index;		/* appended to eventID; -1: as written */
+	const char *event_time;	/* replaces eventTime */
+	const char *event_id;	/* replaces a scalar eventID */
 };
 
 /* YAML -> JSON for test events: plain scalars that read as null, booleans or
@@ -1007,15 +1008,12 @@ static int yaml_to_json(struct buf *b, const struct ynode *n, const struct event
 				r = buf_append(b, ":", 1);
 			if (r)
 				break;
-			if (copy && copy->event_time && strcmp(n->keys[i]->value, "eventTime") == 0) {
+			if (copy && strcmp(n->keys[i]->value, "eventTime") == 0)
 				r = jsonw_string(b, copy->event_time, strlen(copy->event_time));
-			} else if (copy && copy->index >= 0 && strcmp(n->keys[i]->value, "eventID") == 0) {
-				char id[600];
-				int len = snprintf(id, sizeof(id), "%s-%ld", n->items[i]->value, copy->index);
-				r = jsonw_string(b, id, (size_t)len < sizeof(id) ? (size_t)len : sizeof(id) - 1);
-			} else {
+			else if (copy && n->items[i]->type == YNODE_SCALAR && strcmp(n->keys[i]->value, "eventID") == 0)
+				r = jsonw_string(b, copy->event_id, strlen(copy->event_id));
+			else
 				r = yaml_to_json(b, n->items[i], NULL);
-			}
 		}
 		return r ? r : buf_append(b, "}", 1);
 	case YNODE_SEQ:
@@ -1095,8 +1093,9 @@ static long repeat_count(struct loader *L, const struct ynode *item, int64_t *re
 		return -EINVAL;
 	}
 	*ret_every = 1;
-	if (every && (every->type != YNODE_SCALAR || timespan_parse(every->value, ret_every) < 0)) {
-		lerr(L, every, "'every' must be a duration such as 2s or 1m");
+	if (every && (every->type != YNODE_SCALAR || timespan_parse(every->value, ret_every) < 0 ||
+		      *ret_every > 86400)) {
+		lerr(L, every, "'every' must be a duration from 1s to 1d, such as 2s or 1m");
 		return -EINVAL;
 	}
 	return (long)count;
@@ -1112,6 +1111,10 @@ static int test_events(struct loader *L, struct rule_test *rt, const struct ynod
 		if (n < 0)
 			return -EINVAL;
 		total += (size_t)n;
+		if (total > MAX_TEST_EVENTS) {
+			lerr(L, evs->items[i], "a test may have at most %d events", MAX_TEST_EVENTS);
+			return -EINVAL;
+		}
 	}
 	rt->events = arena_alloc(&L->rs->arena, total * sizeof(*rt->events));
 	if (!rt->events)
@@ -1127,11 +1130,16 @@ static int test_events(struct loader *L, struct rule_test *rt, const struct ynod
 			continue;
 		}
 		for (long c = 0; c < n; c++) {
+			const struct ynode *ev = ynode_get(item, "event"), *id = ynode_get(ev, "eventID");
 			char when[32];
-			struct event_copy copy = { .event_time = when, .index = c };
+			struct event_copy copy = { .event_time = when, .event_id = "" };
 
 			format_time(start + c * every, when);
-			rt->events[k] = event_json(L, ynode_get(item, "event"), &copy);
+			if (id && id->type == YNODE_SCALAR)
+				copy.event_id = arena_printf(&L->rs->arena, "%s-%ld", id->value, c);
+			if (!copy.event_id)
+				return -ENOMEM;
+			rt->events[k] = event_json(L, ev, &copy);
 			if (!rt->events[k++])
 				return -EINVAL;
 		}
