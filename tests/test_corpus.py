@@ -8,12 +8,11 @@ background traffic, and the scenarios the pack covers must be detected.
 import gzip
 import json
 import os
-import re
 import subprocess
 import sys
 import unittest
 
-from twtest import SHARED, TempDir, alerts_of, tw
+from twtest import SHARED, TempDir, alerts_of, record, tw, write_log
 
 CTGEN = os.path.join(SHARED, "tools", "ctgen")
 CTSCORE = os.path.join(SHARED, "tools", "ctscore")
@@ -95,15 +94,14 @@ class Corpus(unittest.TestCase):
     def test_iac_principals_silence_drift_rules_only(self):
         # The CI role's bucket policy change is drift when the role is a listed pipeline;
         # making a bucket public is not, whoever does it.
-        event = {"eventSource": "s3.amazonaws.com", "eventName": "PutBucketPolicy", "eventTime": "2026-11-26T10:00:00Z",
-                 "eventID": "e1", "recipientAccountId": "111122223333",
-                 "userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/ci-deployer/run-7"},
-                 "requestParameters": {"bucketName": "b", "bucketPolicy": {"Statement": [
-                     {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject"}]}}}
+        event = record(eventName="PutBucketPolicy", eventCategory="Management", managementEvent=True,
+                       readOnly=False,
+                       userIdentity={"type": "AssumedRole",
+                                     "arn": "arn:aws:sts::111122223333:assumed-role/ci-deployer/run-7"},
+                       requestParameters={"bucketName": "b", "bucketPolicy": {"Statement": [
+                           {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject"}]}})
         with TempDir() as d:
-            path = os.path.join(d, "one.json")
-            with open(path, "w") as f:
-                json.dump({"Records": [event]}, f)
+            path = write_log(os.path.join(d, "one.json"), [event], gz=False)
             titles = lambda cfg: sorted(a["title"] for a in alerts_of(tw("replay", "-c", cfg, path).stdout))
             before = titles(self.config)
             cfg = os.path.join(d, "iac.yaml")
