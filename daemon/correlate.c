@@ -7,6 +7,7 @@
  * copy of the first held-back match (for the summary alert).
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,15 +16,31 @@
 #include "trailwatch/correlate.h"
 
 #define SAMPLE_IDS 10
-#define SWEEP_EVERY 60		/* seconds of event time between expiry sweeps */
+/* Seconds of event time between expiry sweeps.  A group lives at least
+ * its timespan plus the lateness (15 minutes by default), so a sweep every
+ * 5 minutes frees memory soon enough; throttle summaries go out up to this
+ * much event time after their window (plus lateness) closed. */
+#define SWEEP_EVERY 300
 #define MAX_GROUP_KEY 4096
 
+/* One second (and, for value_count and temporal, one key) of a window.
+ * sum_before/count_before are the totals of the entries before this one,
+ * counted from an origin that trim() moves now and then, so that the
+ * measure of any range of entries is a difference, not a loop. */
 struct centry {
 	int64_t t;
 	uint64_t key;
 	double amount;
 	uint32_t count;
+	double sum_before;
+	uint64_t count_before;
 };
+
+/* Past this, drop_oldest() moves the origin of the running totals to the
+ * oldest entry, and past EXACT_SUM (2^52: doubles still hold every whole
+ * number) a window is added up entry by entry instead. */
+#define REBASE_SUM 4294967296.0
+#define EXACT_SUM 4503599627370496.0
 
 struct group {
 	struct group *next;
@@ -374,18 +391,47 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* The running totals before entry i (i == g->n: after the last one). */
+static double sum_before(const struct group *g, size_t i)
+{
+	if (i < g->n)
+		return g->e[i].sum_before;
+	return g->n ? g->e[g->n - 1].sum_before + g->e[g->n - 1].amount : 0;
+}
+
+static uint64_t count_before(const struct group *g, size_t i)
+{
+	if (i < g->n)
+		return g->e[i].count_before;
+	return g->n ? g->e[g->n - 1].count_before + g->e[g->n - 1].count : 0;
+}
+
+/* Recomputes the running totals of entries [from, n) after entry from
+ * changed, was inserted, or (from == 0) the origin moved. */
+static void restate(struct group *g, size_t from)
+{
+	for (size_t i = from; i < g->n; i++) {
+		g->e[i].sum_before = i ? g->e[i - 1].sum_before + g->e[i - 1].amount : 0;
+		g->e[i].count_before = i ? g->e[i - 1].count_before + g->e[i - 1].count : 0;
+	}
+}
+
 /* The measure of entries [lo, hi) for the correlation type; *events gets
  * the number of events they stand for. */
 static int window_value(struct correlator *c, const struct correlation *cc, const struct group *g,
 			size_t lo, size_t hi, double *ret, long *events)
 {
-	double sum = 0;
-	long count = 0;
+	double before_lo = sum_before(g, lo), before_hi = sum_before(g, hi);
+	double sum = before_hi - before_lo;
+	long count = (long)(count_before(g, hi) - count_before(g, lo));
 
-	for (size_t i = lo; i < hi; i++) {
-		sum += g->e[i].amount;
-		count += g->e[i].count;
+	if (fabs(before_lo) >= EXACT_SUM || fabs(before_hi) >= EXACT_SUM) {
+		/* Totals this large lose whole units: add the window up instead. */
+		sum = 0;
+		for (size_t i = lo; i < hi; i++)
+			sum += g->e[i].amount;
 	}
+
 	*events = count;
 	switch (cc->type) {
 	case CORR_EVENT_COUNT:
@@ -430,6 +476,16 @@ static int window_value(struct correlator *c, const struct correlation *cc, cons
 	}
 }
 
+/* Removes the k oldest entries; the running totals of the others stay valid
+ * as differences, and their origin moves once they grow large. */
+static void drop_oldest(struct group *g, size_t k)
+{
+	memmove(g->e, g->e + k, (g->n - k) * sizeof(*g->e));
+	g->n -= k;
+	if (g->n && (g->e[0].sum_before > REBASE_SUM || g->e[0].sum_before < -REBASE_SUM))
+		restate(g, 0);
+}
+
 static int insert_entry(struct correlator *c, struct group *g, int64_t t, uint64_t key, double amount)
 {
 	size_t pos = lower_bound(g, t);
@@ -439,12 +495,12 @@ static int insert_entry(struct correlator *c, struct group *g, int64_t t, uint64
 		if (g->e[i].key == key) {
 			g->e[i].amount += amount;
 			g->e[i].count++;
+			restate(g, i + 1);
 			return 0;
 		}
 	}
 	if (g->n >= c->lim.max_entries) {
-		memmove(g->e, g->e + 1, (g->n - 1) * sizeof(*g->e));
-		g->n--;
+		drop_oldest(g, 1);
 		c->stats.entries_dropped++;
 		if (pos > 0)
 			pos--;
@@ -461,6 +517,7 @@ static int insert_entry(struct correlator *c, struct group *g, int64_t t, uint64
 	g->e[pos].amount = amount;
 	g->e[pos].count = 1;
 	g->n++;
+	restate(g, pos);
 	return 0;
 }
 
@@ -468,10 +525,8 @@ static void trim(struct group *g, int64_t horizon)
 {
 	size_t k = lower_bound(g, horizon);
 
-	if (k) {
-		memmove(g->e, g->e + k, (g->n - k) * sizeof(*g->e));
-		g->n -= k;
-	}
+	if (k)
+		drop_oldest(g, k);
 }
 
 static int sweep(struct correlator *c, alert_fn emit, void *ctx)
