@@ -345,6 +345,85 @@ static bool value_matches(struct engine *e, const struct pattern *p, struct reco
 	}
 }
 
+/* ---- memo tables ------------------------------------------------------ */
+
+/* Recent results of one long test (field_test.memo), by value: user agents
+ * and addresses repeat from record to record, so a list of 40 patterns is
+ * mostly answered by one hash and one comparison.  Direct-mapped; a value
+ * longer than MEMO_TEXT is not remembered. */
+#define MEMO_SLOTS 64
+#define MEMO_TEXT 256
+
+struct memo_slot {
+	uint64_t hash;
+	uint16_t len;
+	uint8_t type;		/* enum jtype of the value */
+	uint8_t state;		/* 0 empty, 1 no match, 2 match */
+	char text[MEMO_TEXT];
+};
+
+struct memo {
+	struct memo_slot slot[MEMO_SLOTS];
+};
+
+/* A hash of the value, eight bytes at a time (values are ~100 bytes). */
+static uint64_t memo_hash(const char *s, size_t len, int type)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ (len << 8) ^ (uint64_t)type, w;
+	size_t i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&w, s + i, 8);
+		h = (h ^ w) * 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
+	}
+	w = 0;
+	memcpy(&w, s + i, len - i);
+	h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+	return h ^ (h >> 29);
+}
+
+/* Does any of the test's patterns match the value?  Without the memo. */
+static bool any_pattern_matches(struct engine *e, const struct field_test *t, struct record *rec,
+				struct jvalue *v)
+{
+	for (size_t i = 0; i < t->npats; i++)
+		if (value_matches(e, &t->pats[i], rec, v))
+			return true;
+	return false;
+}
+
+/* The same answer, from or into the test's memo table. */
+static bool memo_matches(struct engine *e, const struct field_test *t, struct record *rec, struct jvalue *v)
+{
+	struct memo *m = e->memos[t->memo];
+	struct memo_slot *s;
+	const char *text;
+	size_t len;
+	uint64_t h;
+	bool found;
+
+	if (record_value_text(rec, v, &text, &len) < 0 || len > MEMO_TEXT)
+		return any_pattern_matches(e, t, rec, v);
+	if (!m) {
+		m = calloc(1, sizeof(*m));
+		if (!m)
+			return any_pattern_matches(e, t, rec, v);
+		e->memos[t->memo] = m;
+	}
+	h = memo_hash(text, len, v->type);
+	s = &m->slot[h & (MEMO_SLOTS - 1)];
+	if (s->state && s->hash == h && s->len == len && s->type == v->type && memcmp(s->text, text, len) == 0)
+		return s->state == 2;
+	found = any_pattern_matches(e, t, rec, v);
+	s->hash = h;
+	s->len = (uint16_t)len;
+	s->type = (uint8_t)v->type;
+	s->state = found ? 2 : 1;
+	memcpy(s->text, text, len);
+	return found;
+}
+
 static bool pattern_holds(struct engine *e, const struct pattern *p, struct record *rec, int slot)
 {
 	bool found = false;
@@ -395,6 +474,13 @@ static bool test_holds(struct engine *e, const struct field_test *t, struct reco
 {
 	if (t->elem)
 		return element_holds(e, t->elem, rec, t->slot);
+	if (t->memo >= 0) {
+		/* any pattern, any value (memo_worthy() in rules.c) */
+		for (int32_t i = rec->head[t->slot]; i >= 0; i = rec->values[i].next)
+			if (memo_matches(e, t, rec, &rec->values[i]))
+				return true;
+		return false;
+	}
 	for (size_t i = 0; i < t->npats; i++) {
 		bool ok = pattern_holds(e, &t->pats[i], rec, t->slot);
 		if (t->all && !ok)
@@ -528,7 +614,8 @@ int engine_init(struct engine *e, const struct ruleset *rs)
 	e->md = pcre2_match_data_create(1, NULL);
 	e->cand = calloc(rs->ndetections + 1, sizeof(*e->cand));
 	e->elements = calloc(rs->nelements + 1, sizeof(*e->elements));
-	if (!e->md || !e->cand || !e->elements) {
+	e->memos = calloc(rs->nmemos + 1, sizeof(*e->memos));
+	if (!e->md || !e->cand || !e->elements || !e->memos) {
 		engine_free(e);
 		return -ENOMEM;
 	}
@@ -557,5 +644,8 @@ void engine_free(struct engine *e)
 	for (size_t i = 0; i < e->nelements; i++)
 		record_free(&e->elements[i]);
 	free(e->elements);
+	for (size_t i = 0; e->memos && i < e->rs->nmemos; i++)
+		free(e->memos[i]);
+	free(e->memos);
 	memset(e, 0, sizeof(*e));
 }

@@ -599,6 +599,20 @@ static int compile_element(struct loader *L, const struct ynode *key, const stru
 }
 
 /* Compiles "field|mods: value(s)" into t. */
+/* Worth remembering results for: "any of many patterns", each a function of
+ * the value alone (not negated, not another field, not presence). */
+static bool memo_worthy(const struct field_test *t)
+{
+	if (t->slot < 0 || t->all || t->npats < MEMO_MIN_PATTERNS)
+		return false;
+	for (size_t i = 0; i < t->npats; i++) {
+		const struct pattern *p = &t->pats[i];
+		if (p->negate || p->op == PAT_NULL || p->op == PAT_EXISTS || p->op == PAT_FIELDREF)
+			return false;
+	}
+	return true;
+}
+
 static int compile_test(struct loader *L, const struct ynode *key, const struct ynode *val,
 			bool keyword, struct field_test *t)
 {
@@ -610,6 +624,7 @@ static int compile_test(struct loader *L, const struct ynode *key, const struct 
 
 	memset(t, 0, sizeof(*t));
 	t->slot = -1;
+	t->memo = -1;
 	if (keyword) {
 		memset(&m, 0, sizeof(m));
 		m.has[MOD_CONTAINS] = true;	/* a keyword may appear anywhere */
@@ -788,6 +803,8 @@ static int compile_test(struct loader *L, const struct ynode *key, const struct 
 	}
 	for (size_t j = 0; j < t->npats; j++)
 		t->pats[j].arn_account = m.has[MOD_ARNACCOUNT];
+	if (memo_worthy(t))
+		t->memo = (int)L->rs->nmemos++;
 	return 0;
 }
 

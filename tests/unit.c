@@ -1,7 +1,8 @@
 /* unit.c: C-level tests of the modules that are easiest to test directly:
  * wildcard matching, CIDR and numbers, base64offset, time parsing, the
  * record scanner's error recovery, the bounded buffer, YAML limits, condition
- * parsing and correlation windows with late events.  Prints one line per
+ * parsing, correlation windows (late events, running sums) and the engine's
+ * memo tables for long pattern lists.  Prints one line per
  * failure and "N passed, N failed". */
 #include <errno.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include "trailwatch/buf.h"
 #include "trailwatch/builtin.h"
 #include "trailwatch/cond.h"
+#include "trailwatch/engine.h"
 #include "trailwatch/config.h"
 #include "trailwatch/correlate.h"
 #include "trailwatch/ctlog.h"
@@ -392,6 +394,237 @@ static void test_late_events(void)
 	ruleset_free(rs);
 }
 
+struct last_alert {
+	int n;
+	double value;
+};
+
+static int note_alert(void *ctx, const struct alert *al)
+{
+	struct last_alert *l = ctx;
+
+	l->n++;
+	l->value = al->has_value ? al->value : -1;
+	return 0;
+}
+
+static struct ruleset *load_rules(const char *name, const char *text)
+{
+	struct builtin_file f = { name, text, strlen(text) };
+	struct rule_source src = { .path = name, .files = &f, .nfiles = 1 };
+	struct ruleset *rs = NULL;
+	struct diag d;
+
+	diag_init(&d);
+	if (ruleset_load(&src, 1, NULL, &rs, &d) < 0)
+		rs = NULL;
+	diag_free(&d);
+	return rs;
+}
+
+/* value_sum windows are differences of running totals: late events, a
+ * coalesced second, dropped entries and a moved origin keep them exact. */
+static void test_window_sums(void)
+{
+	struct ruleset *rs = load_rules("sums.yml",
+		"title: base\nname: base\nid: b\nlogsource: {product: aws, service: cloudtrail}\n"
+		"detection: {a: {eventName: X}, condition: a}\n---\n"
+		"title: sum\nid: s\ncorrelation: {type: value_sum, rules: [base], timespan: 60s,"
+		" condition: {field: n, gte: 100}}\n---\n"
+		"title: big\nid: g\ncorrelation: {type: value_sum, rules: [base], timespan: 10s,"
+		" condition: {field: n, gte: 6000000000}}\n---\n"
+		"title: huge\nid: h\ncorrelation: {type: value_sum, rules: [base], timespan: 10s,"
+		" condition: {field: n, gte: 2000000000000002}}\n");
+	struct corr_limits small = { .max_entries = 3 };
+	struct correlator *c = NULL;
+	struct last_alert got = { 0 };
+	const char *extra[8] = { 0 };
+	const struct rule *sum, *big, *huge;
+	struct match m;
+
+	CHECK(rs != NULL);
+	if (!rs)
+		return;
+	sum = ruleset_find(rs, "s");
+	big = ruleset_find(rs, "g");
+	huge = ruleset_find(rs, "h");
+	memset(&m, 0, sizeof(m));
+	m.rule = ruleset_find(rs, "base");
+	m.event_id = "e";
+	m.extra = extra;
+
+	/* 40 + 40, then 30 arrives late inside the window: 110 */
+	CHECK(correlator_new(rs, NULL, &c) == 0);
+	{
+		static const int64_t t[] = { 1000, 1010, 1005 };
+		static const char *const v[] = { "40", "40", "30" };
+		for (size_t i = 0; i < 3; i++) {
+			m.time = t[i];
+			extra[sum->corr->field_extra[0]] = v[i];
+			CHECK(correlator_feed(c, sum, &m, note_alert, &got) == 0);
+			CHECK(got.n == (i == 2));
+		}
+		CHECK(got.value == 110);
+	}
+	/* 99, then 1 more in the same second (one coalesced entry): 100 */
+	m.time = 1200;
+	extra[sum->corr->field_extra[0]] = "99";
+	correlator_feed(c, sum, &m, note_alert, &got);
+	CHECK(got.n == 1);
+	extra[sum->corr->field_extra[0]] = "1";
+	correlator_feed(c, sum, &m, note_alert, &got);
+	CHECK(got.n == 2 && got.value == 100);
+	/* 3e9 every 20 s for 100 events: never two in 10 s, while the totals
+	 * pass 2^32 many times (the origin moves); then two 5 s apart. */
+	for (int i = 0; i < 100; i++) {
+		m.time = 5000 + 20 * i;
+		extra[big->corr->field_extra[0]] = "3000000000";
+		correlator_feed(c, big, &m, note_alert, &got);
+	}
+	CHECK(got.n == 2);
+	m.time += 5;
+	correlator_feed(c, big, &m, note_alert, &got);
+	CHECK(got.n == 3 && got.value == 6e9);
+	/* the same with amounts whose running totals would pass 2^53, where a
+	 * double no longer holds every whole number */
+	for (int i = 0; i < 100; i++) {
+		m.time = 9000 + 20 * i;
+		extra[huge->corr->field_extra[0]] = "1000000000000001";
+		correlator_feed(c, huge, &m, note_alert, &got);
+	}
+	CHECK(got.n == 3);
+	m.time += 5;
+	correlator_feed(c, huge, &m, note_alert, &got);
+	CHECK(got.n == 4 && got.value == 2000000000000002.0);
+	/* a late event joins an older second: the totals after it move */
+	m.time = 20000;
+	extra[sum->corr->field_extra[0]] = "40";
+	correlator_feed(c, sum, &m, note_alert, &got);
+	m.time = 20010;
+	correlator_feed(c, sum, &m, note_alert, &got);
+	m.time = 20000;
+	extra[sum->corr->field_extra[0]] = "20";
+	correlator_feed(c, sum, &m, note_alert, &got);
+	CHECK(got.n == 5 && got.value == 100);
+	correlator_free(c);
+
+	/* at most 3 entries per group: the oldest leave the sum */
+	got.n = 0;
+	CHECK(correlator_new(rs, &small, &c) == 0);
+	for (int i = 0; i < 5; i++) {
+		m.time = 1000 + i;
+		extra[sum->corr->field_extra[0]] = i < 4 ? "30" : "20";
+		correlator_feed(c, sum, &m, note_alert, &got);
+	}
+	CHECK(got.n == 0);	/* 30 + 30 + 20: the first two 30s were dropped */
+	extra[sum->corr->field_extra[0]] = "20";
+	correlator_feed(c, sum, &m, note_alert, &got);
+	CHECK(got.n == 1 && got.value == 100);
+	correlator_free(c);
+	ruleset_free(rs);
+}
+
+struct eval_result {
+	bool *matched;
+	size_t n;
+};
+
+static void note_match(void *ctx, const struct rule *r, struct record *rec)
+{
+	struct eval_result *res = ctx;
+
+	(void)r;
+	res->matched[rec->index] = true;
+}
+
+/* Runs the rule set over a CloudTrail document; matched[i] tells whether
+ * record i matched a rule. */
+static void eval_all(struct ruleset *rs, const char *json, bool *matched, size_t n)
+{
+	struct ctlog_limits lim = { .max_record = CTLOG_DEFAULT_MAX_RECORD, .max_depth = CTLOG_DEFAULT_MAX_DEPTH };
+	struct eval_result res = { matched, n };
+	struct ctlog_reader r;
+	struct ctlog_error err;
+	struct engine e;
+	struct record rec;
+	struct buf b;
+
+	buf_init(&b, 0);
+	buf_append(&b, json, strlen(json));
+	CHECK(engine_init(&e, rs) == 0);
+	CHECK(record_init(&rec, rs->fields.nslots) == 0);
+	CHECK(ctlog_open(&r, b.data, b.len, &rs->fields, &lim, &err) == 0);
+	while (ctlog_next(&r, &rec, &err) > 0)
+		if (rec.index < n)
+			engine_eval(&e, &rec, note_match, &res);
+	record_free(&rec);
+	engine_free(&e);
+	buf_free(&b);
+}
+
+/* A long pattern list answers from its memo table: the answers must be the
+ * pattern list's for every value, whether new, repeated, colliding in the
+ * table, too long for it, or of another JSON type with the same text. */
+static void test_memo(void)
+{
+	static const char *const pats[] = { "curl/", "kali", "s3browser", "nuclei", "rclone/" };
+	struct ruleset *rs = load_rules("memo.yml",
+		"title: ua\nid: u\nlogsource: {product: aws, service: cloudtrail}\n"
+		"detection: {a: {userAgent|contains: ['curl/', kali, S3Browser, nuclei, rclone/]}, condition: a}\n"
+		"---\ntitle: number\nid: n\nlogsource: {product: aws, service: cloudtrail}\n"
+		"detection: {a: {count: [5, 6, 7, 8]}, condition: a}\n");
+	enum { N = 3000, DISTINCT = 300 };
+	struct buf doc;
+	bool *matched = calloc(N, sizeof(*matched)), *want = calloc(N, sizeof(*want));
+	int wrong = 0, used = 0;
+
+	CHECK(rs != NULL && matched && want);
+	if (!rs || !matched || !want)
+		goto done;
+	CHECK(rs->nmemos == 2);
+	buf_init(&doc, 0);
+	buf_append(&doc, "{\"Records\":[", 12);
+	for (int i = 0; i < N; i++) {
+		char ua[400], lower[400], rec[600];
+		int k = (i * 7919) % DISTINCT;	/* values recur, out of order */
+
+		if (k % 50 == 49) {
+			/* 5.0 as a number equals 5; as a string it does not */
+			snprintf(rec, sizeof(rec), "%s{\"count\":%s}", i ? "," : "", k % 100 == 49 ? "5.0" : "\"5.0\"");
+			want[i] = k % 100 == 49;
+		} else {
+			/* some longer than the memo keeps, some with a pattern in
+			 * another case, most without */
+			snprintf(ua, sizeof(ua), "agent-%d %s%s", k, k % 3 == 0 ? "" : "x",
+				 k % 11 == 0 ? "CURL/8.1" : k % 13 == 0 ? "Linux-Kali-rolling" : k % 17 == 0 ? "S3Browser" : "");
+			if (k % 10 == 1) {
+				size_t l = strlen(ua);
+				memset(ua + l, 'z', 300);
+				snprintf(ua + l + 300, sizeof(ua) - l - 300, "%s", k % 20 == 1 ? " nuclei" : "");
+			}
+			for (size_t j = 0; j <= strlen(ua); j++)
+				lower[j] = (char)(ua[j] >= 'A' && ua[j] <= 'Z' ? ua[j] + 32 : ua[j]);
+			for (size_t p = 0; p < sizeof(pats) / sizeof(pats[0]); p++)
+				want[i] |= strstr(lower, pats[p]) != NULL;
+			snprintf(rec, sizeof(rec), "%s{\"userAgent\":\"%s\"}", i ? "," : "", ua);
+		}
+		buf_append(&doc, rec, strlen(rec));
+	}
+	buf_append(&doc, "]}", 3);
+	eval_all(rs, doc.data, matched, N);
+	for (int i = 0; i < N; i++) {
+		wrong += matched[i] != want[i];
+		used += want[i];
+	}
+	CHECK(wrong == 0);
+	CHECK(used > 100 && used < N - 100);	/* both answers are exercised */
+	buf_free(&doc);
+done:
+	free(matched);
+	free(want);
+	ruleset_free(rs);
+}
+
 int main(void)
 {
 	test_glob();
@@ -406,6 +639,8 @@ int main(void)
 	test_yaml_limits();
 	test_conditions();
 	test_late_events();
+	test_window_sums();
+	test_memo();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }

@@ -23,6 +23,8 @@
 
 struct prefilter;
 
+struct memo;
+
 struct engine {
 	const struct ruleset *rs;
 	pcre2_match_data *md;
@@ -32,6 +34,7 @@ struct engine {
 	struct record *top;		/* the record being evaluated (fieldref reads it) */
 	struct record *elements;	/* one per |element test of the rule set, by id */
 	size_t nelements;
+	struct memo **memos;		/* per field_test.memo, allocated on first use */
 };
 
 /* Prepares an engine for rs (which must outlive it).  -ENOMEM. */

@@ -45,6 +45,9 @@ int level_from_string(const char *s, enum level *ret);
 struct element_test;
 
 /* One "field|modifiers: values" item of a selection. */
+/* Tests with at least this many patterns get a memo table (below). */
+#define MEMO_MIN_PATTERNS 4
+
 struct field_test {
 	int slot;		/* field index slot; -1 for a keyword (whole record) */
 	const char *field;	/* as written, for messages */
@@ -52,6 +55,10 @@ struct field_test {
 	struct pattern *pats;
 	size_t npats;
 	struct element_test *elem;	/* |element instead of patterns, or NULL */
+	/* A long list of patterns that depend on nothing but the value: the
+	 * engine remembers its recent results per value (its memo table of
+	 * this number, see engine.c); -1 for the other tests. */
+	int memo;
 };
 
 /* One alternative of a selection: all of its tests must hold. */
@@ -238,6 +245,7 @@ struct ruleset {
 	size_t nyfiles, capyfiles;
 	struct element_test **elements;	/* every |element test, by id */
 	size_t nelements, capelements;
+	size_t nmemos;			/* tests with a memo (field_test.memo) */
 	size_t skipped_logsource;	/* documents for other log sources */
 	size_t overridden;		/* rules replaced by a later directory */
 };
