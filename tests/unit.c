@@ -893,8 +893,79 @@ static void test_sigv4(void)
 	sigv4_signed_free(&out);
 }
 
-int main(void)
+/* `unit --sign`: signs one request per input line (JSON: method, path (not
+ * encoded), query (as sent), headers ([[name, value]...]), payload_hash,
+ * akid, secret, token, region, service, time, query_form) and prints one
+ * JSON line (canonical, string_to_sign, signature, authorization, query),
+ * for the differential test against botocore (tests/test_sigv4.py). */
+static int sign_stdin(void)
 {
+	char line[65536];
+	struct sigv4_signed out;
+	int rc = 0;
+
+	sigv4_signed_init(&out);
+	while (fgets(line, sizeof(line), stdin)) {
+		struct json_object *in = json_tokener_parse(line), *hs, *res;
+		struct sigv4_header h[SIGV4_MAX_HEADERS];
+		struct sigv4_credentials cred = { 0 };
+		struct sigv4_scope sc = { 0 };
+		struct sigv4_request rq = { 0 };
+		size_t nh = 0;
+		int r;
+
+		if (!in || !json_object_object_get_ex(in, "headers", &hs)) {
+			fprintf(stderr, "bad input line\n");
+			json_object_put(in);
+			rc = 1;
+			break;
+		}
+		for (size_t i = 0; i < json_object_array_length(hs) && nh < SIGV4_MAX_HEADERS; i++, nh++) {
+			struct json_object *pair = json_object_array_get_idx(hs, i);
+			h[nh].name = json_object_get_string(json_object_array_get_idx(pair, 0));
+			h[nh].value = json_object_get_string(json_object_array_get_idx(pair, 1));
+		}
+		rq.method = json_object_get_string(json_object_object_get(in, "method"));
+		rq.path = json_object_get_string(json_object_object_get(in, "path"));
+		rq.query = json_object_get_string(json_object_object_get(in, "query"));
+		rq.headers = h;
+		rq.nheaders = nh;
+		rq.payload_hash = json_object_get_string(json_object_object_get(in, "payload_hash"));
+		cred.access_key_id = json_object_get_string(json_object_object_get(in, "akid"));
+		cred.secret_access_key = json_object_get_string(json_object_object_get(in, "secret"));
+		cred.session_token = json_object_get_string(json_object_object_get(in, "token"));
+		sc.region = json_object_get_string(json_object_object_get(in, "region"));
+		sc.service = json_object_get_string(json_object_object_get(in, "service"));
+		sc.time = json_object_get_int64(json_object_object_get(in, "time"));
+		sc.sign_payload = true;
+		sc.expires = 3600;
+		if (json_object_get_boolean(json_object_object_get(in, "query_form")))
+			r = sigv4_sign_query(&cred, &sc, &rq, NULL, &out);
+		else
+			r = sigv4_sign_header(&cred, &sc, &rq, NULL, &out);
+		res = json_object_new_object();
+		json_object_object_add(res, "error", json_object_new_int(r));
+		if (r == 0) {
+			json_object_object_add(res, "canonical", json_object_new_string_len(out.canonical.data, (int)out.canonical.len));
+			json_object_object_add(res, "string_to_sign", json_object_new_string_len(out.string_to_sign.data, (int)out.string_to_sign.len));
+			json_object_object_add(res, "signature", json_object_new_string(out.signature));
+			json_object_object_add(res, "amz_date", json_object_new_string(out.amz_date));
+			json_object_object_add(res, "authorization", json_object_new_string(out.authorization.data ? out.authorization.data : ""));
+			json_object_object_add(res, "query", json_object_new_string(out.query.data ? out.query.data : ""));
+		}
+		printf("%s\n", json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN));
+		fflush(stdout);
+		json_object_put(res);
+		json_object_put(in);
+	}
+	sigv4_signed_free(&out);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "--sign") == 0)
+		return sign_stdin();
 	test_glob();
 	test_cidr_numbers();
 	test_arn_account();
