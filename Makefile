@@ -8,7 +8,7 @@ DESTDIR ?=
 VERSION := 0.1.0
 
 CC ?= cc
-PKGS := json-c yaml-0.1 libcurl libsystemd openssl libdeflate libpcre2-8
+PKGS := json-c yaml-0.1 libcurl libsystemd openssl libdeflate libpcre2-8 expat
 BUILD ?= build
 SANITIZE ?=
 
@@ -68,6 +68,12 @@ $(BUILD):
 $(BUILD)/unit: tests/unit.c $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) -o $@ tests/unit.c $(LIB_OBJS) $(LDFLAGS) $(LDLIBS_ALL)
 
+# C test programs of single modules.
+$(BUILD)/s3xml_test: $(BUILD)/%: tests/%.c $(LIB_OBJS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS_ALL)
+
+CTEST_BINS = $(BUILD)/s3xml_test
+
 # libFuzzer targets (make fuzz builds them with clang into build-fuzz/).
 $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS_ALL)
@@ -76,8 +82,9 @@ deps:
 	scripts/install-deps
 
 # The whole suite against one build; TW is the binary under test.
-test-suite: $(BIN) $(BUILD)/unit
-	TW=$(abspath $(BIN)) UNIT=$(abspath $(BUILD)/unit) python3 tests/run.py
+test-suite: $(BIN) $(BUILD)/unit $(CTEST_BINS)
+	TW=$(abspath $(BIN)) UNIT=$(abspath $(BUILD)/unit) CTESTS="$(abspath $(CTEST_BINS))" \
+		python3 tests/run.py
 
 check-plain: deps
 	$(MAKE) test-suite

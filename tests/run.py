@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""The whole test suite: the C unit tests, then every tests/test_*.py.
+"""The whole test suite: the C test programs, then every tests/test_*.py.
 
-Environment: TW is the trailwatch binary under test, UNIT the C unit test
-binary (both set by `make test-suite`).  Prints one line per failure and
+Environment (set by `make test-suite`): TW is the trailwatch binary under
+test, UNIT the C unit test binary, CTESTS more C test programs (s3xml,
+spool), CREDS_TOOL the credential chain's driver (tests/test_creds.py).  Prints one line per failure and
 ends with the plain line 'N passed, N failed'; exit status 0 only when
 nothing failed.
 """
@@ -26,21 +27,33 @@ class CountingResult(unittest.TextTestResult):
         self.passed += 1
 
 
-def run_unit():
-    unit = os.environ.get("UNIT")
-    if not unit:
-        print("UNIT is not set: C unit tests not run", file=sys.stderr)
-        return 0, 1
-    p = subprocess.run([unit], capture_output=True, text=True)
-    sys.stdout.write(p.stdout)
+def run_c_test(path):
+    """Runs one C test program; returns (passed, failed) from its last line."""
+    p = subprocess.run([path], capture_output=True, text=True)
+    sys.stdout.write("".join(l + "\n" for l in p.stdout.splitlines() if "FAIL" in l))
     sys.stderr.write(p.stderr)
     m = re.search(r"^(\d+) passed, (\d+) failed$", p.stdout, re.M)
     if not m:
-        print(f"unit tests: no summary line (exit {p.returncode})")
+        print(f"{os.path.basename(path)}: no summary line (exit {p.returncode})")
         return 0, 1
     passed, failed = int(m.group(1)), int(m.group(2))
     if p.returncode != 0 and failed == 0:
         failed = 1
+    return passed, failed
+
+
+def run_unit():
+    """UNIT (tests/unit.c) and every program in CTESTS (space-separated)."""
+    programs = [os.environ.get("UNIT")] + os.environ.get("CTESTS", "").split()
+    if not programs[0]:
+        print("UNIT is not set: C unit tests not run", file=sys.stderr)
+        return 0, 1
+    passed = failed = 0
+    for path in programs:
+        p, f = run_c_test(path)
+        print(f"{os.path.basename(path)}: {p} passed, {f} failed")
+        passed += p
+        failed += f
     return passed, failed
 
 
