@@ -69,10 +69,10 @@ $(BUILD)/unit: tests/unit.c $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) -o $@ tests/unit.c $(LIB_OBJS) $(LDFLAGS) $(LDLIBS_ALL)
 
 # C test programs of single modules.
-$(BUILD)/s3xml_test: $(BUILD)/%: tests/%.c $(LIB_OBJS)
+$(BUILD)/s3xml_test $(BUILD)/spool_test: $(BUILD)/%: tests/%.c $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS_ALL)
 
-CTEST_BINS = $(BUILD)/s3xml_test
+CTEST_BINS = $(BUILD)/s3xml_test $(BUILD)/spool_test
 
 # libFuzzer targets (make fuzz builds them with clang into build-fuzz/).
 $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_OBJS)
