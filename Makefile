@@ -68,8 +68,8 @@ $(BUILD):
 $(BUILD)/unit: tests/unit.c $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) -o $@ tests/unit.c $(LIB_OBJS) $(LDFLAGS) $(LDLIBS_ALL)
 
-# C test programs of single modules.
-$(BUILD)/s3xml_test $(BUILD)/spool_test: $(BUILD)/%: tests/%.c $(LIB_OBJS)
+# C test programs of single modules, and the credential chain's driver.
+$(BUILD)/s3xml_test $(BUILD)/spool_test $(BUILD)/creds_tool: $(BUILD)/%: tests/%.c $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS_ALL)
 
 CTEST_BINS = $(BUILD)/s3xml_test $(BUILD)/spool_test
@@ -82,9 +82,9 @@ deps:
 	scripts/install-deps
 
 # The whole suite against one build; TW is the binary under test.
-test-suite: $(BIN) $(BUILD)/unit $(CTEST_BINS)
+test-suite: $(BIN) $(BUILD)/unit $(CTEST_BINS) $(BUILD)/creds_tool
 	TW=$(abspath $(BIN)) UNIT=$(abspath $(BUILD)/unit) CTESTS="$(abspath $(CTEST_BINS))" \
-		python3 tests/run.py
+		CREDS_TOOL=$(abspath $(BUILD)/creds_tool) python3 tests/run.py
 
 check-plain: deps
 	$(MAKE) test-suite

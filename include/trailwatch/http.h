@@ -1,0 +1,100 @@
+/* http.h: HTTP requests through libcurl, one at a time or several at once.
+ *
+ * TLS is always verified; connections are reused between requests of one
+ * client; every response body lands in a bounded buffer or goes to a
+ * callback (a streaming parser).  This module knows nothing about AWS: it
+ * reports the status, Retry-After and x-amz-request-id, and the caller
+ * decides about retries.  Nothing here logs; transport errors come back
+ * with curl's message in the response.
+ *
+ * A client and a multi are used by one thread at a time.
+ */
+#ifndef TRAILWATCH_HTTP_H
+#define TRAILWATCH_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "trailwatch/buf.h"
+
+#define HTTP_MAX_HEADERS 32
+#define HTTP_ERROR_SIZE 256
+
+struct http_header {
+	const char *name;
+	const char *value;
+};
+
+struct http_request {
+	const char *method;		/* "GET", "PUT", "POST", "HEAD" */
+	const char *url;
+	const struct http_header *headers;
+	size_t nheaders;		/* at most HTTP_MAX_HEADERS */
+	const char *body;		/* copied when the request is started */
+	size_t body_len;
+	long timeout_ms;		/* whole request; 0: the client's default */
+	long connect_timeout_ms;	/* 0: the client's default */
+};
+
+/* Where a response goes.  Initialise with http_response_init (the body's
+ * size limit), release with http_response_free; reusable. */
+struct http_response {
+	long status;			/* 0 when no response arrived */
+	struct buf body;		/* the body, unless on_data is set */
+	/* Streaming instead: called for each piece of the body of a 2xx
+	 * response (other bodies still go to `body`, for the error document).
+	 * A negative return stops the transfer and is returned. */
+	int (*on_data)(void *ctx, const char *p, size_t n);
+	void *ctx;
+	long retry_after;		/* seconds from Retry-After, -1 when absent */
+	char request_id[80];		/* x-amz-request-id, or "" */
+	char error[HTTP_ERROR_SIZE];	/* what went wrong, when not 0 is returned */
+	int data_error;			/* on_data's error, internal */
+};
+
+void http_response_init(struct http_response *r, size_t body_limit);
+void http_response_free(struct http_response *r);
+
+struct http_options {
+	long timeout_ms;		/* default 60000 */
+	long connect_timeout_ms;	/* default 10000 */
+	long low_speed_seconds;		/* abort below 1 byte/s for this long; default 30 */
+	const char *ca_file;		/* NULL: the system's */
+	const char *user_agent;		/* NULL: "trailwatch/VERSION" */
+};
+
+struct http_client;
+
+int http_client_new(const struct http_options *o, struct http_client **ret);
+void http_client_free(struct http_client *c);
+
+/* Performs one request.  0 when a response arrived, whatever its status
+ * (resp->status); -EIO for a transport failure (DNS, connect, TLS, timeout:
+ * resp->error says which); -E2BIG when the body passed its limit;
+ * on_data's negative value; -ENOMEM; -EINVAL for a bad request. */
+int http_perform(struct http_client *c, const struct http_request *rq, struct http_response *resp);
+
+/* Several requests in flight at once (libcurl multi), at most max_parallel;
+ * the rest wait their turn.  Each request's response and tag belong to the
+ * caller until http_multi_next hands the tag back. */
+struct http_multi;
+
+int http_multi_new(const struct http_options *o, size_t max_parallel, struct http_multi **ret);
+void http_multi_free(struct http_multi *m);
+
+/* Queues a request.  rq's strings are copied; resp must live until its tag
+ * comes back from http_multi_next.  -ENOMEM, -EINVAL. */
+int http_multi_add(struct http_multi *m, const struct http_request *rq, struct http_response *resp, void *tag);
+
+/* Runs transfers until one finishes: returns 1 with its tag and its result
+ * (what http_perform would have returned) in *result, 0 when nothing is
+ * queued or running, -ENOMEM / -EIO when curl itself fails. */
+int http_multi_next(struct http_multi *m, void **tag, int *result);
+
+/* Requests queued or running. */
+size_t http_multi_pending(const struct http_multi *m);
+
+/* curl_global_init; call once at startup before any thread exists. */
+int http_global_init(void);
+
+#endif
