@@ -26,6 +26,8 @@ enum key_type {
 	KEY_LOG_LEVEL,
 	KEY_RULES,	/* list of directories */
 	KEY_LISTS,	/* map of name -> list of values */
+	KEY_STRING,
+	KEY_SOURCES,	/* list of sources: their keys are in source_keys[] */
 };
 
 struct config_key {
@@ -50,6 +52,8 @@ static const struct config_key config_keys[] = {
 	{ "correlation.max_groups", KEY_COUNT, OFF(corr.max_groups), "100000" },
 	{ "correlation.max_entries_per_group", KEY_COUNT, OFF(corr.max_entries), "100000" },
 	{ "correlation.lateness", KEY_DURATION, OFF(corr.lateness), "15m" },
+	{ "state_dir", KEY_STRING, OFF(state_dir), CONFIG_DEFAULT_STATE_DIR },
+	{ "sources", KEY_SOURCES, OFF(sources), "[]" },
 };
 
 #define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -147,12 +151,232 @@ static int set_lists(struct config *c, const struct ynode *n, struct diag *d)
 	return r;
 }
 
+/* ---- sources ------------------------------------------------------------ */
+
+enum skey_type { SK_STRING, SK_BOOL, SK_DURATION, SK_TIME, SK_LIST, SK_COUNT };
+
+/* The keys of one source: which types they apply to (bit 1 << SOURCE_*). */
+struct source_key {
+	const char *name;
+	enum skey_type type;
+	size_t offset;
+	unsigned types;
+};
+
+#define SOFF(field) offsetof(struct source_config, field)
+#define SRC_S3 (1u << SOURCE_S3)
+#define SRC_DIR (1u << SOURCE_DIR)
+
+static const struct source_key source_keys[] = {
+	{ "bucket", SK_STRING, SOFF(bucket), SRC_S3 },
+	{ "prefix", SK_STRING, SOFF(prefix), SRC_S3 },
+	{ "region", SK_STRING, SOFF(region), SRC_S3 },
+	{ "endpoint", SK_STRING, SOFF(endpoint), SRC_S3 },
+	{ "path_style", SK_BOOL, SOFF(path_style), SRC_S3 },
+	{ "poll_interval", SK_DURATION, SOFF(poll_interval), SRC_S3 | SRC_DIR },
+	{ "quiet_poll_interval", SK_DURATION, SOFF(quiet_poll_interval), SRC_S3 },
+	{ "start_time", SK_TIME, SOFF(start_time), SRC_S3 },
+	{ "lookback", SK_DURATION, SOFF(lookback), SRC_S3 },
+	{ "discovery_interval", SK_DURATION, SOFF(discovery_interval), SRC_S3 },
+	{ "accounts", SK_LIST, SOFF(accounts), SRC_S3 },
+	{ "regions", SK_LIST, SOFF(regions), SRC_S3 },
+	{ "role_arn", SK_STRING, SOFF(role_arn), SRC_S3 },
+	{ "external_id", SK_STRING, SOFF(external_id), SRC_S3 },
+	{ "parallel", SK_COUNT, SOFF(parallel), SRC_S3 },
+	{ "path", SK_STRING, SOFF(path), SRC_DIR },
+};
+
+static bool all_digits(const char *s, size_t n)
+{
+	if (strlen(s) != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+static int set_source_key(struct config *c, struct source_config *src, const struct source_key *k,
+			  const struct ynode *n, struct diag *d)
+{
+	void *field = (char *)src + k->offset;
+
+	if (k->type == SK_LIST) {
+		const char ***list = field;
+		size_t *count = k->offset == SOFF(accounts) ? &src->naccounts : &src->nregions;
+		if (n->type != YNODE_SEQ || n->n == 0) {
+			cerr(d, c->path, n, "'%s' must be a list of values", k->name);
+			return -EINVAL;
+		}
+		*list = arena_alloc(&c->arena, n->n * sizeof(**list));
+		if (!*list)
+			return -ENOMEM;
+		for (size_t i = 0; i < n->n; i++) {
+			const struct ynode *v = n->items[i];
+			if (v->type != YNODE_SCALAR || ynode_is_null(v) || !v->value[0]) {
+				cerr(d, c->path, v, "each item of '%s' must be a single value", k->name);
+				return -EINVAL;
+			}
+			if (k->offset == SOFF(accounts) && !all_digits(v->value, 12)) {
+				cerr(d, c->path, v, "'%s' is not an AWS account id (12 digits)", v->value);
+				return -EINVAL;
+			}
+			(*list)[i] = v->value;
+		}
+		*count = n->n;
+		return 0;
+	}
+	if (n->type != YNODE_SCALAR || ynode_is_null(n) || !n->value[0]) {
+		cerr(d, c->path, n, "'%s' must be a single value", k->name);
+		return -EINVAL;
+	}
+	switch (k->type) {
+	case SK_STRING:
+		*(const char **)field = n->value;
+		return 0;
+	case SK_BOOL:
+		if (ynode_bool(n, (bool *)field) < 0) {
+			cerr(d, c->path, n, "'%s' must be true or false", k->name);
+			return -EINVAL;
+		}
+		return 0;
+	case SK_DURATION:
+		if (timespan_parse(n->value, (int64_t *)field) < 0 || *(int64_t *)field <= 0) {
+			cerr(d, c->path, n, "'%s' must be a duration such as 30s, 10m, 1h or 1d", k->name);
+			return -EINVAL;
+		}
+		return 0;
+	case SK_TIME:
+		if (ctlog_parse_time(n->value, strlen(n->value), (int64_t *)field) < 0) {
+			cerr(d, c->path, n, "'%s' must be a time such as 2026-11-20T00:00:00Z", k->name);
+			return -EINVAL;
+		}
+		return 0;
+	case SK_COUNT: {
+		char *end;
+		unsigned long v = strtoul(n->value, &end, 10);
+		if (*end || v == 0 || v > 64 || n->value[0] == '-') {
+			cerr(d, c->path, n, "'%s' must be a whole number from 1 to 64", k->name);
+			return -EINVAL;
+		}
+		*(size_t *)field = v;
+		return 0;
+	}
+	default:
+		return -EINVAL;
+	}
+}
+
+/* One source: its type first, then its keys, then what it requires. */
+static int parse_source(struct config *c, const struct ynode *n, struct source_config *src, struct diag *d)
+{
+	const struct ynode *type = ynode_get(n, "type");
+	int r = 0;
+
+	memset(src, 0, sizeof(*src));
+	src->line = n->line;
+	src->col = n->col;
+	if (n->type != YNODE_MAP) {
+		cerr(d, c->path, n, "each source must be a map with a 'type'");
+		return -EINVAL;
+	}
+	if (!type || type->type != YNODE_SCALAR ||
+	    (strcmp(type->value, "s3") != 0 && strcmp(type->value, "dir") != 0)) {
+		cerr(d, c->path, type ? type : n, "a source needs 'type: s3' or 'type: dir'");
+		return -EINVAL;
+	}
+	src->type = strcmp(type->value, "s3") == 0 ? SOURCE_S3 : SOURCE_DIR;
+	src->prefix = "AWSLogs/";
+	src->poll_interval = 60;
+	src->lookback = 900;
+	src->discovery_interval = 600;
+	src->parallel = 4;
+	for (size_t i = 0; i < n->n; i++) {
+		const char *key = n->keys[i]->value;
+		const struct source_key *k = NULL;
+		int e;
+
+		if (strcmp(key, "type") == 0)
+			continue;
+		for (size_t j = 0; j < sizeof(source_keys) / sizeof(source_keys[0]) && !k; j++)
+			if (strcmp(source_keys[j].name, key) == 0)
+				k = &source_keys[j];
+		if (!k) {
+			cerr(d, c->path, n->keys[i], "unknown key '%s' in a source", key);
+			r = -EINVAL;
+			continue;
+		}
+		if (!(k->types & (1u << src->type))) {
+			cerr(d, c->path, n->keys[i], "'%s' does not apply to a source of type %s", key, type->value);
+			r = -EINVAL;
+			continue;
+		}
+		e = set_source_key(c, src, k, n->items[i], d);
+		if (e == -ENOMEM)
+			return e;
+		if (e < 0)
+			r = e;
+	}
+	if (r < 0)
+		return r;
+	if (!src->quiet_poll_interval || src->quiet_poll_interval < src->poll_interval)
+		src->quiet_poll_interval = src->poll_interval;
+	if (src->type == SOURCE_S3) {
+		if (!src->bucket || !src->region) {
+			cerr(d, c->path, n, "an s3 source needs 'bucket' and 'region'");
+			return -EINVAL;
+		}
+		if (src->external_id && !src->role_arn) {
+			cerr(d, c->path, n, "'external_id' needs 'role_arn'");
+			return -EINVAL;
+		}
+		src->name = arena_printf(&c->arena, "s3://%s/%s", src->bucket, src->prefix);
+	} else {
+		if (!src->path) {
+			cerr(d, c->path, n, "a dir source needs 'path'");
+			return -EINVAL;
+		}
+		src->name = src->path;
+	}
+	return src->name ? 0 : -ENOMEM;
+}
+
+static int set_sources(struct config *c, const struct ynode *n, struct diag *d)
+{
+	int r = 0;
+
+	if (n->type != YNODE_SEQ) {
+		cerr(d, c->path, n, "'sources' must be a list of sources");
+		return -EINVAL;
+	}
+	c->sources = arena_alloc(&c->arena, (n->n + 1) * sizeof(*c->sources));
+	if (!c->sources)
+		return -ENOMEM;
+	for (size_t i = 0; i < n->n; i++) {
+		int e = parse_source(c, n->items[i], &c->sources[i], d);
+		if (e == -ENOMEM)
+			return e;
+		if (e < 0)
+			r = e;
+		for (size_t k = 0; e == 0 && k < i; k++) {
+			if (strcmp(c->sources[k].name, c->sources[i].name) == 0) {
+				cerr(d, c->path, n->items[i], "source %s is configured twice", c->sources[i].name);
+				r = -EINVAL;
+			}
+		}
+	}
+	c->nsources = n->n;
+	return r;
+}
+
 static int set_key(struct config *c, const struct config_key *k, const struct ynode *n, struct diag *d)
 {
 	void *field = (char *)c + k->offset;
 
 	if (k->type == KEY_LISTS)
 		return set_lists(c, n, d);
+	if (k->type == KEY_SOURCES)
+		return set_sources(c, n, d);
 	if (k->type == KEY_RULES) {
 		size_t count = n->type == YNODE_SEQ ? n->n : 1;
 		const char **dirs = arena_alloc(&c->arena, (count + 1) * sizeof(*dirs));
@@ -210,6 +434,13 @@ static int set_key(struct config *c, const struct config_key *k, const struct yn
 			return -EINVAL;
 		}
 		return 0;
+	case KEY_STRING:
+		if (!n->value[0]) {
+			cerr(d, c->path, n, "'%s' must not be empty", k->path);
+			return -EINVAL;
+		}
+		*(const char **)field = n->value;
+		return 0;
 	case KEY_LOG_LEVEL:
 		if (log_level_from_string(n->value, (enum log_level *)field) < 0) {
 			cerr(d, c->path, n, "'%s' must be error, warning, info or debug", k->path);
@@ -265,6 +496,7 @@ static void set_defaults(struct config *c)
 	c->corr.max_groups = 100000;
 	c->corr.max_entries = 100000;
 	c->corr.lateness = 900;
+	c->state_dir = CONFIG_DEFAULT_STATE_DIR;
 }
 
 /* Lists that the shipped rules use.  They exist even when the config does not

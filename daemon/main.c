@@ -1,6 +1,6 @@
 /* main.c: the command line.
  *
- *   trailwatch run     [-c FILE] [-r DIR]...            the service (S3 source: not yet)
+ *   trailwatch run     [-c FILE] [-r DIR]...            the service: polls S3, alerts on stdout
  *   trailwatch replay  [-c FILE] [-r DIR]... [--jobs N] PATH...
  *   trailwatch check   [-c FILE] [-r DIR]...
  *   trailwatch test    [-c FILE] [-r DIR]...
@@ -19,6 +19,7 @@
 #include "trailwatch/diag.h"
 #include "trailwatch/log.h"
 #include "trailwatch/replay.h"
+#include "trailwatch/service.h"
 #include "trailwatch/rules.h"
 #include "trailwatch/ruletest.h"
 
@@ -51,7 +52,8 @@ static void usage(FILE *f)
 		"        print every alert as one JSON object per line\n"
 		"  check  [-c FILE] [-r DIR]...   validate the configuration and the rules\n"
 		"  test   [-c FILE] [-r DIR]...   run the test events the rules carry\n"
-		"  run    [-c FILE] [-r DIR]...   the service (polls S3; not in this version yet)\n"
+		"  run    [-c FILE] [-r DIR]...   the service: polls the configured S3 sources and\n"
+		"        prints alerts as JSON lines (delivered through the spool in state_dir)\n"
 		"\n"
 		"options:\n"
 		"  -c, --config FILE     configuration (default: built-in defaults; run: %s)\n"
@@ -244,9 +246,14 @@ int main(int argc, char **argv)
 			status = ruletest_run(cfg, rs, stdout);
 		}
 	} else if (strcmp(a.command, "run") == 0) {
-		fprintf(stderr, "trailwatch run: the S3 source is not part of this version yet; "
-				"use 'trailwatch replay' for local files\n");
-		status = 2;
+		if (a.npaths) {
+			fprintf(stderr, "trailwatch run: unexpected argument '%s'\n", a.paths[0]);
+			return 2;
+		}
+		status = load(&a, a.config ? a.config : CONFIG_DEFAULT_PATH, &cfg, &rs, true);
+		if (status)
+			goto out;
+		status = service_run(cfg, rs);
 	} else {
 		fprintf(stderr, "trailwatch: unknown command '%s'\n", a.command);
 		usage(stderr);

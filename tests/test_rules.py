@@ -114,6 +114,46 @@ class Config(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn(f"{path}: ok", p.stdout)
 
+    def test_sources(self):
+        path, p = self.check_config(
+            "state_dir: /var/lib/tw\n"
+            "sources:\n"
+            "  - type: s3\n"
+            "    bucket: trail\n"
+            "    region: us-east-1\n"
+            "    poll_intervall: 60s\n"
+            "    accounts: [12345]\n"
+            "    start_time: yesterday\n"
+            "    path: /tmp\n"
+            "  - type: s3\n"
+            "    bucket: other\n"
+            "  - type: ftp\n"
+            "  - type: dir\n"
+            "    bucket: x\n"
+            "    path: /srv/inbox\n"
+            "  - type: s3\n"
+            "    bucket: b\n"
+            "    region: eu-west-1\n"
+            "    external_id: x\n"
+            "    parallel: 100\n")
+        self.assertEqual(p.returncode, 1)
+        err = p.stderr
+        self.assertIn(f"{path}:6:5: unknown key 'poll_intervall' in a source", err)
+        self.assertIn(f"{path}:7:16: '12345' is not an AWS account id (12 digits)", err)
+        self.assertIn(f"{path}:8:17: 'start_time' must be a time such as 2026-11-20T00:00:00Z", err)
+        self.assertIn(f"{path}:9:5: 'path' does not apply to a source of type s3", err)
+        self.assertIn(f"{path}:10:5: an s3 source needs 'bucket' and 'region'", err)
+        self.assertIn(f"{path}:12:11: a source needs 'type: s3' or 'type: dir'", err)
+        self.assertIn(f"{path}:14:5: 'bucket' does not apply to a source of type dir", err)
+        self.assertIn(f"{path}:20:15: 'parallel' must be a whole number from 1 to 64", err)
+        path, p = self.check_config(
+            "sources:\n"
+            "  - {type: s3, bucket: trail, region: us-east-1, role_arn: 'arn:aws:iam::111122223333:role/r',\n"
+            "     external_id: soc, accounts: ['111122223333'], regions: [us-east-1], lookback: 20m,\n"
+            "     start_time: 2026-11-20T00:00:00Z, endpoint: 'https://s3.example', path_style: true}\n"
+            "  - {type: dir, path: /srv/inbox}\n")
+        self.assertEqual(p.returncode, 0, p.stderr)
+
     def test_missing_config(self):
         p = tw("check", "-c", "/nonexistent/trailwatch.yaml")
         self.assertEqual(p.returncode, 1)

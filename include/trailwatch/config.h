@@ -22,7 +22,41 @@
 #define CONFIG_DEFAULT_RULES_DIR "/etc/trailwatch/rules.d"
 #define CONFIG_BUILTIN_RULES "builtin"
 
+#define CONFIG_DEFAULT_STATE_DIR "/var/lib/trailwatch"
+
 struct yfile;
+
+enum source_type {
+	SOURCE_S3,	/* a CloudTrail bucket, polled */
+	SOURCE_DIR,	/* a local directory, watched for new files */
+};
+
+/* One entry of `sources:` (docs/config.md).  Strings live in the config. */
+struct source_config {
+	enum source_type type;
+	const char *name;		/* "s3://bucket/prefix" or the directory: state and messages */
+	int line, col;			/* where it was written, for messages */
+	/* s3 */
+	const char *bucket;
+	const char *prefix;		/* default "AWSLogs/" */
+	const char *region;
+	const char *endpoint;		/* NULL: AWS's */
+	bool path_style;
+	int64_t poll_interval;		/* seconds; default 60 */
+	int64_t quiet_poll_interval;	/* for prefixes without new objects; default poll_interval */
+	int64_t start_time;		/* epoch seconds; 0: now minus lookback */
+	int64_t lookback;		/* seconds of keys re-listed; default 900 */
+	int64_t discovery_interval;	/* seconds between account/region discoveries; default 600 */
+	const char **accounts;		/* only these accounts (NULL: all) */
+	size_t naccounts;
+	const char **regions;		/* only these regions (NULL: all) */
+	size_t nregions;
+	const char *role_arn;		/* AssumeRole on top of the credential chain */
+	const char *external_id;
+	size_t parallel;		/* object GETs in flight; default 4 */
+	/* dir */
+	const char *path;
+};
 
 struct config {
 	const char *path;		/* NULL: built-in defaults */
@@ -35,6 +69,9 @@ struct config {
 	struct process_limits limits;
 	struct corr_limits corr;
 	enum log_level log_level;
+	struct source_config *sources;
+	size_t nsources;
+	const char *state_dir;		/* default /var/lib/trailwatch */
 };
 
 /* Loads path, or the defaults when path is NULL.  -EINVAL with every error

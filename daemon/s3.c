@@ -1,0 +1,606 @@
+/* s3.c: ListObjectsV2 and GetObject over http.h, signed by sigv4.h, with
+ * the retry policy of s3.h.
+ *
+ * Every request goes through prepare() (URL, Host, SigV4 headers) and its
+ * response through verdict() (done, retry after a wait, or fail with a
+ * message).  s3_list and s3_get run one request at a time; s3_get_many
+ * keeps `parallel` GETs in flight with an http_multi.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "trailwatch/http.h"
+#include "trailwatch/s3.h"
+
+struct s3_client {
+	struct s3_config c;
+	char *bucket, *region, *ca_file;
+	char scheme[8];			/* "https" or "http" */
+	char host[300];			/* authority: host[:port], with the bucket when virtual-hosted */
+	bool path_style;
+	s3_creds_fn creds;
+	void *creds_ctx;
+	struct sigv4_key_cache key_cache;
+	struct http_client *http;
+	struct s3_stats stats;
+	uint64_t rng;
+};
+
+/* One request ready to go: its URL and headers, and their storage. */
+struct prepared {
+	struct buf url;
+	char host[300];
+	struct sigv4_signed sig;
+	struct http_header h[5];
+	size_t nh;
+	struct http_request rq;
+};
+
+static void prepared_init(struct prepared *p)
+{
+	memset(p, 0, sizeof(*p));
+	buf_init(&p->url, 0);
+	sigv4_signed_init(&p->sig);
+}
+
+static void prepared_free(struct prepared *p)
+{
+	buf_free(&p->url);
+	sigv4_signed_free(&p->sig);
+}
+
+/* Bucket names as S3 allows them today: 3-63 of a-z 0-9 . -  */
+static bool bucket_ok(const char *b)
+{
+	size_t n = strlen(b);
+
+	if (n < 3 || n > 63)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((b[i] >= 'a' && b[i] <= 'z') || (b[i] >= '0' && b[i] <= '9') || b[i] == '.' || b[i] == '-'))
+			return false;
+	return true;
+}
+
+int s3_client_new(const struct s3_config *c, s3_creds_fn creds, void *creds_ctx, struct s3_client **ret,
+		  char *msg, size_t msglen)
+{
+	struct http_options ho = { 0 };
+	struct s3_client *s;
+	const char *authority;
+	int r;
+
+	if (!c->bucket || !bucket_ok(c->bucket)) {
+		snprintf(msg, msglen, "invalid bucket name '%s'", c->bucket ? c->bucket : "");
+		return -EINVAL;
+	}
+	if (!c->region || !*c->region || strlen(c->region) > 64) {
+		snprintf(msg, msglen, "invalid region '%s'", c->region ? c->region : "");
+		return -EINVAL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->c = *c;
+	s->c.max_object = c->max_object ? c->max_object : (size_t)1 << 30;
+	s->c.max_attempts = c->max_attempts > 0 ? c->max_attempts : 6;
+	s->c.backoff_ms = c->backoff_ms > 0 ? c->backoff_ms : 200;
+	s->c.backoff_max_ms = c->backoff_max_ms > 0 ? c->backoff_max_ms : 20000;
+	s->c.parallel = c->parallel ? c->parallel : 4;
+	s->bucket = strdup(c->bucket);
+	s->region = strdup(c->region);
+	s->ca_file = c->ca_file ? strdup(c->ca_file) : NULL;
+	s->creds = creds;
+	s->creds_ctx = creds_ctx;
+	s->rng = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
+	if (!s->bucket || !s->region || (c->ca_file && !s->ca_file)) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	/* Dotted bucket names do not match AWS's wildcard certificate. */
+	s->path_style = c->path_style || strchr(c->bucket, '.');
+	if (c->endpoint) {
+		if (strncmp(c->endpoint, "https://", 8) == 0) {
+			strcpy(s->scheme, "https");
+			authority = c->endpoint + 8;
+		} else if (strncmp(c->endpoint, "http://", 7) == 0) {
+			strcpy(s->scheme, "http");
+			authority = c->endpoint + 7;
+		} else {
+			snprintf(msg, msglen, "endpoint '%s' does not start with https:// or http://", c->endpoint);
+			r = -EINVAL;
+			goto fail;
+		}
+		if (!*authority || strcspn(authority, "/?# @") != strlen(authority) ||
+		    (size_t)snprintf(s->host, sizeof(s->host), "%s%s%s", s->path_style ? "" : c->bucket,
+				     s->path_style ? "" : ".", authority) >= sizeof(s->host)) {
+			snprintf(msg, msglen, "endpoint '%s' must be scheme://host[:port] with nothing after it",
+				 c->endpoint);
+			r = -EINVAL;
+			goto fail;
+		}
+	} else {
+		strcpy(s->scheme, "https");
+		if (s->path_style)
+			snprintf(s->host, sizeof(s->host), "s3.%s.amazonaws.com", c->region);
+		else
+			snprintf(s->host, sizeof(s->host), "%s.s3.%s.amazonaws.com", c->bucket, c->region);
+	}
+	s->c.bucket = s->bucket;
+	s->c.region = s->region;
+	s->c.endpoint = NULL;
+	s->c.ca_file = s->ca_file;
+	ho.ca_file = s->ca_file;
+	r = http_client_new(&ho, &s->http);
+	if (r < 0)
+		goto fail;
+	*ret = s;
+	return 0;
+fail:
+	s3_client_free(s);
+	return r;
+}
+
+void s3_client_free(struct s3_client *s)
+{
+	if (!s)
+		return;
+	http_client_free(s->http);
+	free(s->bucket);
+	free(s->region);
+	free(s->ca_file);
+	free(s);
+}
+
+void s3_stats(const struct s3_client *s, struct s3_stats *ret)
+{
+	*ret = s->stats;
+}
+
+void s3_object_name(const struct s3_client *s, const char *key, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "s3://%s/%s", s->bucket, key);
+}
+
+/* Builds and signs a GET of key (NULL: the bucket itself, for a listing)
+ * with the wire query `query` (already encoded). */
+static int prepare(struct s3_client *s, const char *key, const char *query, struct prepared *p, char *msg,
+		   size_t msglen)
+{
+	struct sigv4_credentials cred;
+	struct buf path;
+	struct sigv4_header sh[1];
+	struct sigv4_scope sc = { .region = s->region, .service = "s3", .time = time(NULL), .sign_payload = true };
+	struct sigv4_request rq;
+	int r;
+
+	buf_init(&path, 0);
+	buf_reset(&p->url);
+	r = s->creds(s->creds_ctx, &cred, msg, msglen);
+	if (r < 0)
+		goto out;
+	r = buf_printf(&path, "%s%s/%s", s->path_style ? "/" : "", s->path_style ? s->bucket : "", key ? key : "");
+	if (r < 0)
+		goto out;
+	if (!s->path_style && !key)
+		buf_set_len(&path, 1);	/* just "/" */
+	snprintf(p->host, sizeof(p->host), "%s", s->host);
+	sh[0].name = "Host";
+	sh[0].value = p->host;
+	rq.method = "GET";
+	rq.path = path.data;
+	rq.query = query;
+	rq.headers = sh;
+	rq.nheaders = 1;
+	rq.payload_hash = SIGV4_EMPTY_SHA256;
+	r = sigv4_sign_header(&cred, &sc, &rq, &s->key_cache, &p->sig);
+	if (r < 0) {
+		snprintf(msg, msglen, "cannot sign the request for '%s': %s", key ? key : "(listing)", strerror(-r));
+		goto out;
+	}
+	r = buf_printf(&p->url, "%s://%s", s->scheme, p->host);
+	r = r ? r : sigv4_uri_encode(&p->url, path.data, path.len, true);
+	if (r == 0 && query && *query)
+		r = buf_printf(&p->url, "?%s", query);
+	if (r < 0)
+		goto out;
+	p->nh = 0;
+	p->h[p->nh++] = (struct http_header){ "Host", p->host };
+	p->h[p->nh++] = (struct http_header){ "X-Amz-Date", p->sig.amz_date };
+	p->h[p->nh++] = (struct http_header){ "x-amz-content-sha256", SIGV4_EMPTY_SHA256 };
+	if (cred.session_token && *cred.session_token)
+		p->h[p->nh++] = (struct http_header){ "X-Amz-Security-Token", cred.session_token };
+	p->h[p->nh++] = (struct http_header){ "Authorization", p->sig.authorization.data };
+	memset(&p->rq, 0, sizeof(p->rq));
+	p->rq.method = "GET";
+	p->rq.url = p->url.data;
+	p->rq.headers = p->h;
+	p->rq.nheaders = p->nh;
+out:
+	buf_free(&path);
+	return r;
+}
+
+/* Throttling and transient errors, by S3/AWS error code. */
+static bool retryable_code(const char *code)
+{
+	static const char *const codes[] = { "SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable",
+					     "Throttling", "ThrottlingException", "RequestLimitExceeded",
+					     "TooManyRequestsException", "RequestThrottled", "BandwidthLimitExceeded" };
+
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (strcmp(code, codes[i]) == 0)
+			return true;
+	return false;
+}
+
+enum verdict { V_DONE, V_RETRY, V_FAIL };
+
+/* What to do with a finished request: *err and msg are set for V_FAIL, and
+ * for V_RETRY in case it is the last attempt. */
+static enum verdict verdict(struct s3_client *s, const char *what, int attempt, int result,
+			    struct http_response *resp, int *err, char *msg, size_t msglen)
+{
+	struct s3xml_error e;
+	char emsg[200];
+
+	if (result == 0 && resp->status >= 200 && resp->status < 300)
+		return V_DONE;
+	if (result == -ENOMEM || result == -E2BIG || result == -ECANCELED || (result < 0 && result != -EIO)) {
+		*err = result;
+		snprintf(msg, msglen, "%s: %s", what, resp->error[0] ? resp->error : strerror(-result));
+		return V_FAIL;
+	}
+	if (result == -EIO) {
+		*err = -EAGAIN;
+		snprintf(msg, msglen, "%s: %s", what, resp->error);
+		return V_RETRY;
+	}
+	memset(&e, 0, sizeof(e));
+	if (resp->body.len == 0 || s3xml_parse_error(resp->body.data, resp->body.len, &e, emsg, sizeof(emsg)) < 0)
+		snprintf(e.code, sizeof(e.code), "HTTP%ld", resp->status);
+	snprintf(msg, msglen, "%s: %ld %s%s%s (request id %s)", what, resp->status, e.code, e.message[0] ? ": " : "",
+		 e.message, resp->request_id[0] ? resp->request_id : e.request_id[0] ? e.request_id : "none");
+	if (resp->status >= 500 || resp->status == 429 || retryable_code(e.code)) {
+		s->stats.throttled += resp->status == 503 || resp->status == 429 || strcmp(e.code, "SlowDown") == 0;
+		*err = -EAGAIN;
+		return V_RETRY;
+	}
+	if ((strcmp(e.code, "ExpiredToken") == 0 || strcmp(e.code, "TokenRefreshRequired") == 0) && attempt == 0) {
+		*err = -EACCES;
+		return V_RETRY;	/* once: the next attempt asks for credentials again */
+	}
+	*err = resp->status == 404 ? -ENOENT : resp->status == 403 ? -EACCES : -EIO;
+	return V_FAIL;
+}
+
+static uint64_t next_random(struct s3_client *s)
+{
+	s->rng ^= s->rng << 13;
+	s->rng ^= s->rng >> 7;
+	s->rng ^= s->rng << 17;
+	return s->rng;
+}
+
+/* Milliseconds to wait before attempt number `attempt` (1 = first retry):
+ * full jitter over base * 2^(attempt-1), capped, and no less than the
+ * server's Retry-After. */
+static long backoff(struct s3_client *s, int attempt, long retry_after)
+{
+	long cap = s->c.backoff_ms;
+	long ms;
+
+	for (int i = 1; i < attempt && cap < s->c.backoff_max_ms; i++)
+		cap *= 2;
+	if (cap > s->c.backoff_max_ms)
+		cap = s->c.backoff_max_ms;
+	ms = (long)(next_random(s) % (uint64_t)(cap + 1));
+	if (retry_after >= 0 && retry_after * 1000 > ms)
+		ms = retry_after * 1000 > s->c.backoff_max_ms * 3 ? s->c.backoff_max_ms * 3 : retry_after * 1000;
+	return ms;
+}
+
+/* Sleeps ms, in slices, returning -ECANCELED as soon as *stop is set. */
+static int wait_ms(struct s3_client *s, long ms)
+{
+	while (ms > 0) {
+		long slice = ms < 100 ? ms : 100;
+		struct timespec ts = { 0, slice * 1000000L };
+		if (s->c.stop && *s->c.stop)
+			return -ECANCELED;
+		nanosleep(&ts, NULL);
+		ms -= slice;
+	}
+	return s->c.stop && *s->c.stop ? -ECANCELED : 0;
+}
+
+/* ---- listing ------------------------------------------------------------ */
+
+struct page {
+	struct s3xml_list *x;
+	char msg[S3_MSG];
+	int err;
+};
+
+static int feed_page(void *ctx, const char *p, size_t n)
+{
+	struct page *pg = ctx;
+	int r = s3xml_feed(pg->x, p, n, pg->msg, sizeof(pg->msg));
+
+	if (r < 0)
+		pg->err = r;
+	return r;
+}
+
+static int add_param(struct buf *q, const char *name, const char *value)
+{
+	int r = buf_printf(q, "%s%s=", q->len ? "&" : "", name);
+
+	return r ? r : sigv4_uri_encode(q, value, strlen(value), false);
+}
+
+int s3_list(struct s3_client *s, const struct s3_list_params *lp, s3xml_object_fn on_object,
+	    s3xml_prefix_fn on_prefix, void *userdata, char *msg, size_t msglen)
+{
+	struct prepared p;
+	struct http_response resp;
+	struct buf query;
+	char *token = NULL, what[400], maxkeys[16];
+	int r = 0, attempt = 0;
+
+	prepared_init(&p);
+	http_response_init(&resp, 1 << 20);	/* error documents; pages stream */
+	buf_init(&query, 0);
+	snprintf(what, sizeof(what), "LIST s3://%s/%s", s->bucket, lp->prefix ? lp->prefix : "");
+	for (;;) {
+		struct page pg = { 0 };
+		struct s3xml_list_result res;
+		enum verdict v;
+		int result;
+
+		/* parameters in canonical order, so what is signed is what is sent */
+		buf_reset(&query);
+		r = token ? add_param(&query, "continuation-token", token) : 0;
+		r = r ? r : lp->delimiter ? add_param(&query, "delimiter", lp->delimiter) : 0;
+		r = r ? r : add_param(&query, "encoding-type", "url");
+		r = r ? r : add_param(&query, "list-type", "2");
+		snprintf(maxkeys, sizeof(maxkeys), "%d", lp->max_keys);
+		r = r ? r : lp->max_keys > 0 ? add_param(&query, "max-keys", maxkeys) : 0;
+		r = r ? r : lp->prefix ? add_param(&query, "prefix", lp->prefix) : 0;
+		r = r ? r : !token && lp->start_after ? add_param(&query, "start-after", lp->start_after) : 0;
+		r = r ? r : prepare(s, NULL, query.data, &p, msg, msglen);
+		if (r < 0)
+			goto out;
+		r = s3xml_list_new(true, on_object, on_prefix, userdata, &pg.x);
+		if (r < 0)
+			goto out;
+		resp.on_data = feed_page;
+		resp.ctx = &pg;
+		s->stats.lists++;
+		result = http_perform(s->http, &p.rq, &resp);
+		if (pg.err) {
+			/* the page itself was bad, or a callback said stop */
+			r = pg.err;
+			if (r == -EINVAL)
+				snprintf(msg, msglen, "%s: bad ListObjectsV2 response: %s", what, pg.msg);
+			s3xml_list_free(pg.x);
+			goto out;
+		}
+		v = verdict(s, what, attempt, result, &resp, &r, msg, msglen);
+		if (v == V_DONE) {
+			r = s3xml_finish(pg.x, &res, pg.msg, sizeof(pg.msg));
+			if (r == -EINVAL)
+				snprintf(msg, msglen, "%s: bad ListObjectsV2 response: %s", what, pg.msg);
+			if (r == 0) {
+				free(token);
+				token = res.is_truncated ? strdup(res.next_token) : NULL;
+				if (res.is_truncated && !token)
+					r = -ENOMEM;
+			}
+			s3xml_list_free(pg.x);
+			if (r < 0 || !token)
+				goto out;
+			attempt = 0;
+			continue;
+		}
+		s3xml_list_free(pg.x);
+		if (v == V_FAIL || ++attempt >= s->c.max_attempts) {
+			s->stats.failures++;
+			goto out;
+		}
+		s->stats.retries++;
+		r = wait_ms(s, backoff(s, attempt, resp.retry_after));
+		if (r < 0) {
+			snprintf(msg, msglen, "%s: stopped", what);
+			goto out;
+		}
+	}
+out:
+	free(token);
+	buf_free(&query);
+	http_response_free(&resp);
+	prepared_free(&p);
+	return r;
+}
+
+/* ---- objects ------------------------------------------------------------ */
+
+int s3_get(struct s3_client *s, const char *key, struct buf *out, char *msg, size_t msglen)
+{
+	struct prepared p;
+	struct http_response resp;
+	char what[1200];
+	int r = 0, attempt = 0;
+
+	prepared_init(&p);
+	http_response_init(&resp, s->c.max_object);
+	snprintf(what, sizeof(what), "GET s3://%s/%s", s->bucket, key);
+	for (;;) {
+		enum verdict v;
+		int result;
+
+		r = prepare(s, key, NULL, &p, msg, msglen);
+		if (r < 0)
+			goto out;
+		s->stats.gets++;
+		result = http_perform(s->http, &p.rq, &resp);
+		v = verdict(s, what, attempt, result, &resp, &r, msg, msglen);
+		if (v == V_DONE) {
+			/* hand the body over without a copy */
+			struct buf tmp = *out;
+			*out = resp.body;
+			resp.body = tmp;
+			buf_reset(&resp.body);
+			s->stats.bytes += out->len;
+			r = 0;
+			goto out;
+		}
+		if (v == V_FAIL || ++attempt >= s->c.max_attempts) {
+			s->stats.failures++;
+			goto out;
+		}
+		s->stats.retries++;
+		r = wait_ms(s, backoff(s, attempt, resp.retry_after));
+		if (r < 0) {
+			snprintf(msg, msglen, "%s: stopped", what);
+			goto out;
+		}
+	}
+out:
+	http_response_free(&resp);
+	prepared_free(&p);
+	return r;
+}
+
+/* One object of s3_get_many. */
+struct item {
+	size_t index;
+	int attempt;
+	struct timespec not_before;
+	struct http_response resp;
+	bool queued, done;
+};
+
+static void now_plus(struct timespec *t, long ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, t);
+	t->tv_sec += ms / 1000;
+	t->tv_nsec += (ms % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
+static long ms_until(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long)(t->tv_sec - now.tv_sec) * 1000 + (t->tv_nsec - now.tv_nsec) / 1000000L;
+}
+
+int s3_get_many(struct s3_client *s, const char *const *keys, size_t nkeys, s3_fetched_fn done, void *ctx)
+{
+	struct http_options ho = { .ca_file = s->ca_file };
+	struct http_multi *m = NULL;
+	struct item *items = calloc(nkeys + 1, sizeof(*items));
+	struct prepared p;
+	char msg[S3_MSG], what[1200];
+	size_t left = nkeys;
+	int r;
+
+	prepared_init(&p);
+	if (!items) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < nkeys; i++) {
+		items[i].index = i;
+		http_response_init(&items[i].resp, s->c.max_object);
+	}
+	r = http_multi_new(&ho, s->c.parallel, &m);
+	if (r < 0)
+		goto out;
+	while (left > 0) {
+		long sleep_ms = -1;
+		void *tag;
+		int result, err;
+		struct item *it;
+		enum verdict v;
+
+		/* queue what is due, signing it now (a fresh X-Amz-Date) */
+		for (size_t i = 0; i < nkeys && http_multi_pending(m) < s->c.parallel; i++) {
+			long due;
+			it = &items[i];
+			if (it->done || it->queued)
+				continue;
+			due = it->attempt ? ms_until(&it->not_before) : 0;
+			if (due > 0) {
+				if (sleep_ms < 0 || due < sleep_ms)
+					sleep_ms = due;
+				continue;
+			}
+			r = prepare(s, keys[i], NULL, &p, msg, sizeof(msg));
+			if (r == 0)
+				r = http_multi_add(m, &p.rq, &it->resp, it);
+			if (r < 0) {
+				it->done = true;
+				left--;
+				r = done(ctx, i, keys[i], r, NULL, 0, msg);
+				if (r < 0)
+					goto out;
+				continue;
+			}
+			it->queued = true;
+			s->stats.gets++;
+		}
+		if (http_multi_pending(m) == 0) {
+			if (left == 0)
+				break;
+			r = wait_ms(s, sleep_ms > 0 ? sleep_ms : 1);
+			if (r < 0)
+				goto out;
+			continue;
+		}
+		r = http_multi_next(m, &tag, &result);
+		if (r < 0)
+			goto out;
+		if (r == 0)
+			continue;
+		it = tag;
+		it->queued = false;
+		snprintf(what, sizeof(what), "GET s3://%s/%s", s->bucket, keys[it->index]);
+		v = verdict(s, what, it->attempt, result, &it->resp, &err, msg, sizeof(msg));
+		if (v == V_RETRY && ++it->attempt < s->c.max_attempts) {
+			s->stats.retries++;
+			now_plus(&it->not_before, backoff(s, it->attempt, it->resp.retry_after));
+			continue;
+		}
+		it->done = true;
+		left--;
+		if (v == V_DONE) {
+			s->stats.bytes += it->resp.body.len;
+			r = done(ctx, it->index, keys[it->index], 0, it->resp.body.data, it->resp.body.len, NULL);
+		} else {
+			s->stats.failures++;
+			r = done(ctx, it->index, keys[it->index], err, NULL, 0, msg);
+		}
+		http_response_free(&it->resp);
+		http_response_init(&it->resp, 0);
+		if (r < 0)
+			goto out;
+	}
+	r = 0;
+out:
+	http_multi_free(m);
+	for (size_t i = 0; items && i < nkeys; i++)
+		http_response_free(&items[i].resp);
+	free(items);
+	prepared_free(&p);
+	return r;
+}

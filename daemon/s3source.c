@@ -1,0 +1,907 @@
+/* s3source.c: discovery, per-prefix listing windows and checkpoints for a
+ * CloudTrail bucket (see s3source.h).
+ *
+ * Reading order: keyset (a sorted set of keys), key times, checkpoints,
+ * discovery, then poll_leaf() - the heart of it - and s3source_poll().
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "trailwatch/ctlog.h"
+#include "trailwatch/log.h"
+#include "trailwatch/s3source.h"
+#include "trailwatch/statefile.h"
+
+#define MAX_CHECKPOINT (8u << 20)	/* bytes of one leaf's checkpoint file */
+#define MAX_RETRIES 20			/* polls an object is retried before it is given up */
+#define MAX_DISCOVERY_DEPTH 6
+
+/* ---- a sorted set of keys ---------------------------------------------- */
+
+struct keyset {
+	char **v;
+	size_t n, cap;
+};
+
+static size_t keyset_pos(const struct keyset *k, const char *key, bool *found)
+{
+	size_t lo = 0, hi = k->n;
+
+	*found = false;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(k->v[mid], key);
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static bool keyset_has(const struct keyset *k, const char *key)
+{
+	bool found;
+
+	keyset_pos(k, key, &found);
+	return found;
+}
+
+/* 1 when added, 0 when already there, -ENOMEM. */
+static int keyset_add(struct keyset *k, const char *key)
+{
+	bool found;
+	size_t pos = keyset_pos(k, key, &found);
+	char *copy;
+
+	if (found)
+		return 0;
+	if (k->n == k->cap) {
+		size_t cap = k->cap ? 2 * k->cap : 16;
+		char **v = realloc(k->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		k->v = v;
+		k->cap = cap;
+	}
+	copy = strdup(key);
+	if (!copy)
+		return -ENOMEM;
+	memmove(k->v + pos + 1, k->v + pos, (k->n - pos) * sizeof(*k->v));
+	k->v[pos] = copy;
+	k->n++;
+	return 1;
+}
+
+static void keyset_remove_at(struct keyset *k, size_t pos)
+{
+	free(k->v[pos]);
+	memmove(k->v + pos, k->v + pos + 1, (k->n - pos - 1) * sizeof(*k->v));
+	k->n--;
+}
+
+static void keyset_clear(struct keyset *k)
+{
+	for (size_t i = 0; i < k->n; i++)
+		free(k->v[i]);
+	free(k->v);
+	memset(k, 0, sizeof(*k));
+}
+
+/* ---- leaves ------------------------------------------------------------ */
+
+struct retry {
+	char *key;
+	int tries;
+};
+
+/* One account/region prefix and its checkpoint. */
+struct leaf {
+	char *prefix;			/* ".../111122223333/CloudTrail/us-east-1/" */
+	char *account, *region;		/* from the prefix; NULL when it is not the usual layout */
+	char *file;			/* its checkpoint file's name */
+	int64_t newest;			/* time of the newest key processed; 0: none yet */
+	struct keyset done;		/* keys processed inside the window */
+	struct retry *retry;		/* keys whose retries ran out, to try again */
+	size_t nretry;
+	int64_t quiet_since;		/* since when its polls found nothing; 0: busy */
+	/* Warm-up after a restart: the objects of the last `warmup` seconds
+	 * before the checkpoint are read again (their alerts are refused by
+	 * the spool as duplicates), so correlation windows and throttles hold
+	 * what they held before the restart. */
+	int64_t warm_from;		/* listing starts here while warming */
+	int64_t warm_floor;		/* the floor at load: older keys were processed */
+	int64_t warm_until;		/* the newest processed key at load; 0: not warming */
+	struct keyset warmed;		/* keys already read again */
+	int64_t last_poll;
+};
+
+struct s3source {
+	struct source_config c;		/* strings belong to the config */
+	char *dir;			/* STATE_DIR/checkpoints/SOURCE */
+	struct s3_client *s3;
+	volatile sig_atomic_t *stop;
+	struct leaf **leaves;
+	size_t nleaves, capleaves;
+	int64_t next_discovery;
+	int64_t step;			/* key time one backfill round covers */
+	int64_t warmup;			/* seconds of objects read again after a restart */
+	struct s3source_stats stats;
+};
+
+static void leaf_free(struct leaf *l)
+{
+	if (!l)
+		return;
+	free(l->prefix);
+	free(l->account);
+	free(l->region);
+	free(l->file);
+	keyset_clear(&l->done);
+	keyset_clear(&l->warmed);
+	for (size_t i = 0; i < l->nretry; i++)
+		free(l->retry[i].key);
+	free(l->retry);
+	free(l);
+}
+
+/* The time in a CloudTrail object key: ..._20261127T1015Z_xxxx.json.gz.
+ * 0 when the key has none. */
+static int64_t key_time(const char *key)
+{
+	const char *name = strrchr(key, '/');
+	char iso[32];
+	int64_t t;
+
+	for (const char *p = name ? name + 1 : key; *p; p++) {
+		bool ok = strlen(p) >= 14 && p[8] == 'T' && p[13] == 'Z';
+		for (int i = 0; ok && i < 13; i++)
+			ok = i == 8 || (p[i] >= '0' && p[i] <= '9');
+		if (!ok)
+			continue;
+		snprintf(iso, sizeof(iso), "%.4s-%.2s-%.2sT%.2s:%.2s:00Z", p, p + 4, p + 6, p + 9, p + 11);
+		if (ctlog_parse_time(iso, strlen(iso), &t) == 0)
+			return t;
+	}
+	return 0;
+}
+
+static bool is_log_object(const char *key, size_t len)
+{
+	return (len > 8 && strcmp(key + len - 8, ".json.gz") == 0) || (len > 5 && strcmp(key + len - 5, ".json") == 0);
+}
+
+/* The first key of the leaf at or after time t, minus one byte: a
+ * start-after value.  The usual layout lets it name the minute; otherwise
+ * the day folder. */
+static void start_after(const struct leaf *l, int64_t t, char *out, size_t outlen)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	char day[16], minute[16];
+
+	gmtime_r(&tt, &tm);
+	strftime(day, sizeof(day), "%Y/%m/%d/", &tm);
+	strftime(minute, sizeof(minute), "%Y%m%dT%H%MZ", &tm);
+	if (l->account && l->region)
+		snprintf(out, outlen, "%s%s%s_CloudTrail_%s_%s", l->prefix, day, l->account, l->region, minute);
+	else
+		snprintf(out, outlen, "%s%s", l->prefix, day);
+}
+
+/* The time the leaf's listing starts from. */
+static int64_t leaf_floor(const struct s3source *s, const struct leaf *l, int64_t now)
+{
+	int64_t floor = l->newest ? l->newest - s->c.lookback : s->c.start_time ? s->c.start_time : now - s->c.lookback;
+
+	if (l->warm_until && l->warm_from < floor)
+		floor = l->warm_from;
+
+	for (size_t i = 0; i < l->nretry; i++) {
+		int64_t t = key_time(l->retry[i].key);
+		if (t && t < floor)
+			floor = t;
+	}
+	return floor;
+}
+
+/* A key read again for the warm-up only (see struct leaf). */
+static bool is_warm(const struct leaf *l, const char *key)
+{
+	int64_t t = key_time(key);
+
+	return l->warm_until && t && t <= l->warm_until && (t < l->warm_floor || keyset_has(&l->done, key));
+}
+
+/* ---- checkpoints ---------------------------------------------------------- */
+
+/* A file name for a prefix: '/' as '_', bytes other than [A-Za-z0-9._-] as
+ * %XX; long names end in part of their hash instead. */
+static char *file_name(const char *prefix)
+{
+	size_t len = strlen(prefix), o = 0;
+	char *out = malloc(3 * len + 8);
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)prefix[i];
+		if (c == '/')
+			out[o++] = '_';
+		else if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+			 c == '-')
+			out[o++] = (char)c;
+		else
+			o += (size_t)sprintf(out + o, "%%%02X", c);
+	}
+	out[o] = '\0';
+	if (o > 180) {
+		char hex[SIGV4_HEX];
+		sigv4_sha256_hex(prefix, len, hex);
+		snprintf(out + 150, 3 * len + 8 - 150, "-%.24s", hex);
+	}
+	strcat(out, ".json");
+	return out;
+}
+
+static int checkpoint_write(struct s3source *s, struct leaf *l)
+{
+	struct json_object *o = json_object_new_object(), *done = json_object_new_array(),
+			   *retry = json_object_new_array();
+	char msg[600];
+	const char *text;
+	int r = -ENOMEM;
+
+	if (!o || !done || !retry) {
+		json_object_put(done);
+		json_object_put(retry);
+		goto out;
+	}
+	json_object_object_add(o, "version", json_object_new_int(1));
+	json_object_object_add(o, "prefix", json_object_new_string(l->prefix));
+	json_object_object_add(o, "newest", json_object_new_int64(l->newest));
+	for (size_t i = 0; i < l->done.n; i++)
+		json_object_array_add(done, json_object_new_string(l->done.v[i]));
+	for (size_t i = 0; i < l->nretry; i++) {
+		struct json_object *e = json_object_new_object();
+		json_object_object_add(e, "key", json_object_new_string(l->retry[i].key));
+		json_object_object_add(e, "tries", json_object_new_int(l->retry[i].tries));
+		json_object_array_add(retry, e);
+	}
+	json_object_object_add(o, "done", done);
+	json_object_object_add(o, "retry", retry);
+	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	r = text ? statefile_write(s->dir, l->file, text, strlen(text), msg, sizeof(msg)) : -ENOMEM;
+	if (r < 0 && r != -ENOMEM)
+		log_error("%s: checkpoint not saved: %s", s->c.name, msg);
+out:
+	json_object_put(o);
+	return r;
+}
+
+static int add_retry(struct leaf *l, const char *key, int tries)
+{
+	struct retry *v;
+
+	for (size_t i = 0; i < l->nretry; i++) {
+		if (strcmp(l->retry[i].key, key) == 0) {
+			l->retry[i].tries = tries;
+			return 0;
+		}
+	}
+	v = realloc(l->retry, (l->nretry + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	l->retry = v;
+	v[l->nretry].key = strdup(key);
+	if (!v[l->nretry].key)
+		return -ENOMEM;
+	v[l->nretry++].tries = tries;
+	return 0;
+}
+
+static void remove_retry(struct leaf *l, const char *key)
+{
+	for (size_t i = 0; i < l->nretry; i++) {
+		if (strcmp(l->retry[i].key, key) == 0) {
+			free(l->retry[i].key);
+			l->retry[i] = l->retry[--l->nretry];
+			return;
+		}
+	}
+}
+
+/* Loads the leaf's checkpoint if there is one.  A damaged file is reported
+ * and the leaf starts over from its window (objects may be processed
+ * again; their alerts are deduplicated by id in the spool). */
+static int checkpoint_load(struct s3source *s, struct leaf *l)
+{
+	struct buf b;
+	struct json_object *o = NULL, *v;
+	char msg[600];
+	int r;
+
+	buf_init(&b, MAX_CHECKPOINT);
+	r = statefile_read(s->dir, l->file, &b, msg, sizeof(msg));
+	if (r == -ENOENT) {
+		r = 0;
+		goto out;
+	}
+	if (r < 0) {
+		log_error("%s: %s; starting %s over", s->c.name, msg, l->prefix);
+		r = r == -ENOMEM ? r : 0;
+		goto out;
+	}
+	o = json_tokener_parse(b.data ? b.data : "");
+	if (!o || !json_object_object_get_ex(o, "prefix", &v) || strcmp(json_object_get_string(v), l->prefix) != 0) {
+		log_error("%s: %s/%s: not a checkpoint of %s; starting it over", s->c.name, s->dir, l->file, l->prefix);
+		goto out;
+	}
+	if (json_object_object_get_ex(o, "newest", &v))
+		l->newest = json_object_get_int64(v);
+	if (json_object_object_get_ex(o, "done", &v) && json_object_is_type(v, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(v) && i < S3SOURCE_MAX_DONE && r == 0; i++) {
+			const char *k = json_object_get_string(json_object_array_get_idx(v, i));
+			if (k)
+				r = keyset_add(&l->done, k) < 0 ? -ENOMEM : 0;
+		}
+	}
+	if (l->newest && s->warmup > 0) {
+		l->warm_until = l->newest;
+		l->warm_floor = l->newest - s->c.lookback;
+		l->warm_from = l->warm_floor - s->warmup;
+	}
+	if (json_object_object_get_ex(o, "retry", &v) && json_object_is_type(v, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(v) && r == 0; i++) {
+			struct json_object *e = json_object_array_get_idx(v, i), *k, *t;
+			if (json_object_object_get_ex(e, "key", &k) && json_object_object_get_ex(e, "tries", &t))
+				r = add_retry(l, json_object_get_string(k), json_object_get_int(t));
+		}
+	}
+out:
+	json_object_put(o);
+	buf_free(&b);
+	return r;
+}
+
+/* ---- discovery ------------------------------------------------------------ */
+
+static bool is_org(const char *s, size_t n)
+{
+	if (n < 12 || n > 34 || s[0] != 'o' || s[1] != '-')
+		return false;
+	for (size_t i = 2; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9')))
+			return false;
+	return true;
+}
+
+static bool is_account(const char *s, size_t n)
+{
+	if (n != 12)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/* us-east-1, eu-central-2, us-gov-west-1, ap-southeast-4, ... */
+static bool is_region(const char *s, size_t n)
+{
+	size_t parts = 0, i = 0;
+
+	while (i < n) {
+		size_t start = i;
+		while (i < n && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9')))
+			i++;
+		if (i == start)
+			return false;
+		parts++;
+		if (i < n && s[i++] != '-')
+			return false;
+		if (i == n && s[n - 1] == '-')
+			return false;
+	}
+	return parts >= 3 && n <= 32 && s[n - 1] >= '0' && s[n - 1] <= '9' && s[0] >= 'a' && s[0] <= 'z';
+}
+
+static bool listed(const char *const *list, size_t n, const char *s, size_t len)
+{
+	if (!list)
+		return true;
+	for (size_t i = 0; i < n; i++)
+		if (strlen(list[i]) == len && memcmp(list[i], s, len) == 0)
+			return true;
+	return false;
+}
+
+static int collect_prefix(const char *prefix, size_t len, void *ctx)
+{
+	struct keyset *k = ctx;
+
+	(void)len;
+	if (k->n >= S3SOURCE_MAX_LEAVES)
+		return -E2BIG;
+	return keyset_add(k, prefix) < 0 ? -ENOMEM : 0;
+}
+
+static int add_leaf(struct s3source *s, const char *prefix)
+{
+	struct leaf *l;
+	const char *seg[8];
+	size_t segl[8], n = 0, plen = strlen(prefix);
+	int r;
+
+	for (size_t i = 0; i < s->nleaves; i++)
+		if (strcmp(s->leaves[i]->prefix, prefix) == 0)
+			return 0;
+	if (s->nleaves >= S3SOURCE_MAX_LEAVES)
+		return -E2BIG;
+	if (s->nleaves == s->capleaves) {
+		size_t cap = s->capleaves ? 2 * s->capleaves : 16;
+		struct leaf **v = realloc(s->leaves, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		s->leaves = v;
+		s->capleaves = cap;
+	}
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->prefix = strdup(prefix);
+	l->file = file_name(prefix);
+	if (!l->prefix || !l->file) {
+		leaf_free(l);
+		return -ENOMEM;
+	}
+	/* the last three segments: ACCOUNT/CloudTrail/REGION/ */
+	for (size_t end = plen ? plen - 1 : 0; end > 0 && n < 3;) {
+		size_t start = end;
+		while (start > 0 && prefix[start - 1] != '/')
+			start--;
+		seg[n] = prefix + start;
+		segl[n++] = end - start;
+		end = start ? start - 1 : 0;
+	}
+	if (n == 3 && is_region(seg[0], segl[0]) && segl[1] == 10 && memcmp(seg[1], "CloudTrail", 10) == 0 &&
+	    is_account(seg[2], segl[2])) {
+		l->region = strndup(seg[0], segl[0]);
+		l->account = strndup(seg[2], segl[2]);
+		if (!l->region || !l->account) {
+			leaf_free(l);
+			return -ENOMEM;
+		}
+	}
+	r = checkpoint_load(s, l);
+	if (r < 0) {
+		leaf_free(l);
+		return r;
+	}
+	s->leaves[s->nleaves++] = l;
+	log_info("%s: watching %s", s->c.name, prefix);
+	return 0;
+}
+
+enum depth_kind { LVL_ROOT, LVL_REGIONS };
+
+/* Lists prefix with delimiter '/' and descends into what looks like the
+ * trail's layout. */
+static int discover(struct s3source *s, const char *prefix, enum depth_kind lvl, int depth)
+{
+	struct s3_list_params lp = { .prefix = prefix, .delimiter = "/" };
+	struct keyset kids = { 0 };
+	char msg[S3_MSG], next[2048];
+	int r;
+
+	if (depth > MAX_DISCOVERY_DEPTH)
+		return 0;
+	r = s3_list(s->s3, &lp, NULL, collect_prefix, &kids, msg, sizeof(msg));
+	if (r < 0) {
+		if (r == -E2BIG)
+			log_error("%s: more than %d prefixes under %s", s->c.name, S3SOURCE_MAX_LEAVES, prefix);
+		else if (r != -ENOMEM && r != -ECANCELED)
+			log_error("%s: discovery: %s", s->c.name, msg);
+		goto out;
+	}
+	for (size_t i = 0; i < kids.n && r == 0; i++) {
+		const char *kid = kids.v[i];
+		size_t len = strlen(kid), plen = strlen(prefix);
+		const char *seg = kid + plen;
+		size_t sl = len > plen ? len - plen - 1 : 0;
+
+		if (len <= plen || kid[len - 1] != '/')
+			continue;
+		if (lvl == LVL_REGIONS) {
+			if (is_region(seg, sl) && listed(s->c.regions, s->c.nregions, seg, sl))
+				r = add_leaf(s, kid);
+		} else if ((sl == 7 && memcmp(seg, "AWSLogs", 7) == 0) || is_org(seg, sl)) {
+			r = discover(s, kid, LVL_ROOT, depth + 1);
+		} else if (is_account(seg, sl)) {
+			if (listed(s->c.accounts, s->c.naccounts, seg, sl) &&
+			    (size_t)snprintf(next, sizeof(next), "%sCloudTrail/", kid) < sizeof(next))
+				r = discover(s, next, LVL_REGIONS, depth + 1);
+		} else if (sl == 10 && memcmp(seg, "CloudTrail", 10) == 0) {
+			r = discover(s, kid, LVL_REGIONS, depth + 1);
+		}
+		/* CloudTrail-Digest/, CloudTrail-Insight/ and the rest: not logs */
+	}
+out:
+	keyset_clear(&kids);
+	return r;
+}
+
+static int cmp_leaf(const void *a, const void *b)
+{
+	return strcmp((*(struct leaf *const *)a)->prefix, (*(struct leaf *const *)b)->prefix);
+}
+
+static int run_discovery(struct s3source *s)
+{
+	const char *p = s->c.prefix;
+	size_t len = strlen(p), before = s->nleaves;
+	enum depth_kind lvl = LVL_ROOT;
+	int r;
+
+	s->stats.discoveries++;
+	if (len >= 11 && strcmp(p + len - 11, "CloudTrail/") == 0)
+		lvl = LVL_REGIONS;
+	r = discover(s, p, lvl, 0);
+	if (r == 0 && s->nleaves == 0 && strstr(p, "/CloudTrail/") && p[len - 1] == '/')
+		r = add_leaf(s, p);	/* the prefix is one account/region already */
+	if (s->nleaves != before)
+		qsort(s->leaves, s->nleaves, sizeof(*s->leaves), cmp_leaf);
+	if (r == 0 && s->nleaves == 0)
+		log_warning("%s: no CloudTrail account/region prefixes found yet", s->c.name);
+	s->stats.leaves = s->nleaves;
+	return r == -E2BIG ? 0 : r;
+}
+
+/* ---- polling ------------------------------------------------------------ */
+
+struct listing {
+	struct keyset pending;
+	const struct leaf *leaf;
+	const struct keyset *done;
+	char first_after[2048];
+	int64_t horizon;		/* keys of later times wait for a later round */
+	int64_t next_seen;		/* time of the first key past the horizon */
+	bool full;
+};
+
+static int collect_object(const struct s3xml_object *obj, void *ctx)
+{
+	struct listing *ls = ctx;
+	int64_t t;
+
+	if (!is_log_object(obj->key, obj->key_len))
+		return 0;
+	if (keyset_has(&ls->leaf->warmed, obj->key))
+		return 0;	/* read again already */
+	if (keyset_has(ls->done, obj->key) && !is_warm(ls->leaf, obj->key))
+		return 0;
+	t = key_time(obj->key);
+	if (t > ls->horizon) {
+		ls->next_seen = t;
+		return -ENOBUFS;	/* keys are in time order: the rest is later too */
+	}
+	if (ls->pending.n >= S3SOURCE_MAX_PENDING) {
+		ls->full = true;
+		ls->next_seen = t;
+		return -ENOBUFS;	/* enough for this round */
+	}
+	return keyset_add(&ls->pending, obj->key) < 0 ? -ENOMEM : 0;
+}
+
+/* What happened to each object of a batch. */
+enum outcome { OUT_NONE, OUT_DONE, OUT_FAILED, OUT_RETRY };
+
+struct batch {
+	struct s3source *s;
+	struct leaf *leaf;
+	const struct s3source_sink *sink;
+	enum outcome *out;
+	bool *warm;			/* read again for the warm-up only */
+	int sink_error;
+};
+
+static int fetched(void *ctx, size_t index, const char *key, int err, const char *data, size_t len,
+		   const char *msg)
+{
+	struct batch *b = ctx;
+	char name[2048];
+	int r;
+
+	if (err == 0) {
+		s3_object_name(b->s->s3, key, name, sizeof(name));
+		r = b->sink->object(b->sink->ctx, name, data, len);
+		if (r < 0) {
+			b->sink_error = r;
+			return r;
+		}
+		b->out[index] = OUT_DONE;
+		if (b->warm[index])
+			b->s->stats.warmup_objects++;
+		else
+			b->s->stats.objects++;
+		return 0;
+	}
+	if (err == -ENOMEM || err == -ECANCELED)
+		return err;
+	if (err == -EAGAIN) {
+		log_warning("%s (will retry at the next poll)", msg);
+		b->out[index] = OUT_RETRY;
+	} else {
+		log_error("%s", msg);
+		b->out[index] = OUT_FAILED;
+		b->s->stats.failed_objects++;
+	}
+	return 0;
+}
+
+/* Fetches and processes keys[0..n) of one leaf, commits their alerts, then
+ * moves the leaf's checkpoint. */
+static int run_batch(struct s3source *s, struct leaf *l, const struct s3source_sink *sink, char **keys, size_t n,
+		     int64_t now)
+{
+	struct batch b = { s, l, sink, calloc(n + 1, sizeof(enum outcome)), calloc(n + 1, sizeof(bool)), 0 };
+	int r;
+
+	if (!b.out || !b.warm) {
+		free(b.out);
+		free(b.warm);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		b.warm[i] = is_warm(l, keys[i]);
+	r = s3_get_many(s->s3, (const char *const *)keys, n, fetched, &b);
+	if (r < 0 && b.sink_error == 0 && r != -ECANCELED && r != -ENOMEM)
+		log_error("%s: fetching objects of %s: %s", s->c.name, l->prefix, strerror(-r));
+	/* What was processed is committed even when the batch stopped early. */
+	{
+		int c = sink->commit(sink->ctx);
+		if (c < 0) {
+			free(b.out);
+			free(b.warm);
+			return c;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		int64_t t = key_time(keys[i]);
+		if (b.warm[i]) {
+			/* processed before: only remember it was read again */
+			if (b.out[i] != OUT_NONE && keyset_add(&l->warmed, keys[i]) < 0) {
+				free(b.out);
+				free(b.warm);
+				return -ENOMEM;
+			}
+			continue;
+		}
+		if (b.out[i] == OUT_DONE || b.out[i] == OUT_FAILED) {
+			if (keyset_add(&l->done, keys[i]) < 0) {
+				free(b.out);
+				free(b.warm);
+				return -ENOMEM;
+			}
+			remove_retry(l, keys[i]);
+			if (t > l->newest)
+				l->newest = t;
+		} else if (b.out[i] == OUT_RETRY) {
+			int tries = 1;
+			for (size_t k = 0; k < l->nretry; k++)
+				if (strcmp(l->retry[k].key, keys[i]) == 0)
+					tries = l->retry[k].tries + 1;
+			if (tries > MAX_RETRIES) {
+				log_error("%s: s3://%s/%s: giving up after %d polls", s->c.name, s->c.bucket, keys[i],
+					  MAX_RETRIES);
+				remove_retry(l, keys[i]);
+				s->stats.failed_objects++;
+				if (keyset_add(&l->done, keys[i]) < 0) {
+					free(b.out);
+					free(b.warm);
+					return -ENOMEM;
+				}
+			} else if (add_retry(l, keys[i], tries) < 0) {
+				free(b.out);
+				free(b.warm);
+				return -ENOMEM;
+			}
+		}
+	}
+	free(b.out);
+	free(b.warm);
+	/* forget what the next listings cannot return any more */
+	{
+		int64_t floor = leaf_floor(s, l, now);
+		for (size_t i = 0; i < l->done.n;) {
+			int64_t t = key_time(l->done.v[i]);
+			if ((t && t < floor) || l->done.n > S3SOURCE_MAX_DONE)
+				keyset_remove_at(&l->done, i);
+			else
+				i++;
+		}
+	}
+	s->stats.pending_retry = 0;
+	for (size_t i = 0; i < s->nleaves; i++)
+		s->stats.pending_retry += s->leaves[i]->nretry;
+	if (checkpoint_write(s, l) == -ENOMEM)
+		return -ENOMEM;
+	return r == -ECANCELED || r == -ENOMEM ? r : b.sink_error;
+}
+
+/* Lists the leaf up to horizon and processes what is new; *next_seen gets
+ * the time of the first key left for a later round (INT64_MAX: none). */
+static int poll_leaf(struct s3source *s, struct leaf *l, const struct s3source_sink *sink, int64_t now,
+		     int64_t horizon, int64_t *next_seen)
+{
+	struct listing ls = { .leaf = l, .done = &l->done, .horizon = horizon, .next_seen = INT64_MAX };
+	struct s3_list_params lp = { .prefix = l->prefix, .start_after = ls.first_after };
+	size_t batch = s->c.parallel * 4;
+	char msg[S3_MSG];
+	int r;
+
+	*next_seen = INT64_MAX;
+	start_after(l, leaf_floor(s, l, now), ls.first_after, sizeof(ls.first_after));
+	r = s3_list(s->s3, &lp, collect_object, NULL, &ls, msg, sizeof(msg));
+	if (r == -ENOBUFS)
+		r = 0;
+	if (r < 0) {
+		if (r != -ENOMEM && r != -ECANCELED)
+			log_error("%s: %s", s->c.name, msg);
+		keyset_clear(&ls.pending);
+		return r == -ENOMEM || r == -ECANCELED ? r : 0;
+	}
+	*next_seen = ls.next_seen;
+	/* retries that fell outside the listing are asked for by name */
+	for (size_t i = 0; i < l->nretry && r == 0; i++)
+		if (!keyset_has(&l->done, l->retry[i].key) && key_time(l->retry[i].key) <= horizon)
+			r = keyset_add(&ls.pending, l->retry[i].key) < 0 ? -ENOMEM : 0;
+	if (ls.pending.n)
+		l->quiet_since = 0;
+	else if (!l->quiet_since)
+		l->quiet_since = now;
+	for (size_t i = 0; i < ls.pending.n && r == 0; i += batch) {
+		size_t n = ls.pending.n - i < batch ? ls.pending.n - i : batch;
+		r = run_batch(s, l, sink, ls.pending.v + i, n, now);
+	}
+	if (r == 0 && l->warm_until && horizon >= l->warm_until && !ls.full) {
+		l->warm_until = 0;	/* warmed up */
+		keyset_clear(&l->warmed);
+	}
+	keyset_clear(&ls.pending);
+	return r;
+}
+
+/* Due at this cycle: leaves quiet for three poll intervals are polled every
+ * quiet_poll_interval instead. */
+static bool leaf_due(const struct s3source *s, const struct leaf *l, int64_t now)
+{
+	if (!l->quiet_since || now - l->quiet_since < 3 * s->c.poll_interval)
+		return true;
+	return now >= l->last_poll + s->c.quiet_poll_interval;
+}
+
+int s3source_poll(struct s3source *s, int64_t now, const struct s3source_sink *sink)
+{
+	int64_t low = INT64_MAX, horizon;
+	bool steady;
+	int r = 0;
+
+	s->stats.cycles++;
+	if (now >= s->next_discovery) {
+		r = run_discovery(s);
+		if (r == -ENOMEM || r == -ECANCELED)
+			return r;
+		/* a failed discovery (logged) is tried again at the next poll */
+		s->next_discovery = r < 0 ? now : now + s->c.discovery_interval;
+		r = 0;
+	}
+	/* Far behind (a backfill, or after an outage): every leaf moves forward
+	 * one step of key time per round, so that events of different accounts
+	 * and regions reach the correlations in about the order they happened.
+	 * Caught up: one round. */
+	for (size_t i = 0; i < s->nleaves; i++) {
+		int64_t f = leaf_floor(s, s->leaves[i], now);
+		if (f < low)
+			low = f;
+	}
+	horizon = low < now - s->c.lookback - 2 * s->step ? low + s->step : INT64_MAX;
+	steady = horizon == INT64_MAX;
+	for (;;) {
+		int64_t next = INT64_MAX;
+
+		for (size_t i = 0; i < s->nleaves && r == 0; i++) {
+			struct leaf *l = s->leaves[i];
+			int64_t seen;
+			if (s->stop && *s->stop)
+				return -ECANCELED;
+			if (steady && !leaf_due(s, l, now))
+				continue;
+			l->last_poll = now;
+			r = poll_leaf(s, l, sink, now, horizon, &seen);
+			if (seen < next)
+				next = seen;
+		}
+		if (r < 0 || horizon == INT64_MAX || next == INT64_MAX)
+			return r;
+		s->stats.rounds++;
+		/* the next round ends a step past the earliest key still waiting */
+		horizon = next > horizon ? next + s->step : horizon + s->step;
+		if (horizon >= now - s->c.lookback - 2 * s->step)
+			horizon = INT64_MAX;
+	}
+}
+
+int s3source_new(const struct source_config *sc, const struct s3source_options *o, struct s3source **ret,
+		 char *msg, size_t msglen)
+{
+	struct s3_config c3 = { 0 };
+	struct s3source *s = calloc(1, sizeof(*s));
+	char *name = NULL;
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	s->c = *sc;
+	s->stop = o->stop;
+	s->step = o->step > 60 ? o->step : 60;
+	s->warmup = o->warmup;
+	name = file_name(sc->name + 5);	/* without "s3://" */
+	if (!name) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	name[strlen(name) - 5] = '\0';	/* no ".json" for a directory */
+	if (asprintf(&s->dir, "%s/checkpoints/%s", o->state_dir, name) < 0) {
+		s->dir = NULL;
+		r = -ENOMEM;
+		goto fail;
+	}
+	r = statefile_mkdirs(s->dir, msg, msglen);
+	if (r < 0)
+		goto fail;
+	c3.bucket = sc->bucket;
+	c3.region = sc->region;
+	c3.endpoint = sc->endpoint;
+	c3.path_style = sc->path_style;
+	c3.parallel = sc->parallel;
+	c3.max_object = o->max_object;
+	c3.stop = o->stop;
+	r = s3_client_new(&c3, o->creds, o->creds_ctx, &s->s3, msg, msglen);
+	if (r < 0)
+		goto fail;
+	free(name);
+	*ret = s;
+	return 0;
+fail:
+	free(name);
+	s3source_free(s);
+	return r;
+}
+
+void s3source_free(struct s3source *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->nleaves; i++)
+		leaf_free(s->leaves[i]);
+	free(s->leaves);
+	s3_client_free(s->s3);
+	free(s->dir);
+	free(s);
+}
+
+void s3source_stats(const struct s3source *s, struct s3source_stats *ret)
+{
+	*ret = s->stats;
+	s3_stats(s->s3, &ret->s3);
+}

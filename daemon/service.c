@@ -1,0 +1,356 @@
+/* service.c: `trailwatch run` (see service.h).
+ *
+ * One thread does everything, in this order per poll of a source: fetch new
+ * objects (several GETs in flight), detect on each, spool its alerts, commit
+ * the spool, move the checkpoint (s3source), deliver the spool to stdout.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "trailwatch/creds.h"
+#include "trailwatch/http.h"
+#include "trailwatch/log.h"
+#include "trailwatch/process.h"
+#include "trailwatch/s3source.h"
+#include "trailwatch/service.h"
+#include "trailwatch/spool.h"
+#include "trailwatch/statefile.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+/* The credentials of one source, as s3.h asks for them. */
+struct source_creds {
+	const char *name;
+	struct creds_provider *p;
+	int64_t warned;			/* last "refresh failed" warning */
+};
+
+struct service {
+	const struct config *cfg;
+	const struct ruleset *rs;
+	struct spool *spool;
+	struct processor proc;
+	bool proc_ready;
+	struct dispatch d;
+	bool dispatch_ready;
+	struct buf line;
+	struct source_creds *creds;
+	struct s3source **s3;
+	int64_t *next_poll;
+	size_t nsources;
+	bool stdout_broken;
+};
+
+static int get_creds(void *ctx, struct sigv4_credentials *out, char *msg, size_t msglen)
+{
+	struct source_creds *sc = ctx;
+	const struct creds *c;
+	int64_t now = time(NULL);
+	int r = creds_get(sc->p, now, &c, msg, msglen);
+
+	if (r == 1) {
+		if (now - sc->warned >= 300) {
+			log_warning("%s: credentials: %s (the current ones are still valid)", sc->name, msg);
+			sc->warned = now;
+		}
+		r = 0;
+	}
+	if (r < 0)
+		return r;
+	out->access_key_id = c->access_key_id;
+	out->secret_access_key = c->secret_access_key;
+	out->session_token = c->session_token;
+	return 0;
+}
+
+/* dispatch -> spool */
+static int spool_alert(void *ctx, const struct alert *a)
+{
+	struct service *sv = ctx;
+	char msg[512];
+	int r;
+
+	buf_reset(&sv->line);
+	r = alert_render(a, &sv->line);
+	if (r < 0)
+		return r;
+	r = spool_add(sv->spool, a->id, sv->line.data, sv->line.len, msg, sizeof(msg));
+	if (r < 0) {
+		log_error("spool: %s", msg);
+		return r;
+	}
+	if (r == 0)
+		log_debug("alert %s was already spooled or delivered: not repeated", a->id);
+	return 0;
+}
+
+static int on_object(void *ctx, const char *name, const char *data, size_t len)
+{
+	struct service *sv = ctx;
+	struct file_result res;
+	int r;
+
+	file_result_init(&res);
+	r = processor_run_buffer(&sv->proc, name, data, len, &res);
+	if (r == 0) {
+		for (size_t i = 0; i < res.nerrors; i++)
+			log_error("%s", res.errors[i]);
+		if (res.errors_dropped)
+			log_error("%s: %zu more errors not shown", name, res.errors_dropped);
+		log_debug("%s: %zu records, %zu matches", name, res.records, res.nmatches);
+		r = dispatch_result(&sv->d, &res);
+	}
+	file_result_free(&res);
+	return r;
+}
+
+/* Writes every pending alert to stdout, acknowledging each once written. */
+static int deliver(struct service *sv)
+{
+	char msg[512], id[SPOOL_ID_LEN + 1];
+
+	while (!sv->stdout_broken) {
+		const char *json;
+		size_t len;
+		int r = spool_peek(sv->spool, 0, &json, &len, id, msg, sizeof(msg));
+
+		if (r < 0) {
+			log_error("spool: %s", msg);
+			return r;
+		}
+		if (!json)
+			return 0;
+		if (fwrite(json, 1, len, stdout) != len || fflush(stdout) != 0) {
+			log_error("cannot write alerts to stdout: %s", strerror(errno));
+			sv->stdout_broken = true;
+			return -EIO;
+		}
+		r = spool_ack(sv->spool, 0, id, msg, sizeof(msg));
+		if (r < 0) {
+			log_error("spool: %s", msg);
+			return r;
+		}
+	}
+	return -EIO;
+}
+
+static int on_commit(void *ctx)
+{
+	struct service *sv = ctx;
+	char msg[512];
+	int r = spool_commit(sv->spool, msg, sizeof(msg));
+
+	if (r < 0) {
+		log_error("spool: %s", msg);
+		return r;
+	}
+	return deliver(sv);	/* alerts go out as soon as they are durable */
+}
+
+static void service_free(struct service *sv)
+{
+	for (size_t i = 0; i < sv->nsources; i++) {
+		if (sv->s3)
+			s3source_free(sv->s3[i]);
+		if (sv->creds)
+			creds_provider_free(sv->creds[i].p);
+	}
+	free(sv->s3);
+	free(sv->creds);
+	free(sv->next_poll);
+	if (sv->dispatch_ready)
+		dispatch_free(&sv->d);
+	if (sv->proc_ready)
+		processor_free(&sv->proc);
+	buf_free(&sv->line);
+	spool_close(sv->spool);
+}
+
+/* How much of the past rebuilds the stateful rules: the longest
+ * correlation window or throttle, plus the lateness; 0 without any. */
+static int64_t warmup_span(const struct service *sv)
+{
+	int64_t span = 0;
+
+	for (size_t i = 0; i < sv->rs->nrules; i++) {
+		const struct rule *r = sv->rs->rules[i];
+		if (r->corr && r->corr->timespan > span)
+			span = r->corr->timespan;
+		if (r->throttle && r->throttle->timespan > span)
+			span = r->throttle->timespan;
+	}
+	return span ? span + sv->cfg->corr.lateness : 0;
+}
+
+/* Everything that can fail at startup, each failure logged. */
+static int service_start(struct service *sv)
+{
+	static const char *const sinks[] = { "stdout" };
+	char msg[CREDS_MESSAGE_SIZE], dir[4096];
+	int r;
+
+	if (sv->cfg->nsources == 0) {
+		log_error("%s: no sources configured: nothing to watch (see 'sources:' in docs/config.md)",
+			  sv->cfg->path ? sv->cfg->path : "built-in configuration");
+		return -EINVAL;
+	}
+	r = statefile_mkdirs(sv->cfg->state_dir, msg, sizeof(msg));
+	if (r < 0) {
+		log_error("state directory: %s", msg);
+		return r;
+	}
+	snprintf(dir, sizeof(dir), "%s/spool", sv->cfg->state_dir);
+	r = spool_open(dir, sinks, 1, NULL, &sv->spool, msg, sizeof(msg));
+	if (r < 0) {
+		log_error("spool: %s", msg);
+		return r;
+	}
+	r = processor_init(&sv->proc, sv->rs, &sv->cfg->limits);
+	if (r < 0)
+		return r;
+	sv->proc_ready = true;
+	r = dispatch_init(&sv->d, sv->rs, &sv->cfg->corr, spool_alert, sv);
+	if (r < 0)
+		return r;
+	sv->dispatch_ready = true;
+	sv->creds = calloc(sv->cfg->nsources, sizeof(*sv->creds));
+	sv->s3 = calloc(sv->cfg->nsources, sizeof(*sv->s3));
+	sv->next_poll = calloc(sv->cfg->nsources, sizeof(*sv->next_poll));
+	if (!sv->creds || !sv->s3 || !sv->next_poll)
+		return -ENOMEM;
+	sv->nsources = sv->cfg->nsources;
+	for (size_t i = 0; i < sv->nsources; i++) {
+		const struct source_config *src = &sv->cfg->sources[i];
+		struct creds_options co = { .region = src->region, .role_arn = src->role_arn,
+					    .external_id = src->external_id };
+		struct s3source_options so = { 0 };
+		const struct creds *c;
+
+		if (src->type != SOURCE_S3) {
+			log_error("%s:%d:%d: sources of type dir are not supported by 'run' in this version; "
+				  "use 'trailwatch replay' for local files",
+				  sv->cfg->path, src->line, src->col);
+			return -EINVAL;
+		}
+		sv->creds[i].name = src->name;
+		r = creds_provider_new(&co, &sv->creds[i].p, msg, sizeof(msg));
+		if (r == 0) {
+			r = creds_get(sv->creds[i].p, time(NULL), &c, msg, sizeof(msg));
+			if (r >= 0)
+				log_info("%s: AWS credentials from %s", src->name, c->source);
+		}
+		if (r < 0) {
+			log_error("%s: %s", src->name, msg);
+			return r;
+		}
+		so.state_dir = sv->cfg->state_dir;
+		so.step = sv->cfg->corr.lateness / 2;
+		so.warmup = warmup_span(sv);
+		so.max_object = sv->cfg->limits.input.max_object;
+		so.creds = get_creds;
+		so.creds_ctx = &sv->creds[i];
+		so.stop = &stop_requested;
+		r = s3source_new(src, &so, &sv->s3[i], msg, sizeof(msg));
+		if (r < 0) {
+			log_error("%s: %s", src->name, msg);
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* Sleeps until `until` (wall clock) or a stop signal. */
+static void sleep_until(int64_t until)
+{
+	while (!stop_requested && time(NULL) < until) {
+		struct timespec ts = { 0, 200 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+}
+
+int service_run(const struct config *cfg, const struct ruleset *rs)
+{
+	struct s3source_sink sink;
+	struct service sv;
+	struct sigaction sa;
+	int r, status = 1;
+
+	memset(&sv, 0, sizeof(sv));
+	sv.cfg = cfg;
+	sv.rs = rs;
+	buf_init(&sv.line, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (http_global_init() < 0) {
+		log_error("cannot initialise libcurl");
+		return 1;
+	}
+	r = service_start(&sv);
+	if (r == -ENOMEM)
+		log_error("out of memory");
+	if (r < 0)
+		goto out;
+	/* alerts left undelivered by the last run go first */
+	if (deliver(&sv) < 0)
+		goto out;
+	sink.object = on_object;
+	sink.commit = on_commit;
+	sink.ctx = &sv;
+	log_info("watching %zu source%s; state in %s", sv.nsources, sv.nsources == 1 ? "" : "s", cfg->state_dir);
+	while (!stop_requested) {
+		int64_t now = time(NULL), next = INT64_MAX;
+
+		for (size_t i = 0; i < sv.nsources && !stop_requested; i++) {
+			if (now < sv.next_poll[i])
+				continue;
+			r = s3source_poll(sv.s3[i], now, &sink);
+			if (r < 0 && r != -ECANCELED) {
+				log_error("%s: stopping: %s", cfg->sources[i].name, strerror(-r));
+				goto out;
+			}
+			sv.next_poll[i] = now + cfg->sources[i].poll_interval;
+		}
+		for (size_t i = 0; i < sv.nsources; i++)
+			if (sv.next_poll[i] < next)
+				next = sv.next_poll[i];
+		sleep_until(next);
+	}
+	/* a clean stop: open throttle windows report, everything is delivered */
+	r = dispatch_flush(&sv.d);
+	if (r == 0)
+		r = on_commit(&sv);
+	if (r == 0) {
+		char msg[512];
+		if (spool_compact(sv.spool, msg, sizeof(msg)) < 0)
+			log_warning("spool: %s", msg);
+		log_info("stopped");
+		status = 0;
+	}
+out:
+	for (size_t i = 0; i < sv.nsources; i++) {
+		struct s3source_stats st;
+		if (!sv.s3 || !sv.s3[i])
+			continue;
+		s3source_stats(sv.s3[i], &st);
+		log_info("%s: %lu polls, %lu objects (%lu more read again to warm up), %lu failed; "
+			 "%lu LIST and %lu GET requests, %lu retries",
+			 cfg->sources[i].name, st.cycles, st.objects, st.warmup_objects, st.failed_objects, st.s3.lists,
+			 st.s3.gets, st.s3.retries);
+	}
+	service_free(&sv);
+	return status;
+}

@@ -1,0 +1,144 @@
+/* statefile.c: atomic replacement of small files (see statefile.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "trailwatch/statefile.h"
+
+int statefile_mkdirs(const char *dir, char *msg, size_t msglen)
+{
+	char path[4096];
+	size_t len = strlen(dir);
+
+	if (len == 0 || len >= sizeof(path)) {
+		snprintf(msg, msglen, "%s: invalid directory name", dir);
+		return -EINVAL;
+	}
+	memcpy(path, dir, len + 1);
+	for (char *p = path + 1; ; p++) {
+		if (*p == '/' || *p == '\0') {
+			char c = *p;
+			*p = '\0';
+			if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+				int e = errno;
+				snprintf(msg, msglen, "%s: cannot create: %s", path, strerror(e));
+				return -e;
+			}
+			*p = c;
+			if (c == '\0')
+				break;
+		}
+	}
+	return 0;
+}
+
+static int sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+int statefile_write(const char *dir, const char *name, const void *data, size_t len, char *msg, size_t msglen)
+{
+	char tmp[4096], path[4096];
+	const char *p = data;
+	int fd = -1, r = 0;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path) ||
+	    (size_t)snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name) >= sizeof(tmp)) {
+		snprintf(msg, msglen, "%s/%s: path too long", dir, name);
+		return -ENAMETOOLONG;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(msg, msglen, "%s: cannot create: %s", tmp, strerror(-r));
+		return r;
+	}
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			snprintf(msg, msglen, "%s: cannot write: %s", tmp, strerror(-r));
+			goto out;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (fsync(fd) < 0) {
+		r = -errno;
+		snprintf(msg, msglen, "%s: cannot fsync: %s", tmp, strerror(-r));
+		goto out;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		r = -errno;
+		snprintf(msg, msglen, "%s: cannot close: %s", tmp, strerror(-r));
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		r = -errno;
+		snprintf(msg, msglen, "%s: cannot rename to %s: %s", tmp, path, strerror(-r));
+		goto out;
+	}
+	r = sync_dir(dir);
+	if (r < 0)
+		snprintf(msg, msglen, "%s: cannot fsync the directory: %s", dir, strerror(-r));
+out:
+	if (fd >= 0)
+		close(fd);
+	if (r < 0)
+		unlink(tmp);
+	return r;
+}
+
+int statefile_read(const char *dir, const char *name, struct buf *out, char *msg, size_t msglen)
+{
+	char path[4096], chunk[65536];
+	int fd, r = 0;
+
+	buf_reset(out);
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path)) {
+		snprintf(msg, msglen, "%s/%s: path too long", dir, name);
+		return -ENAMETOOLONG;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		if (r != -ENOENT)
+			snprintf(msg, msglen, "%s: cannot open: %s", path, strerror(-r));
+		return r;
+	}
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			snprintf(msg, msglen, "%s: cannot read: %s", path, strerror(-r));
+			break;
+		}
+		if (n == 0)
+			break;
+		r = buf_append(out, chunk, (size_t)n);
+		if (r < 0) {
+			snprintf(msg, msglen, "%s: larger than %zu bytes", path, out->limit);
+			break;
+		}
+	}
+	close(fd);
+	return r;
+}
