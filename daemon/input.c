@@ -190,3 +190,15 @@ int input_decode(struct libdeflate_decompressor *d, const char *data, size_t len
 	}
 	return 0;
 }
+
+int input_cmp_delivery(const void *a, const void *b)
+{
+	const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+	char sx[15] = "", sy[15] = "";
+	int c;
+
+	input_delivery_stamp(x, sx);
+	input_delivery_stamp(y, sy);
+	c = strcmp(sx, sy);
+	return c ? c : strcmp(x, y);
+}

@@ -42,20 +42,6 @@ static bool accept_log(const char *path, void *ctx)
 	}
 }
 
-/* Delivery order: CloudTrail's file-name stamp first, then the key.  Other
- * names sort before stamped ones, in key order. */
-static int cmp_delivery(const void *a, const void *b)
-{
-	const char *x = *(const char *const *)a, *y = *(const char *const *)b;
-	char sx[15] = "", sy[15] = "";
-	int c;
-
-	input_delivery_stamp(x, sx);
-	input_delivery_stamp(y, sy);
-	c = strcmp(sx, sy);
-	return c ? c : strcmp(x, y);
-}
-
 struct totals {
 	size_t files, bad_files, records, bad_records, bytes_stored, bytes_json, alerts;
 };
@@ -278,7 +264,7 @@ int replay_run(const struct config *cfg, const struct ruleset *rs, const struct 
 	/* Correlations need time order across accounts and regions, as a live
 	 * poller sees it; key order would replay one region's day after
 	 * another's. */
-	qsort(files.paths, files.n, sizeof(*files.paths), cmp_delivery);
+	qsort(files.paths, files.n, sizeof(*files.paths), input_cmp_delivery);
 	r = dispatch_init(&d, rs, &cfg->corr, emit_alert, &out);
 	if (r < 0) {
 		log_error("out of memory");

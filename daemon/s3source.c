@@ -14,88 +14,13 @@
 
 #include "trailwatch/ctlog.h"
 #include "trailwatch/log.h"
+#include "trailwatch/keyset.h"
 #include "trailwatch/s3source.h"
 #include "trailwatch/statefile.h"
 
 #define MAX_CHECKPOINT (8u << 20)	/* bytes of one leaf's checkpoint file */
 #define MAX_RETRIES 20			/* polls an object is retried before it is given up */
 #define MAX_DISCOVERY_DEPTH 6
-
-/* ---- a sorted set of keys ---------------------------------------------- */
-
-struct keyset {
-	char **v;
-	size_t n, cap;
-};
-
-static size_t keyset_pos(const struct keyset *k, const char *key, bool *found)
-{
-	size_t lo = 0, hi = k->n;
-
-	*found = false;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = strcmp(k->v[mid], key);
-		if (c == 0) {
-			*found = true;
-			return mid;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static bool keyset_has(const struct keyset *k, const char *key)
-{
-	bool found;
-
-	keyset_pos(k, key, &found);
-	return found;
-}
-
-/* 1 when added, 0 when already there, -ENOMEM. */
-static int keyset_add(struct keyset *k, const char *key)
-{
-	bool found;
-	size_t pos = keyset_pos(k, key, &found);
-	char *copy;
-
-	if (found)
-		return 0;
-	if (k->n == k->cap) {
-		size_t cap = k->cap ? 2 * k->cap : 16;
-		char **v = realloc(k->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		k->v = v;
-		k->cap = cap;
-	}
-	copy = strdup(key);
-	if (!copy)
-		return -ENOMEM;
-	memmove(k->v + pos + 1, k->v + pos, (k->n - pos) * sizeof(*k->v));
-	k->v[pos] = copy;
-	k->n++;
-	return 1;
-}
-
-static void keyset_remove_at(struct keyset *k, size_t pos)
-{
-	free(k->v[pos]);
-	memmove(k->v + pos, k->v + pos + 1, (k->n - pos - 1) * sizeof(*k->v));
-	k->n--;
-}
-
-static void keyset_clear(struct keyset *k)
-{
-	for (size_t i = 0; i < k->n; i++)
-		free(k->v[i]);
-	free(k->v);
-	memset(k, 0, sizeof(*k));
-}
 
 /* ---- leaves ------------------------------------------------------------ */
 
@@ -608,7 +533,7 @@ enum outcome { OUT_NONE, OUT_DONE, OUT_FAILED, OUT_RETRY };
 struct batch {
 	struct s3source *s;
 	struct leaf *leaf;
-	const struct s3source_sink *sink;
+	const struct source_sink *sink;
 	enum outcome *out;
 	bool *warm;			/* read again for the warm-up only */
 	int sink_error;
@@ -650,7 +575,7 @@ static int fetched(void *ctx, size_t index, const char *key, int err, const char
 
 /* Fetches and processes keys[0..n) of one leaf, commits their alerts, then
  * moves the leaf's checkpoint. */
-static int run_batch(struct s3source *s, struct leaf *l, const struct s3source_sink *sink, char **keys, size_t n,
+static int run_batch(struct s3source *s, struct leaf *l, const struct source_sink *sink, char **keys, size_t n,
 		     int64_t now)
 {
 	struct batch b = { s, l, sink, calloc(n + 1, sizeof(enum outcome)), calloc(n + 1, sizeof(bool)), 0 };
@@ -740,7 +665,7 @@ static int run_batch(struct s3source *s, struct leaf *l, const struct s3source_s
 
 /* Lists the leaf up to horizon and processes what is new; *next_seen gets
  * the time of the first key left for a later round (INT64_MAX: none). */
-static int poll_leaf(struct s3source *s, struct leaf *l, const struct s3source_sink *sink, int64_t now,
+static int poll_leaf(struct s3source *s, struct leaf *l, const struct source_sink *sink, int64_t now,
 		     int64_t horizon, int64_t *next_seen)
 {
 	struct listing ls = { .leaf = l, .done = &l->done, .horizon = horizon, .next_seen = INT64_MAX };
@@ -790,7 +715,7 @@ static bool leaf_due(const struct s3source *s, const struct leaf *l, int64_t now
 	return now >= l->last_poll + s->c.quiet_poll_interval;
 }
 
-int s3source_poll(struct s3source *s, int64_t now, const struct s3source_sink *sink)
+int s3source_poll(struct s3source *s, int64_t now, const struct source_sink *sink)
 {
 	int64_t low = INT64_MAX, horizon;
 	bool steady;

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "trailwatch/creds.h"
+#include "trailwatch/dirsource.h"
 #include "trailwatch/http.h"
 #include "trailwatch/log.h"
 #include "trailwatch/process.h"
@@ -45,7 +46,8 @@ struct service {
 	bool dispatch_ready;
 	struct buf line;
 	struct source_creds *creds;
-	struct s3source **s3;
+	struct s3source **s3;		/* per source: one of these two */
+	struct dirsource **dir;
 	int64_t *next_poll;
 	size_t nsources;
 	bool stdout_broken;
@@ -162,10 +164,13 @@ static void service_free(struct service *sv)
 	for (size_t i = 0; i < sv->nsources; i++) {
 		if (sv->s3)
 			s3source_free(sv->s3[i]);
+		if (sv->dir)
+			dirsource_free(sv->dir[i]);
 		if (sv->creds)
 			creds_provider_free(sv->creds[i].p);
 	}
 	free(sv->s3);
+	free(sv->dir);
 	free(sv->creds);
 	free(sv->next_poll);
 	if (sv->dispatch_ready)
@@ -225,8 +230,9 @@ static int service_start(struct service *sv)
 	sv->dispatch_ready = true;
 	sv->creds = calloc(sv->cfg->nsources, sizeof(*sv->creds));
 	sv->s3 = calloc(sv->cfg->nsources, sizeof(*sv->s3));
+	sv->dir = calloc(sv->cfg->nsources, sizeof(*sv->dir));
 	sv->next_poll = calloc(sv->cfg->nsources, sizeof(*sv->next_poll));
-	if (!sv->creds || !sv->s3 || !sv->next_poll)
+	if (!sv->creds || !sv->s3 || !sv->dir || !sv->next_poll)
 		return -ENOMEM;
 	sv->nsources = sv->cfg->nsources;
 	for (size_t i = 0; i < sv->nsources; i++) {
@@ -236,11 +242,14 @@ static int service_start(struct service *sv)
 		struct s3source_options so = { 0 };
 		const struct creds *c;
 
-		if (src->type != SOURCE_S3) {
-			log_error("%s:%d:%d: sources of type dir are not supported by 'run' in this version; "
-				  "use 'trailwatch replay' for local files",
-				  sv->cfg->path, src->line, src->col);
-			return -EINVAL;
+		if (src->type == SOURCE_DIR) {
+			r = dirsource_new(src, sv->cfg->state_dir, sv->cfg->limits.input.max_object, &stop_requested,
+					  &sv->dir[i], msg, sizeof(msg));
+			if (r < 0) {
+				log_error("%s: %s", src->name, msg);
+				return r;
+			}
+			continue;
 		}
 		sv->creds[i].name = src->name;
 		r = creds_provider_new(&co, &sv->creds[i].p, msg, sizeof(msg));
@@ -280,7 +289,7 @@ static void sleep_until(int64_t until)
 
 int service_run(const struct config *cfg, const struct ruleset *rs)
 {
-	struct s3source_sink sink;
+	struct source_sink sink;
 	struct service sv;
 	struct sigaction sa;
 	int r, status = 1;
@@ -317,7 +326,10 @@ int service_run(const struct config *cfg, const struct ruleset *rs)
 		for (size_t i = 0; i < sv.nsources && !stop_requested; i++) {
 			if (now < sv.next_poll[i])
 				continue;
-			r = s3source_poll(sv.s3[i], now, &sink);
+			if (sv.s3[i])
+				r = s3source_poll(sv.s3[i], now, &sink);
+			else
+				r = dirsource_poll(sv.dir[i], now, &sink);
 			if (r < 0 && r != -ECANCELED) {
 				log_error("%s: stopping: %s", cfg->sources[i].name, strerror(-r));
 				goto out;
@@ -343,6 +355,12 @@ int service_run(const struct config *cfg, const struct ruleset *rs)
 out:
 	for (size_t i = 0; i < sv.nsources; i++) {
 		struct s3source_stats st;
+		struct dirsource_stats ds;
+		if (sv.dir && sv.dir[i]) {
+			dirsource_stats(sv.dir[i], &ds);
+			log_info("%s: %lu polls, %lu files, %lu failed", cfg->sources[i].name, ds.polls, ds.files,
+				 ds.failed_files);
+		}
 		if (!sv.s3 || !sv.s3[i])
 			continue;
 		s3source_stats(sv.s3[i], &st);

@@ -39,6 +39,10 @@ enum input_kind input_classify(const char *path);
  * "YYYYMMDDTHHMMZ" into out and returns 0, or -ENOENT for other names. */
 int input_delivery_stamp(const char *path, char out[15]);
 
+/* qsort comparator for an array of paths (const char *): delivery order,
+ * the file-name stamp first, then the path; unstamped names first. */
+int input_cmp_delivery(const void *a, const void *b);
+
 /* Reads a whole file into raw (which is reset first).  -EFBIG past
  * max_object, -errno otherwise; err names the problem. */
 int input_read_file(const char *path, size_t max_object, struct buf *raw, char *err, size_t errlen);

@@ -42,6 +42,7 @@
 
 #include "trailwatch/config.h"
 #include "trailwatch/s3.h"
+#include "trailwatch/source.h"
 
 /* Most candidate objects collected from one leaf's listing per poll: a
  * backfill of days goes on at the next poll, so memory stays bounded. */
@@ -50,16 +51,6 @@
 #define S3SOURCE_MAX_DONE 20000
 /* Account/region prefixes one source may have. */
 #define S3SOURCE_MAX_LEAVES 100000
-
-/* Where objects go. */
-struct s3source_sink {
-	/* Detects on one object and spools its alerts (not yet durable).
-	 * name is "s3://bucket/key".  A negative return stops the poll. */
-	int (*object)(void *ctx, const char *name, const char *data, size_t len);
-	/* Makes every alert spooled so far durable.  0 or a negative errno. */
-	int (*commit)(void *ctx);
-	void *ctx;
-};
 
 struct s3source_stats {
 	unsigned long cycles, rounds, discoveries, leaves, objects, warmup_objects, failed_objects, pending_retry;
@@ -92,7 +83,7 @@ void s3source_free(struct s3source *s);
 /* One poll cycle at wall-clock time now: discovery when due, then every leaf
  * that is due.  Errors of single requests are logged and retried later;
  * returns 0, -ECANCELED when *stop was set, or a sink's negative value. */
-int s3source_poll(struct s3source *s, int64_t now, const struct s3source_sink *sink);
+int s3source_poll(struct s3source *s, int64_t now, const struct source_sink *sink);
 
 void s3source_stats(const struct s3source *s, struct s3source_stats *ret);
 
