@@ -114,6 +114,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/trailwatch/rules.d
 	install -m 0755 trailwatch $(DESTDIR)$(PREFIX)/bin/trailwatch
 	install -m 0644 $(RULE_FILES) $(DESTDIR)$(PREFIX)/share/trailwatch/rules.d/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 0644 man/trailwatch.8 $(DESTDIR)$(PREFIX)/share/man/man8/trailwatch.8
 
 clean:
 	rm -rf build build-asan build-fuzz trailwatch

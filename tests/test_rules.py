@@ -12,6 +12,8 @@ import os
 import re
 import unittest
 
+import twtest
+
 from twtest import HERE, ROOT, TempDir, tw
 
 ENGINE = os.path.join(HERE, "engine")
@@ -153,6 +155,17 @@ class Config(unittest.TestCase):
             "     start_time: 2026-11-20T00:00:00Z, endpoint: 'https://s3.example', path_style: true}\n"
             "  - {type: dir, path: /srv/inbox}\n")
         self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_every_key_documented(self):
+        """Each key of config.c's tables is in docs/config.md and the man page."""
+        src = open(os.path.join(twtest.ROOT, "daemon", "config.c")).read()
+        keys = re.findall(r'\{ "([a-z_.]+)", (?:KEY_(?!SECTION)|SK_)', src)
+        self.assertGreater(len(keys), 20)
+        doc = open(os.path.join(twtest.ROOT, "docs", "config.md")).read()
+        man = open(os.path.join(twtest.ROOT, "man", "trailwatch.8")).read().replace("\\", "")
+        for k in keys:
+            self.assertIn(f"`{k}`", doc)
+            self.assertIn(k.split(".")[-1], man, k)
 
     def test_missing_config(self):
         p = tw("check", "-c", "/nonexistent/trailwatch.yaml")
