@@ -300,6 +300,9 @@ int service_run(const struct config *cfg, const struct ruleset *rs)
 	buf_init(&sv.line, 0);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
+	/* SA_RESTART: a write to stdout that a signal interrupts goes on,
+	 * instead of leaving half an alert line behind */
+	sa.sa_flags = SA_RESTART;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
