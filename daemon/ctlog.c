@@ -25,6 +25,7 @@
 #include "trailwatch/array.h"
 #include "trailwatch/buf.h"
 #include "trailwatch/ctlog.h"
+#include "trailwatch/hex.h"
 
 struct scan {
 	const char *buf;
@@ -108,17 +109,6 @@ static size_t utf8_seq(const unsigned char *p)
 	return 0;
 }
 
-static inline int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* p is at the opening quote.  Returns the position after the closing quote;
  * start and len give the contents; escaped tells whether it has escapes. */
 static inline __attribute__((always_inline)) const char *
@@ -139,7 +129,7 @@ scan_string(struct scan *s, const char *p, const char **start, size_t *len, bool
 				p += 2;
 				continue;
 			case 'u':
-				if (hexval(p[2]) < 0 || hexval(p[3]) < 0 || hexval(p[4]) < 0 || hexval(p[5]) < 0)
+				if (hex_digit(p[2]) < 0 || hex_digit(p[3]) < 0 || hex_digit(p[4]) < 0 || hex_digit(p[5]) < 0)
 					return fail(s, p, "invalid \\u escape in string");
 				p += 6;
 				continue;
@@ -783,7 +773,7 @@ static void put_utf8(char **o, unsigned cp)
 
 static unsigned hex4(const char *p)
 {
-	return (unsigned)(hexval(p[0]) << 12 | hexval(p[1]) << 8 | hexval(p[2]) << 4 | hexval(p[3]));
+	return (unsigned)(hex_digit(p[0]) << 12 | hex_digit(p[1]) << 8 | hex_digit(p[2]) << 4 | hex_digit(p[3]));
 }
 
 /* Every escape is at least as long as what it produces (\uXXXX is 6 bytes

@@ -205,7 +205,7 @@ int dirsource_poll(struct dirsource *d, int64_t now, const struct source_sink *s
 		if (r == -ENOMEM)
 			break;
 		if (r < 0) {
-			log_error("%s", err);
+			log_error("%s: %s", path, err);
 			d->stats.failed_files++;
 			r = 0;
 		} else {

@@ -318,6 +318,24 @@ static int wait_ms(struct s3_client *s, long ms)
 	return s->c.stop && *s->c.stop ? -ECANCELED : 0;
 }
 
+/* After a failed attempt: 1 when there is another one (after the backoff
+ * wait), 0 when not (the verdict's error and message stand), -ECANCELED
+ * when a stop came during the wait. */
+static int next_attempt(struct s3_client *s, enum verdict v, int *attempt, long retry_after, const char *what,
+			char *msg, size_t msglen)
+{
+	if (v == V_FAIL || ++*attempt >= s->c.max_attempts) {
+		s->stats.failures++;
+		return 0;
+	}
+	s->stats.retries++;
+	if (wait_ms(s, backoff(s, *attempt, retry_after)) < 0) {
+		snprintf(msg, msglen, "%s: stopped", what);
+		return -ECANCELED;
+	}
+	return 1;
+}
+
 /* ---- listing ------------------------------------------------------------ */
 
 struct page {
@@ -408,14 +426,9 @@ int s3_list(struct s3_client *s, const struct s3_list_params *lp, s3xml_object_f
 			continue;
 		}
 		s3xml_list_free(pg.x);
-		if (v == V_FAIL || ++attempt >= s->c.max_attempts) {
-			s->stats.failures++;
-			goto out;
-		}
-		s->stats.retries++;
-		r = wait_ms(s, backoff(s, attempt, resp.retry_after));
-		if (r < 0) {
-			snprintf(msg, msglen, "%s: stopped", what);
+		result = next_attempt(s, v, &attempt, resp.retry_after, what, msg, msglen);
+		if (result <= 0) {
+			r = result < 0 ? result : r;
 			goto out;
 		}
 	}
@@ -459,14 +472,9 @@ int s3_get(struct s3_client *s, const char *key, struct buf *out, char *msg, siz
 			r = 0;
 			goto out;
 		}
-		if (v == V_FAIL || ++attempt >= s->c.max_attempts) {
-			s->stats.failures++;
-			goto out;
-		}
-		s->stats.retries++;
-		r = wait_ms(s, backoff(s, attempt, resp.retry_after));
-		if (r < 0) {
-			snprintf(msg, msglen, "%s: stopped", what);
+		result = next_attempt(s, v, &attempt, resp.retry_after, what, msg, msglen);
+		if (result <= 0) {
+			r = result < 0 ? result : r;
 			goto out;
 		}
 	}

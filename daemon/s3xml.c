@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "trailwatch/ctlog.h"
+#include "trailwatch/hex.h"
 #include "trailwatch/s3xml.h"
 
 /* ---- Element names ---- */
@@ -400,17 +401,6 @@ static bool utf8_valid(const char *str, size_t len)
 		i += n + 1;
 	}
 	return true;
-}
-
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
 }
 
 /* Percent-decodes a value S3 sent under <EncodingType>url</EncodingType> into

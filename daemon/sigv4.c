@@ -10,6 +10,7 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 
+#include "trailwatch/hex.h"
 #include "trailwatch/sigv4.h"
 
 #define ALGORITHM "AWS4-HMAC-SHA256"
@@ -145,17 +146,6 @@ static char *take(struct buf *b)
 	return s;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes %XX escapes of s[0..len) and encodes the result canonically;
  * a malloc'd string in *ret.  -EINVAL for a bad escape. */
 static int recode(const char *s, size_t len, char **ret)
@@ -168,8 +158,8 @@ static int recode(const char *s, size_t len, char **ret)
 	for (size_t i = 0; i < len && r == 0; i++) {
 		char c = s[i];
 		if (c == '%') {
-			int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
-			int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
+			int hi = i + 2 < len ? hex_digit(s[i + 1]) : -1;
+			int lo = i + 2 < len ? hex_digit(s[i + 2]) : -1;
 			if (hi < 0 || lo < 0) {
 				r = -EINVAL;
 				break;
