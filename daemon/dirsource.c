@@ -13,6 +13,7 @@
 #include "trailwatch/input.h"
 #include "trailwatch/keyset.h"
 #include "trailwatch/log.h"
+#include "trailwatch/sigv4.h"
 #include "trailwatch/statefile.h"
 #include "trailwatch/walk.h"
 
@@ -79,14 +80,16 @@ static int checkpoint_load(struct dirsource *d)
 		goto out;
 	}
 	o = json_tokener_parse(b.data ? b.data : "");
-	if (!o || !json_object_object_get_ex(o, "done", &v) || !json_object_is_type(v, json_type_array)) {
+	if (!o || !json_object_object_get_ex(o, "path", &v) || !json_object_is_type(v, json_type_string) ||
+	    strcmp(json_object_get_string(v), d->c->path) != 0 || !json_object_object_get_ex(o, "done", &v) ||
+	    !json_object_is_type(v, json_type_array)) {
 		log_error("%s: %s/%s: not a checkpoint; every file there will be read again", d->c->name, d->dir,
 			  d->file);
 		goto out;
 	}
 	for (size_t i = 0; i < json_object_array_length(v) && r == 0; i++) {
-		const char *f = json_object_get_string(json_object_array_get_idx(v, i));
-		if (f && keyset_add(&d->done, f) < 0)
+		struct json_object *f = json_object_array_get_idx(v, i);
+		if (json_object_is_type(f, json_type_string) && keyset_add(&d->done, json_object_get_string(f)) < 0)
 			r = -ENOMEM;
 	}
 out:
@@ -99,6 +102,7 @@ int dirsource_new(const struct source_config *sc, const char *state_dir, size_t 
 		  volatile sig_atomic_t *stop, struct dirsource **ret, char *msg, size_t msglen)
 {
 	struct dirsource *d = calloc(1, sizeof(*d));
+	char hash[SIGV4_HEX];
 	int r = -ENOMEM;
 
 	if (!d)
@@ -111,8 +115,10 @@ int dirsource_new(const struct source_config *sc, const char *state_dir, size_t 
 		d->dir = NULL;
 		goto fail;
 	}
-	/* "dir-" and the path with '/' as '_' */
-	if (asprintf(&d->file, "dir-%s.json", sc->path) < 0) {
+	/* "dir-", the path with '/' as '_' (readable), and part of its hash
+	 * (unique: "/a_b" and "/a/b" differ) */
+	sigv4_sha256_hex(sc->path, strlen(sc->path), hash);
+	if (asprintf(&d->file, "dir-%s-%.16s.json", sc->path, hash) < 0) {
 		d->file = NULL;
 		goto fail;
 	}
@@ -182,10 +188,10 @@ int dirsource_poll(struct dirsource *d, int64_t now, const struct source_sink *s
 	/* forget what is gone, so the checkpoint stays as small as the directory */
 	before = d->done.n;
 	for (size_t i = 0; i < d->done.n;) {
-		if (access(d->done.v[i], F_OK) == 0)
-			i++;
-		else
+		if (access(d->done.v[i], F_OK) < 0 && errno == ENOENT)
 			keyset_remove_at(&d->done, i);
+		else
+			i++;
 	}
 	/* read in delivery order, as replay does */
 	qsort(files.paths, files.n, sizeof(*files.paths), input_cmp_delivery);

@@ -141,11 +141,11 @@ static size_t on_header(char *p, size_t size, size_t n, void *ctx)
 		char *end;
 		long s = strtol(v, &end, 10);
 		if (end != v && *end == '\0' && s >= 0) {
-			r->retry_after = s;
+			r->retry_after = s < 86400 ? s : 86400;	/* bounded: it is multiplied later */
 		} else {
 			time_t t = curl_getdate(v, NULL), now = time(NULL);
 			if (t >= 0)
-				r->retry_after = t > now ? (long)(t - now) : 0;
+				r->retry_after = t <= now ? 0 : t - now < 86400 ? (long)(t - now) : 86400;
 		}
 	} else {
 		header_value(p, n, "x-amz-request-id", r->request_id, sizeof(r->request_id));

@@ -241,8 +241,9 @@ static bool retryable_code(const char *code)
 enum verdict { V_DONE, V_RETRY, V_FAIL };
 
 /* What to do with a finished request: *err and msg are set for V_FAIL, and
- * for V_RETRY in case it is the last attempt. */
-static enum verdict verdict(struct s3_client *s, const char *what, int attempt, int result,
+ * for V_RETRY in case it is the last attempt.  *token_retried: whether this
+ * request was already retried once for an expired token. */
+static enum verdict verdict(struct s3_client *s, const char *what, bool *token_retried, int result,
 			    struct http_response *resp, int *err, char *msg, size_t msglen)
 {
 	struct s3xml_error e;
@@ -270,8 +271,12 @@ static enum verdict verdict(struct s3_client *s, const char *what, int attempt, 
 		*err = -EAGAIN;
 		return V_RETRY;
 	}
-	if ((strcmp(e.code, "ExpiredToken") == 0 || strcmp(e.code, "TokenRefreshRequired") == 0) && attempt == 0) {
+	if (strcmp(e.code, "ExpiredToken") == 0 || strcmp(e.code, "TokenRefreshRequired") == 0 ||
+	    strcmp(e.code, "InvalidToken") == 0) {
 		*err = -EACCES;
+		if (*token_retried)
+			return V_FAIL;
+		*token_retried = true;
 		return V_RETRY;	/* once: the next attempt asks for credentials again */
 	}
 	*err = resp->status == 404 ? -ENOENT : resp->status == 403 ? -EACCES : -EIO;
@@ -368,6 +373,7 @@ int s3_list(struct s3_client *s, const struct s3_list_params *lp, s3xml_object_f
 	struct http_response resp;
 	struct buf query;
 	char *token = NULL, what[400], maxkeys[16];
+	bool token_retried = false;
 	int r = 0, attempt = 0;
 
 	prepared_init(&p);
@@ -380,6 +386,11 @@ int s3_list(struct s3_client *s, const struct s3_list_params *lp, s3xml_object_f
 		enum verdict v;
 		int result;
 
+		if (s->c.stop && *s->c.stop) {
+			snprintf(msg, msglen, "%s: stopped", what);
+			r = -ECANCELED;
+			goto out;
+		}
 		/* parameters in canonical order, so what is signed is what is sent */
 		buf_reset(&query);
 		r = token ? add_param(&query, "continuation-token", token) : 0;
@@ -408,7 +419,7 @@ int s3_list(struct s3_client *s, const struct s3_list_params *lp, s3xml_object_f
 			s3xml_list_free(pg.x);
 			goto out;
 		}
-		v = verdict(s, what, attempt, result, &resp, &r, msg, msglen);
+		v = verdict(s, what, &token_retried, result, &resp, &r, msg, msglen);
 		if (v == V_DONE) {
 			r = s3xml_finish(pg.x, &res, pg.msg, sizeof(pg.msg));
 			if (r == -EINVAL)
@@ -423,6 +434,7 @@ int s3_list(struct s3_client *s, const struct s3_list_params *lp, s3xml_object_f
 			if (r < 0 || !token)
 				goto out;
 			attempt = 0;
+			token_retried = false;
 			continue;
 		}
 		s3xml_list_free(pg.x);
@@ -447,6 +459,7 @@ int s3_get(struct s3_client *s, const char *key, struct buf *out, char *msg, siz
 	struct prepared p;
 	struct http_response resp;
 	char what[1200];
+	bool token_retried = false;
 	int r = 0, attempt = 0;
 
 	prepared_init(&p);
@@ -461,7 +474,7 @@ int s3_get(struct s3_client *s, const char *key, struct buf *out, char *msg, siz
 			goto out;
 		s->stats.gets++;
 		result = http_perform(s->http, &p.rq, &resp);
-		v = verdict(s, what, attempt, result, &resp, &r, msg, msglen);
+		v = verdict(s, what, &token_retried, result, &resp, &r, msg, msglen);
 		if (v == V_DONE) {
 			/* hand the body over without a copy */
 			struct buf tmp = *out;
@@ -490,7 +503,7 @@ struct item {
 	int attempt;
 	struct timespec not_before;
 	struct http_response resp;
-	bool queued, done;
+	bool queued, done, token_retried;
 };
 
 static void now_plus(struct timespec *t, long ms)
@@ -541,8 +554,14 @@ int s3_get_many(struct s3_client *s, const char *const *keys, size_t nkeys, s3_f
 		struct item *it;
 		enum verdict v;
 
+		/* after a stop, the GETs in flight finish and nothing new starts */
+		if (s->c.stop && *s->c.stop && http_multi_pending(m) == 0) {
+			r = -ECANCELED;
+			goto out;
+		}
 		/* queue what is due, signing it now (a fresh X-Amz-Date) */
-		for (size_t i = 0; i < nkeys && http_multi_pending(m) < s->c.parallel; i++) {
+		for (size_t i = 0; i < nkeys && http_multi_pending(m) < s->c.parallel && !(s->c.stop && *s->c.stop);
+		     i++) {
 			long due;
 			it = &items[i];
 			if (it->done || it->queued)
@@ -557,9 +576,10 @@ int s3_get_many(struct s3_client *s, const char *const *keys, size_t nkeys, s3_f
 			if (r == 0)
 				r = http_multi_add(m, &p.rq, &it->resp, it);
 			if (r < 0) {
+				/* no credentials now, say: not the object's fault */
 				it->done = true;
 				left--;
-				r = done(ctx, i, keys[i], r, NULL, 0, msg);
+				r = done(ctx, i, keys[i], r == -ENOMEM ? r : -EAGAIN, NULL, 0, msg);
 				if (r < 0)
 					goto out;
 				continue;
@@ -583,7 +603,7 @@ int s3_get_many(struct s3_client *s, const char *const *keys, size_t nkeys, s3_f
 		it = tag;
 		it->queued = false;
 		snprintf(what, sizeof(what), "GET s3://%s/%s", s->bucket, keys[it->index]);
-		v = verdict(s, what, it->attempt, result, &it->resp, &err, msg, sizeof(msg));
+		v = verdict(s, what, &it->token_retried, result, &it->resp, &err, msg, sizeof(msg));
 		if (v == V_RETRY && ++it->attempt < s->c.max_attempts) {
 			s->stats.retries++;
 			now_plus(&it->not_before, backoff(s, it->attempt, it->resp.retry_after));

@@ -21,12 +21,14 @@
 #define MAX_CHECKPOINT (8u << 20)	/* bytes of one leaf's checkpoint file */
 #define MAX_RETRIES 20			/* polls an object is retried before it is given up */
 #define MAX_DISCOVERY_DEPTH 6
+#define MAX_FUTURE 3600			/* seconds a key may be named ahead of the clock */
 
 /* ---- leaves ------------------------------------------------------------ */
 
 struct retry {
 	char *key;
-	int tries;
+	int tries;			/* polls that failed to fetch it */
+	unsigned long cycle;		/* the poll cycle of the last counted try */
 };
 
 /* One account/region prefix and its checkpoint. */
@@ -46,7 +48,9 @@ struct leaf {
 	int64_t warm_from;		/* listing starts here while warming */
 	int64_t warm_floor;		/* the floor at load: older keys were processed */
 	int64_t warm_until;		/* the newest processed key at load; 0: not warming */
+	struct keyset warm_done;	/* the keys done at load (they were processed) */
 	struct keyset warmed;		/* keys already read again */
+	int64_t listed_until;		/* with nothing processed yet: when a listing last found nothing */
 	int64_t last_poll;
 };
 
@@ -73,6 +77,7 @@ static void leaf_free(struct leaf *l)
 	free(l->file);
 	keyset_clear(&l->done);
 	keyset_clear(&l->warmed);
+	keyset_clear(&l->warm_done);
 	for (size_t i = 0; i < l->nretry; i++)
 		free(l->retry[i].key);
 	free(l->retry);
@@ -123,28 +128,45 @@ static void start_after(const struct leaf *l, int64_t t, char *out, size_t outle
 		snprintf(out, outlen, "%s%s", l->prefix, day);
 }
 
-/* The time the leaf's listing starts from. */
+/* The time the leaf's listing starts from, on a whole minute (keys name
+ * minutes, and start_after() can only say a minute): the newest processed
+ * key's time minus the lookback; before anything was processed, start_time
+ * (or now minus the lookback) or, once a listing found nothing, that
+ * moment minus the lookback.  Keys to retry are fetched by name and do not
+ * hold it back. */
 static int64_t leaf_floor(const struct s3source *s, const struct leaf *l, int64_t now)
 {
-	int64_t floor = l->newest ? l->newest - s->c.lookback : s->c.start_time ? s->c.start_time : now - s->c.lookback;
+	int64_t floor;
 
+	if (l->newest) {
+		floor = l->newest - s->c.lookback;
+	} else {
+		floor = s->c.start_time ? s->c.start_time : now - s->c.lookback;
+		if (l->listed_until && l->listed_until - s->c.lookback > floor)
+			floor = l->listed_until - s->c.lookback;
+	}
 	if (l->warm_until && l->warm_from < floor)
 		floor = l->warm_from;
-
-	for (size_t i = 0; i < l->nretry; i++) {
-		int64_t t = key_time(l->retry[i].key);
-		if (t && t < floor)
-			floor = t;
-	}
-	return floor;
+	return floor - (floor % 60 + 60) % 60;
 }
 
-/* A key read again for the warm-up only (see struct leaf). */
+static bool is_retry(const struct leaf *l, const char *key)
+{
+	for (size_t i = 0; i < l->nretry; i++)
+		if (strcmp(l->retry[i].key, key) == 0)
+			return true;
+	return false;
+}
+
+/* A key read again for the warm-up only (see struct leaf): processed before
+ * the restart, i.e. older than the window then, or in its done set then -
+ * and not one that was still to be retried. */
 static bool is_warm(const struct leaf *l, const char *key)
 {
 	int64_t t = key_time(key);
 
-	return l->warm_until && t && t <= l->warm_until && (t < l->warm_floor || keyset_has(&l->done, key));
+	return l->warm_until && t && t <= l->warm_until &&
+	       (t < l->warm_floor || keyset_has(&l->warm_done, key)) && !is_retry(l, key);
 }
 
 /* ---- checkpoints ---------------------------------------------------------- */
@@ -213,13 +235,14 @@ out:
 	return r;
 }
 
-static int add_retry(struct leaf *l, const char *key, int tries)
+static int add_retry(struct leaf *l, const char *key, int tries, unsigned long cycle)
 {
 	struct retry *v;
 
 	for (size_t i = 0; i < l->nretry; i++) {
 		if (strcmp(l->retry[i].key, key) == 0) {
 			l->retry[i].tries = tries;
+			l->retry[i].cycle = cycle;
 			return 0;
 		}
 	}
@@ -230,7 +253,8 @@ static int add_retry(struct leaf *l, const char *key, int tries)
 	v[l->nretry].key = strdup(key);
 	if (!v[l->nretry].key)
 		return -ENOMEM;
-	v[l->nretry++].tries = tries;
+	v[l->nretry].tries = tries;
+	v[l->nretry++].cycle = cycle;
 	return 0;
 }
 
@@ -267,30 +291,36 @@ static int checkpoint_load(struct s3source *s, struct leaf *l)
 		goto out;
 	}
 	o = json_tokener_parse(b.data ? b.data : "");
-	if (!o || !json_object_object_get_ex(o, "prefix", &v) || strcmp(json_object_get_string(v), l->prefix) != 0) {
+	if (!o || !json_object_object_get_ex(o, "prefix", &v) || !json_object_is_type(v, json_type_string) ||
+	    strcmp(json_object_get_string(v), l->prefix) != 0) {
 		log_error("%s: %s/%s: not a checkpoint of %s; starting it over", s->c.name, s->dir, l->file, l->prefix);
 		goto out;
 	}
 	if (json_object_object_get_ex(o, "newest", &v))
 		l->newest = json_object_get_int64(v);
 	if (json_object_object_get_ex(o, "done", &v) && json_object_is_type(v, json_type_array)) {
-		for (size_t i = 0; i < json_object_array_length(v) && i < S3SOURCE_MAX_DONE && r == 0; i++) {
-			const char *k = json_object_get_string(json_object_array_get_idx(v, i));
-			if (k)
-				r = keyset_add(&l->done, k) < 0 ? -ENOMEM : 0;
+		/* the newest keys, when there are too many */
+		size_t n = json_object_array_length(v), first = n > S3SOURCE_MAX_DONE ? n - S3SOURCE_MAX_DONE : 0;
+		for (size_t i = first; i < n && r == 0; i++) {
+			struct json_object *k = json_object_array_get_idx(v, i);
+			if (json_object_is_type(k, json_type_string))
+				r = keyset_add(&l->done, json_object_get_string(k)) < 0 ? -ENOMEM : 0;
 		}
-	}
-	if (l->newest && s->warmup > 0) {
-		l->warm_until = l->newest;
-		l->warm_floor = l->newest - s->c.lookback;
-		l->warm_from = l->warm_floor - s->warmup;
 	}
 	if (json_object_object_get_ex(o, "retry", &v) && json_object_is_type(v, json_type_array)) {
 		for (size_t i = 0; i < json_object_array_length(v) && r == 0; i++) {
 			struct json_object *e = json_object_array_get_idx(v, i), *k, *t;
-			if (json_object_object_get_ex(e, "key", &k) && json_object_object_get_ex(e, "tries", &t))
-				r = add_retry(l, json_object_get_string(k), json_object_get_int(t));
+			if (json_object_object_get_ex(e, "key", &k) && json_object_is_type(k, json_type_string) &&
+			    json_object_object_get_ex(e, "tries", &t))
+				r = add_retry(l, json_object_get_string(k), json_object_get_int(t), 0);
 		}
+	}
+	if (r == 0 && l->newest && s->warmup > 0) {
+		l->warm_until = l->newest;
+		l->warm_floor = l->newest - s->c.lookback;
+		l->warm_from = l->warm_floor - s->warmup;
+		for (size_t i = 0; i < l->done.n && r == 0; i++)
+			r = keyset_add(&l->warm_done, l->done.v[i]) < 0 ? -ENOMEM : 0;
 	}
 out:
 	json_object_put(o);
@@ -562,7 +592,9 @@ static int fetched(void *ctx, size_t index, const char *key, int err, const char
 	}
 	if (err == -ENOMEM || err == -ECANCELED)
 		return err;
-	if (err == -EAGAIN) {
+	if (err == -EAGAIN || err == -EACCES) {
+		/* throttling, network, credentials, a denied read: the next
+		 * polls try again, up to MAX_RETRIES, before it is given up */
 		log_warning("%s (will retry at the next poll)", msg);
 		b->out[index] = OUT_RETRY;
 	} else {
@@ -573,18 +605,59 @@ static int fetched(void *ctx, size_t index, const char *key, int err, const char
 	return 0;
 }
 
+/* Records what happened to keys[i] after the commit: done (processed, or
+ * unreadable for good), to retry (its retries ran out, or the batch
+ * stopped before it), or read again for the warm-up. */
+static int record_outcome(struct s3source *s, struct leaf *l, const char *key, enum outcome out, bool warm,
+			  int64_t now)
+{
+	int64_t t = key_time(key);
+	int tries = 0;
+	unsigned long cycle = 0;
+
+	if (warm)
+		return out == OUT_NONE ? 0 : keyset_add(&l->warmed, key) < 0 ? -ENOMEM : 0;
+	if (out == OUT_DONE || out == OUT_FAILED) {
+		if (keyset_add(&l->done, key) < 0)
+			return -ENOMEM;
+		remove_retry(l, key);
+		if (t > now + MAX_FUTURE)
+			log_warning("%s: s3://%s/%s: named %lld s in the future; it does not move the window",
+				    s->c.name, s->c.bucket, key, (long long)(t - now));
+		else if (t > l->newest)
+			l->newest = t;
+		return 0;
+	}
+	for (size_t k = 0; k < l->nretry; k++) {
+		if (strcmp(l->retry[k].key, key) == 0) {
+			tries = l->retry[k].tries;
+			cycle = l->retry[k].cycle;
+		}
+	}
+	/* one try per poll cycle, however many rounds fetched it; a key the
+	 * batch did not reach (a stop, an error) costs no try */
+	if (out == OUT_RETRY && (tries == 0 || cycle != s->stats.cycles))
+		tries++;
+	if (tries > MAX_RETRIES) {
+		log_error("%s: s3://%s/%s: giving up after %d polls", s->c.name, s->c.bucket, key, MAX_RETRIES);
+		remove_retry(l, key);
+		s->stats.failed_objects++;
+		return keyset_add(&l->done, key) < 0 ? -ENOMEM : 0;
+	}
+	return add_retry(l, key, tries, s->stats.cycles);
+}
+
 /* Fetches and processes keys[0..n) of one leaf, commits their alerts, then
  * moves the leaf's checkpoint. */
 static int run_batch(struct s3source *s, struct leaf *l, const struct source_sink *sink, char **keys, size_t n,
 		     int64_t now)
 {
 	struct batch b = { s, l, sink, calloc(n + 1, sizeof(enum outcome)), calloc(n + 1, sizeof(bool)), 0 };
-	int r;
+	int r, c;
 
 	if (!b.out || !b.warm) {
-		free(b.out);
-		free(b.warm);
-		return -ENOMEM;
+		r = -ENOMEM;
+		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
 		b.warm[i] = is_warm(l, keys[i]);
@@ -592,58 +665,18 @@ static int run_batch(struct s3source *s, struct leaf *l, const struct source_sin
 	if (r < 0 && b.sink_error == 0 && r != -ECANCELED && r != -ENOMEM)
 		log_error("%s: fetching objects of %s: %s", s->c.name, l->prefix, strerror(-r));
 	/* What was processed is committed even when the batch stopped early. */
-	{
-		int c = sink->commit(sink->ctx);
-		if (c < 0) {
-			free(b.out);
-			free(b.warm);
-			return c;
-		}
+	c = sink->commit(sink->ctx);
+	if (c < 0) {
+		r = c;
+		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		int64_t t = key_time(keys[i]);
-		if (b.warm[i]) {
-			/* processed before: only remember it was read again */
-			if (b.out[i] != OUT_NONE && keyset_add(&l->warmed, keys[i]) < 0) {
-				free(b.out);
-				free(b.warm);
-				return -ENOMEM;
-			}
-			continue;
-		}
-		if (b.out[i] == OUT_DONE || b.out[i] == OUT_FAILED) {
-			if (keyset_add(&l->done, keys[i]) < 0) {
-				free(b.out);
-				free(b.warm);
-				return -ENOMEM;
-			}
-			remove_retry(l, keys[i]);
-			if (t > l->newest)
-				l->newest = t;
-		} else if (b.out[i] == OUT_RETRY) {
-			int tries = 1;
-			for (size_t k = 0; k < l->nretry; k++)
-				if (strcmp(l->retry[k].key, keys[i]) == 0)
-					tries = l->retry[k].tries + 1;
-			if (tries > MAX_RETRIES) {
-				log_error("%s: s3://%s/%s: giving up after %d polls", s->c.name, s->c.bucket, keys[i],
-					  MAX_RETRIES);
-				remove_retry(l, keys[i]);
-				s->stats.failed_objects++;
-				if (keyset_add(&l->done, keys[i]) < 0) {
-					free(b.out);
-					free(b.warm);
-					return -ENOMEM;
-				}
-			} else if (add_retry(l, keys[i], tries) < 0) {
-				free(b.out);
-				free(b.warm);
-				return -ENOMEM;
-			}
+		c = record_outcome(s, l, keys[i], b.out[i], b.warm[i], now);
+		if (c < 0) {
+			r = c;
+			goto out;
 		}
 	}
-	free(b.out);
-	free(b.warm);
 	/* forget what the next listings cannot return any more */
 	{
 		int64_t floor = leaf_floor(s, l, now);
@@ -658,9 +691,16 @@ static int run_batch(struct s3source *s, struct leaf *l, const struct source_sin
 	s->stats.pending_retry = 0;
 	for (size_t i = 0; i < s->nleaves; i++)
 		s->stats.pending_retry += s->leaves[i]->nretry;
-	if (checkpoint_write(s, l) == -ENOMEM)
-		return -ENOMEM;
-	return r == -ECANCELED || r == -ENOMEM ? r : b.sink_error;
+	if (checkpoint_write(s, l) == -ENOMEM) {
+		r = -ENOMEM;
+		goto out;
+	}
+	/* a failed transfer machinery (-EIO) is logged above; its keys wait to be retried */
+	r = r == -ECANCELED || r == -ENOMEM ? r : b.sink_error;
+out:
+	free(b.out);
+	free(b.warm);
+	return r;
 }
 
 /* Lists the leaf up to horizon and processes what is new; *next_seen gets
@@ -686,16 +726,25 @@ static int poll_leaf(struct s3source *s, struct leaf *l, const struct source_sin
 		return r == -ENOMEM || r == -ECANCELED ? r : 0;
 	}
 	*next_seen = ls.next_seen;
-	/* retries that fell outside the listing are asked for by name */
+	/* keys to retry are asked for by name (the listing window may have
+	 * moved past them) */
 	for (size_t i = 0; i < l->nretry && r == 0; i++)
 		if (!keyset_has(&l->done, l->retry[i].key) && key_time(l->retry[i].key) <= horizon)
 			r = keyset_add(&ls.pending, l->retry[i].key) < 0 ? -ENOMEM : 0;
-	if (ls.pending.n)
+	if (ls.pending.n) {
 		l->quiet_since = 0;
-	else if (!l->quiet_since)
-		l->quiet_since = now;
+	} else {
+		if (!l->quiet_since)
+			l->quiet_since = now;
+		if (!l->newest && ls.next_seen == INT64_MAX)
+			l->listed_until = now;	/* nothing there yet: no need to list from start_time again */
+	}
 	for (size_t i = 0; i < ls.pending.n && r == 0; i += batch) {
 		size_t n = ls.pending.n - i < batch ? ls.pending.n - i : batch;
+		if (s->stop && *s->stop) {
+			r = -ECANCELED;
+			break;
+		}
 		r = run_batch(s, l, sink, ls.pending.v + i, n, now);
 	}
 	if (r == 0 && l->warm_until && horizon >= l->warm_until && !ls.full) {

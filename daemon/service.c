@@ -5,11 +5,13 @@
  * the spool, move the checkpoint (s3source), deliver the spool to stdout.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "trailwatch/creds.h"
 #include "trailwatch/dirsource.h"
@@ -20,6 +22,8 @@
 #include "trailwatch/service.h"
 #include "trailwatch/spool.h"
 #include "trailwatch/statefile.h"
+
+#define STOP_GRACE 5		/* seconds a stop waits for a stdout that takes no alerts */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -51,6 +55,7 @@ struct service {
 	int64_t *next_poll;
 	size_t nsources;
 	bool stdout_broken;
+	int64_t stop_deadline;		/* after a stop: when to give up waiting for stdout */
 };
 
 static int get_creds(void *ctx, struct sigv4_credentials *out, char *msg, size_t msglen)
@@ -132,6 +137,19 @@ static int deliver(struct service *sv)
 		}
 		if (!json)
 			return 0;
+		/* wait for room; after a stop, at most STOP_GRACE seconds in
+		 * all: an alert not written stays in the spool for the next start */
+		for (;;) {
+			struct pollfd pfd = { .fd = STDOUT_FILENO, .events = POLLOUT };
+			if (poll(&pfd, 1, 200) != 0)
+				break;
+			if (stop_requested && !sv->stop_deadline)
+				sv->stop_deadline = time(NULL) + STOP_GRACE;
+			if (stop_requested && time(NULL) >= sv->stop_deadline) {
+				log_warning("stdout does not take alerts: the rest stay in the spool");
+				return 0;
+			}
+		}
 		if (fwrite(json, 1, len, stdout) != len || fflush(stdout) != 0) {
 			log_error("cannot write alerts to stdout: %s", strerror(errno));
 			sv->stdout_broken = true;

@@ -333,6 +333,43 @@ class RunTest(unittest.TestCase):
         self.assertEqual(score.returncode, 0, score.stdout[-3000:])
         self.env.assert_no_rejections()
 
+    def test_refused_reads_retried_and_a_stop_mid_batch(self):
+        """403 on the first GETs (a read refused for a while): the objects are
+        retried at later polls, not given up; SIGTERM in the middle of the
+        work and a restart lose nothing."""
+        self.env.upload_tree(self.tree)
+        write_config(self.config, self.env.endpoint_url, self.state, poll="1s")
+        self.env.proxy.fail_next(8, 403, "AccessDenied", "Access Denied", kinds={"get"})
+        self.env.set_delay(0.05)
+        r = self.start()
+        self.env.proxy.wait_for_counts(timeout=60, get=15)
+        self.assertEqual(r.stop(), 0, r.stderr())
+        self.assertIn("403 AccessDenied", r.stderr())
+        self.assertIn("will retry at the next poll", r.stderr())
+        self.env.set_delay(0)
+        r2 = self.start()
+        self.assertTrue(self.wait_idle(r2), r2.stderr())
+        self.assertEqual(r2.stop(), 0, r2.stderr())
+        ids = [a["id"] for a in r.alerts() + r2.alerts()]
+        self.assertLessEqual(len(ids) - len(set(ids)), 1)
+        self.assertEqual(set(ids), {a["id"] for a in self.replay_alerts})
+
+    def test_odd_lookback_and_a_key_from_the_future(self):
+        """A lookback of 90 s fetches each object once; an object named in
+        2029 does not hide the objects after it."""
+        self.env.upload_tree(self.tree)
+        write_config(self.config, self.env.endpoint_url, self.state, poll="1s", extra="    lookback: 90s\n")
+        r = self.start()
+        self.assertTrue(self.wait_idle(r), r.stderr())
+        self.assertEqual(self.env.proxy.counts()["get"], len(self.logs))
+        self.put_event(time.time() + 3 * 365 * 86400, "future")
+        time.sleep(3)
+        _, eid = self.put_event(time.time(), "after-future")
+        self.assertIsNotNone(self.wait_event(r, eid), r.stderr())
+        self.assertEqual(r.stop(), 0, r.stderr())
+        self.assertIn("in the future; it does not move the window", r.stderr())
+        self.assertEqual(self.env.proxy.counts()["get"], len(self.logs) + 2)
+
     def test_requests_per_cycle_4_accounts_3_regions(self):
         """The figures docs/s3-source.md gives: discovery 1 + 1 + accounts
         LISTs; then one LIST per account/region prefix per poll, one GET

@@ -6,9 +6,10 @@
  * seconds is left for the next poll, so one still being written is not read
  * half-way (moving finished files in with rename(2) is best).  The names of
  * the processed files that are still there are the checkpoint:
- * STATE_DIR/checkpoints/dir-PATH.json, replaced atomically after each commit.
- * A file that disappears is forgotten; one that comes back under the same
- * name is not read again.  Logs what it does (the service loop's module).
+ * STATE_DIR/checkpoints/dir-PATH-HASH.json, replaced atomically after each
+ * commit.  A file that disappears is forgotten, so one that comes back under
+ * the same name is read again.  Logs what it does (the service loop's
+ * module).
  */
 #ifndef TRAILWATCH_DIRSOURCE_H
 #define TRAILWATCH_DIRSOURCE_H
