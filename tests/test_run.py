@@ -370,6 +370,31 @@ class RunTest(unittest.TestCase):
         self.assertIn("in the future; it does not move the window", r.stderr())
         self.assertEqual(self.env.proxy.counts()["get"], len(self.logs) + 2)
 
+    def test_new_account_discovered_and_a_corrupt_object_reported(self):
+        self.env.upload_tree(self.tree)
+        write_config(self.config, self.env.endpoint_url, self.state, poll="1s",
+                     extra="    discovery_interval: 2s\n")
+        r = self.start()
+        self.assertTrue(r.wait_quiet(self.gets_done()), r.stderr())
+        org = self.leaf().split("/")[1]
+        when = time.time()
+        day, stamp = time.strftime("%Y/%m/%d", time.gmtime(when)), time.strftime("%Y%m%dT%H%MZ", time.gmtime(when))
+        # a corrupt object in a known prefix, and a new account
+        bad = self.leaf() + f"{day}/x_CloudTrail_us-east-1_{stamp}_corrupt.json.gz"
+        self.env.put_object(bad, b"\x1f\x8b this is not gzip")
+        eid = "%08x-1111-4000-8000-000000000001" % random.getrandbits(32)
+        rec = twtest.record(eventName="DeleteBucket", eventID=eid, recipientAccountId="444455556666",
+                            eventTime=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when)),
+                            requestParameters={"bucketName": "new-account-bucket"})
+        path = twtest.write_log(os.path.join(self.state, "up", "newacct.json.gz"), [rec])
+        self.env.put_file(path, key=f"AWSLogs/{org}/444455556666/CloudTrail/eu-north-1/{day}/"
+                                    f"444455556666_CloudTrail_eu-north-1_{stamp}_new.json.gz")
+        self.assertIsNotNone(self.wait_event(r, eid), r.stderr())
+        self.assertEqual(r.stop(), 0, r.stderr())
+        self.assertIn("watching AWSLogs/%s/444455556666/CloudTrail/eu-north-1/" % org, r.stderr())
+        self.assertIn("s3://trail/" + bad, r.stderr())   # the bad object is named
+        self.assertEqual(self.env.proxy.counts()["get"], len(self.logs) + 2)   # each once
+
     def test_requests_per_cycle_4_accounts_3_regions(self):
         """The figures docs/s3-source.md gives: discovery 1 + 1 + accounts
         LISTs; then one LIST per account/region prefix per poll, one GET
