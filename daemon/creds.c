@@ -1555,6 +1555,15 @@ static int profile_node(struct creds_provider *p, const struct shared *s, const 
 			msgf(msg, msglen, "%s: source_profile without role_arn", where);
 			return -EINVAL;
 		}
+		/* credential_process and SSO are not supported: say so rather than
+		 * fall through to another identity (the container's, the instance's) */
+		if (shared_get(s, name, "credential_process") || shared_get(s, name, "sso_session") ||
+		    shared_get(s, name, "sso_start_url") || shared_get(s, name, "sso_account_id") ||
+		    shared_get(s, name, "login_session")) {
+			msgf(msg, msglen, "%s uses credential_process or SSO, which trailwatch does not support: give it "
+				     "keys, a role_arn or a web identity, or use environment variables", where);
+			return -EINVAL;
+		}
 		msgf(msg, msglen, "%s has no credentials", where);
 		return -ENOENT;
 	}

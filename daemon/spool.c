@@ -1481,6 +1481,16 @@ fail:
 
 /* ---- adding and committing ---- */
 
+/* The size of the last segment when every sink has acked all of it, else 0. */
+static uint64_t acked_tail_bytes(const struct spool *s)
+{
+	const struct seg *last = s->nseg ? &s->seg[s->nseg - 1] : NULL;
+
+	if (!last || last->end == last->first || last->end > min_pos(s) || last->end > s->delivered_next)
+		return 0;
+	return last->size;
+}
+
 int spool_add(struct spool *s, const char id[SPOOL_ID_LEN + 1], const char *json, size_t len, char *msg,
 	      size_t msglen)
 {
@@ -1510,7 +1520,11 @@ int spool_add(struct spool *s, const char id[SPOOL_ID_LEN + 1], const char *json
 		return 0;
 	}
 	need = SEG_REC_HEADER + len;
-	if (s->seg_bytes + s->pending.len + need > s->lim.max_bytes) {
+	/* A last segment that every sink acked holds nothing: it does not
+	 * count, or one big batch could leave the spool refusing every alert
+	 * for good (it is deleted once a commit has started a newer one and
+	 * that one's first alert is acked). */
+	if (s->seg_bytes + s->pending.len + need - acked_tail_bytes(s) > s->lim.max_bytes) {
 		k = holding_sink(s);
 		if (k == SIZE_MAX)
 			return failf(msg, msglen, -ENOSPC,

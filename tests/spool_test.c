@@ -699,6 +699,39 @@ static void test_limits(void)
 	free(big);
 }
 
+/* One commit larger than a segment, then everything acked: the spool must
+ * take new alerts (it once counted the acked last segment for good). */
+static void test_acked_big_tail(void)
+{
+	const char *dir = testdir("bigtail");
+	const char *const one[] = { "a" };
+	struct spool_limits lim = { .segment_bytes = 4096, .max_bytes = 8192 };
+	struct spool *s = open_spool(dir, one, 1, &lim);
+
+	if (!s) {
+		CHECK(0);
+		return;
+	}
+	struct spool_stats st;
+	uint64_t n = 0;
+
+	/* one commit of more than a segment (6000 of the 8192 bytes) */
+	do {
+		CHECK(add_n(s, 7, ++n, 100) == 1);
+		spool_stats(s, &st);
+	} while (st.uncommitted * 150 < 6000 && n < 100);
+	CHECK(spool_commit(s, msg, sizeof(msg)) == 0);
+	spool_stats(s, &st);
+	CHECK(st.bytes > lim.segment_bytes && st.segments == 1);
+	CHECK(drain(s, 0, NULL, 0) == n);
+	CHECK(add_n(s, 7, ++n, 1500) == 1);	/* refused for good before the fix */
+	CHECK(spool_commit(s, msg, sizeof(msg)) == 0);
+	CHECK(drain(s, 0, NULL, 0) == 1);
+	for (int i = 0; i < 3; i++)
+		CHECK(add_n(s, 7, ++n, 1500) == 1);
+	spool_close(s);
+}
+
 static void test_compaction(void)
 {
 	const char *dir = testdir("compaction");
@@ -1152,6 +1185,7 @@ int main(int argc, char **argv)
 	test_torn();
 	test_rotation();
 	test_limits();
+	test_acked_big_tail();
 	test_compaction();
 	test_crash();
 	rm_rf(root);

@@ -419,6 +419,14 @@ class CredsTest(unittest.TestCase):
                       % self.home, err)
         self.assertIn("%s/.aws/config: no such file" % self.home, err)
 
+    def test_credential_process_and_sso_profiles_are_errors_not_fall_through(self):
+        imds = self.start(IMDS(self.keys))
+        self.write("~/.aws/config", "[profile proc]\ncredential_process = /usr/bin/get-creds\n"
+                   "[profile sso]\nsso_session = corp\nsso_account_id = 111122223333\n")
+        for profile in ("proc", "sso"):
+            err = self.fails({"AWS_PROFILE": profile, "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds.url})
+            self.assertIn("profile %s uses credential_process or SSO" % profile, err)
+
     def test_syntax_error_names_file_and_line(self):
         path = self.write("~/.aws/credentials", "[default]\naws_access_key_id = AKIAX\nthis line is wrong\n")
         err = self.fails({})
