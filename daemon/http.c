@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 
 #include "trailwatch/http.h"
 
@@ -22,6 +24,7 @@ struct xfer {
 	CURL *easy;
 	struct curl_slist *headers;
 	char *body;
+	size_t body_len;
 	struct http_response *resp;
 	void *tag;
 	char errbuf[CURL_ERROR_SIZE];
@@ -37,7 +40,8 @@ struct queued {
 	struct queued *next;
 	struct http_request rq;
 	struct http_header headers[HTTP_MAX_HEADERS];
-	char *strings;			/* method, url, header names and values */
+	char *strings;			/* method, url, header names and values, body */
+	size_t strings_len;
 	struct http_response *resp;
 	void *tag;
 };
@@ -153,6 +157,21 @@ static size_t on_header(char *p, size_t size, size_t n, void *ctx)
 	return n;
 }
 
+/* Frees the request's header list and body, wiped first: they may carry
+ * secrets (tokens, a web identity token in a POST body). */
+static void xfer_release_request(struct xfer *x)
+{
+	for (struct curl_slist *l = x->headers; l; l = l->next)
+		OPENSSL_cleanse(l->data, strlen(l->data));
+	curl_slist_free_all(x->headers);
+	x->headers = NULL;
+	if (x->body)
+		OPENSSL_cleanse(x->body, x->body_len);
+	free(x->body);
+	x->body = NULL;
+	x->body_len = 0;
+}
+
 /* Sets up x's handle for rq; resp is reset.  -ENOMEM, -EINVAL. */
 static int xfer_setup(struct xfer *x, const struct http_options *o, const struct http_request *rq,
 		      struct http_response *resp)
@@ -160,10 +179,7 @@ static int xfer_setup(struct xfer *x, const struct http_options *o, const struct
 	char line[8192];
 
 	curl_easy_reset(x->easy);
-	curl_slist_free_all(x->headers);
-	x->headers = NULL;
-	free(x->body);
-	x->body = NULL;
+	xfer_release_request(x);
 	x->resp = resp;
 	x->errbuf[0] = '\0';
 	resp->status = 0;
@@ -177,9 +193,12 @@ static int xfer_setup(struct xfer *x, const struct http_options *o, const struct
 	for (size_t i = 0; i < rq->nheaders; i++) {
 		struct curl_slist *l;
 		if ((size_t)snprintf(line, sizeof(line), "%s: %s", rq->headers[i].name, rq->headers[i].value) >=
-		    sizeof(line))
+		    sizeof(line)) {
+			OPENSSL_cleanse(line, sizeof(line));
 			return -EINVAL;
+		}
 		l = curl_slist_append(x->headers, line);
+		OPENSSL_cleanse(line, sizeof(line));
 		if (!l)
 			return -ENOMEM;
 		x->headers = l;
@@ -222,6 +241,7 @@ static int xfer_setup(struct xfer *x, const struct http_options *o, const struct
 		x->body = malloc(rq->body_len + 1);
 		if (!x->body)
 			return -ENOMEM;
+		x->body_len = rq->body_len;
 		if (rq->body_len)
 			memcpy(x->body, rq->body, rq->body_len);
 		curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, x->body);
@@ -257,8 +277,7 @@ static void xfer_free(struct xfer *x)
 {
 	if (x->easy)
 		curl_easy_cleanup(x->easy);
-	curl_slist_free_all(x->headers);
-	free(x->body);
+	xfer_release_request(x);
 	memset(x, 0, sizeof(*x));
 }
 
@@ -324,6 +343,8 @@ fail:
 static void queued_free(struct queued *q)
 {
 	if (q) {
+		if (q->strings)
+			OPENSSL_cleanse(q->strings, q->strings_len);
 		free(q->strings);
 		free(q);
 	}
@@ -363,6 +384,7 @@ static int queued_copy(struct queued *q, const struct http_request *rq)
 	p = q->strings = malloc(need);
 	if (!p)
 		return -ENOMEM;
+	q->strings_len = need;
 	q->rq = *rq;
 	q->rq.method = strcpy(p, rq->method);
 	p += strlen(p) + 1;
@@ -442,10 +464,15 @@ static int start_queued(struct http_multi *m, void **tag, int *result)
 	return 0;
 }
 
-int http_multi_next(struct http_multi *m, void **tag, int *result)
+int http_multi_next(struct http_multi *m, long timeout_ms, void **tag, int *result)
 {
+	struct timespec start;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
 		CURLMsg *msg;
+		struct timespec now;
+		long left_ms;
 		int left, still;
 
 		if (start_queued(m, tag, result))
@@ -466,7 +493,14 @@ int http_multi_next(struct http_multi *m, void **tag, int *result)
 			return 0;
 		if (curl_multi_perform(m->multi, &still) != CURLM_OK)
 			return -EIO;
-		if (still == (int)m->running && curl_multi_poll(m->multi, NULL, 0, 1000, NULL) != CURLM_OK)
+		if (still != (int)m->running)
+			continue;	/* something finished: read it */
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left_ms = timeout_ms - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
+		if (timeout_ms >= 0 && left_ms <= 0)
+			return 0;
+		if (curl_multi_poll(m->multi, NULL, 0, timeout_ms < 0 || left_ms > 1000 ? 1000 : (int)left_ms, NULL) !=
+		    CURLM_OK)
 			return -EIO;
 	}
 }

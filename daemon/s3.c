@@ -595,7 +595,7 @@ int s3_get_many(struct s3_client *s, const char *const *keys, size_t nkeys, s3_f
 				goto out;
 			continue;
 		}
-		r = http_multi_next(m, &tag, &result);
+		r = http_multi_next(m, -1, &tag, &result);
 		if (r < 0)
 			goto out;
 		if (r == 0)

@@ -87,9 +87,10 @@ void http_multi_free(struct http_multi *m);
 int http_multi_add(struct http_multi *m, const struct http_request *rq, struct http_response *resp, void *tag);
 
 /* Runs transfers until one finishes: returns 1 with its tag and its result
- * (what http_perform would have returned) in *result, 0 when nothing is
- * queued or running, -ENOMEM / -EIO when curl itself fails. */
-int http_multi_next(struct http_multi *m, void **tag, int *result);
+ * (what http_perform would have returned) in *result; 0 when nothing is
+ * queued or running, or when timeout_ms passed first (a negative timeout
+ * waits as long as it takes); -ENOMEM / -EIO when curl itself fails. */
+int http_multi_next(struct http_multi *m, long timeout_ms, void **tag, int *result);
 
 /* Requests queued or running. */
 size_t http_multi_pending(const struct http_multi *m);
