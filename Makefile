@@ -69,10 +69,11 @@ $(BUILD)/unit: tests/unit.c $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) -o $@ tests/unit.c $(LIB_OBJS) $(LDFLAGS) $(LDLIBS_ALL)
 
 # C test programs of single modules, and the credential chain's driver.
-$(BUILD)/s3xml_test $(BUILD)/spool_test $(BUILD)/creds_tool: $(BUILD)/%: tests/%.c $(LIB_OBJS)
+$(BUILD)/s3xml_test $(BUILD)/spool_test $(BUILD)/sinkfmt_test $(BUILD)/creds_tool $(BUILD)/journal_send: \
+		$(BUILD)/%: tests/%.c $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS_ALL)
 
-CTEST_BINS = $(BUILD)/s3xml_test $(BUILD)/spool_test
+CTEST_BINS = $(BUILD)/s3xml_test $(BUILD)/spool_test $(BUILD)/sinkfmt_test
 
 # libFuzzer targets (make fuzz builds them with clang into build-fuzz/).
 $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_OBJS)
@@ -82,9 +83,10 @@ deps:
 	scripts/install-deps
 
 # The whole suite against one build; TW is the binary under test.
-test-suite: $(BIN) $(BUILD)/unit $(CTEST_BINS) $(BUILD)/creds_tool
+test-suite: $(BIN) $(BUILD)/unit $(CTEST_BINS) $(BUILD)/creds_tool $(BUILD)/journal_send
 	TW=$(abspath $(BIN)) UNIT=$(abspath $(BUILD)/unit) CTESTS="$(abspath $(CTEST_BINS))" \
-		CREDS_TOOL=$(abspath $(BUILD)/creds_tool) python3 tests/run.py
+		CREDS_TOOL=$(abspath $(BUILD)/creds_tool) JOURNAL_SEND=$(abspath $(BUILD)/journal_send) \
+		python3 tests/run.py
 
 check-plain: deps
 	$(MAKE) test-suite
@@ -114,6 +116,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/trailwatch/rules.d
 	install -m 0755 trailwatch $(DESTDIR)$(PREFIX)/bin/trailwatch
 	install -m 0644 $(RULE_FILES) $(DESTDIR)$(PREFIX)/share/trailwatch/rules.d/
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/catalog
+	install -m 0644 systemd/trailwatch.catalog $(DESTDIR)$(PREFIX)/lib/systemd/catalog/trailwatch.catalog
 	install -d $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 0644 man/trailwatch.8 $(DESTDIR)$(PREFIX)/share/man/man8/trailwatch.8
 

@@ -28,6 +28,7 @@ enum key_type {
 	KEY_LISTS,	/* map of name -> list of values */
 	KEY_STRING,
 	KEY_SOURCES,	/* list of sources: their keys are in source_keys[] */
+	KEY_SINKS,	/* list of sinks: their keys are in sink_keys[] */
 };
 
 struct config_key {
@@ -54,6 +55,10 @@ static const struct config_key config_keys[] = {
 	{ "correlation.lateness", KEY_DURATION, OFF(corr.lateness), "15m" },
 	{ "state_dir", KEY_STRING, OFF(state_dir), CONFIG_DEFAULT_STATE_DIR },
 	{ "sources", KEY_SOURCES, OFF(sources), "[]" },
+	{ "sinks", KEY_SINKS, OFF(sinks), "[{type: stdout}]" },
+	{ "spool", KEY_SECTION, 0, NULL },
+	{ "spool.max_size", KEY_SIZE, OFF(spool_max_size), "256MiB" },
+	{ "spool.remember", KEY_DURATION, OFF(spool_remember), "7d" },
 };
 
 #define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -151,39 +156,50 @@ static int set_lists(struct config *c, const struct ynode *n, struct diag *d)
 	return r;
 }
 
-/* ---- sources ------------------------------------------------------------ */
+/* ---- sources and sinks ---------------------------------------------------- */
 
-enum skey_type { SK_STRING, SK_BOOL, SK_DURATION, SK_TIME, SK_LIST, SK_COUNT };
+/* Items of `sources:` and `sinks:` are maps whose keys depend on their type;
+ * one table each (source_keys, sink_keys) says which keys exist, what they
+ * hold, where they go in the item's struct and which types take them. */
 
-/* The keys of one source: which types they apply to (bit 1 << SOURCE_*). */
-struct source_key {
+enum skey_type {
+	SK_STRING, SK_BOOL, SK_DURATION, SK_TIME, SK_COUNT,
+	SK_LIST,	/* list of values: const char **, with its count at count_offset */
+	SK_ACCOUNTS,	/* SK_LIST of 12-digit account ids */
+	SK_LEVEL,	/* a severity: enum level */
+	SK_MAP,		/* map of names to values: const char **names, **values, count */
+};
+
+struct item_key {
 	const char *name;
 	enum skey_type type;
 	size_t offset;
-	unsigned types;
+	unsigned types;		/* bit (1 << type of the item) for each type that takes it */
+	size_t count_offset;	/* SK_LIST, SK_ACCOUNTS, SK_MAP: the count */
+	size_t values_offset;	/* SK_MAP: the values */
 };
 
 #define SOFF(field) offsetof(struct source_config, field)
 #define SRC_S3 (1u << SOURCE_S3)
 #define SRC_DIR (1u << SOURCE_DIR)
 
-static const struct source_key source_keys[] = {
-	{ "bucket", SK_STRING, SOFF(bucket), SRC_S3 },
-	{ "prefix", SK_STRING, SOFF(prefix), SRC_S3 },
-	{ "region", SK_STRING, SOFF(region), SRC_S3 },
-	{ "endpoint", SK_STRING, SOFF(endpoint), SRC_S3 },
-	{ "path_style", SK_BOOL, SOFF(path_style), SRC_S3 },
-	{ "poll_interval", SK_DURATION, SOFF(poll_interval), SRC_S3 | SRC_DIR },
-	{ "quiet_poll_interval", SK_DURATION, SOFF(quiet_poll_interval), SRC_S3 },
-	{ "start_time", SK_TIME, SOFF(start_time), SRC_S3 },
-	{ "lookback", SK_DURATION, SOFF(lookback), SRC_S3 },
-	{ "discovery_interval", SK_DURATION, SOFF(discovery_interval), SRC_S3 },
-	{ "accounts", SK_LIST, SOFF(accounts), SRC_S3 },
-	{ "regions", SK_LIST, SOFF(regions), SRC_S3 },
-	{ "role_arn", SK_STRING, SOFF(role_arn), SRC_S3 },
-	{ "external_id", SK_STRING, SOFF(external_id), SRC_S3 },
-	{ "parallel", SK_COUNT, SOFF(parallel), SRC_S3 },
-	{ "path", SK_STRING, SOFF(path), SRC_DIR },
+static const struct item_key source_keys[] = {
+	{ "bucket", SK_STRING, SOFF(bucket), SRC_S3, 0, 0 },
+	{ "prefix", SK_STRING, SOFF(prefix), SRC_S3, 0, 0 },
+	{ "region", SK_STRING, SOFF(region), SRC_S3, 0, 0 },
+	{ "endpoint", SK_STRING, SOFF(endpoint), SRC_S3, 0, 0 },
+	{ "path_style", SK_BOOL, SOFF(path_style), SRC_S3, 0, 0 },
+	{ "poll_interval", SK_DURATION, SOFF(poll_interval), SRC_S3 | SRC_DIR, 0, 0 },
+	{ "quiet_poll_interval", SK_DURATION, SOFF(quiet_poll_interval), SRC_S3, 0, 0 },
+	{ "start_time", SK_TIME, SOFF(start_time), SRC_S3, 0, 0 },
+	{ "lookback", SK_DURATION, SOFF(lookback), SRC_S3, 0, 0 },
+	{ "discovery_interval", SK_DURATION, SOFF(discovery_interval), SRC_S3, 0, 0 },
+	{ "accounts", SK_ACCOUNTS, SOFF(accounts), SRC_S3, SOFF(naccounts), 0 },
+	{ "regions", SK_LIST, SOFF(regions), SRC_S3, SOFF(nregions), 0 },
+	{ "role_arn", SK_STRING, SOFF(role_arn), SRC_S3, 0, 0 },
+	{ "external_id", SK_STRING, SOFF(external_id), SRC_S3, 0, 0 },
+	{ "parallel", SK_COUNT, SOFF(parallel), SRC_S3, 0, 0 },
+	{ "path", SK_STRING, SOFF(path), SRC_DIR, 0, 0 },
 };
 
 static bool all_digits(const char *s, size_t n)
@@ -196,14 +212,14 @@ static bool all_digits(const char *s, size_t n)
 	return true;
 }
 
-static int set_source_key(struct config *c, struct source_config *src, const struct source_key *k,
-			  const struct ynode *n, struct diag *d)
+static int set_item_key(struct config *c, void *item, const struct item_key *k, const struct ynode *n,
+			struct diag *d)
 {
-	void *field = (char *)src + k->offset;
+	void *field = (char *)item + k->offset;
 
-	if (k->type == SK_LIST) {
+	if (k->type == SK_LIST || k->type == SK_ACCOUNTS) {
 		const char ***list = field;
-		size_t *count = k->offset == SOFF(accounts) ? &src->naccounts : &src->nregions;
+		size_t *count = (size_t *)((char *)item + k->count_offset);
 		if (n->type != YNODE_SEQ || n->n == 0) {
 			cerr(d, c->path, n, "'%s' must be a list of values", k->name);
 			return -EINVAL;
@@ -217,11 +233,34 @@ static int set_source_key(struct config *c, struct source_config *src, const str
 				cerr(d, c->path, v, "each item of '%s' must be a single value", k->name);
 				return -EINVAL;
 			}
-			if (k->offset == SOFF(accounts) && !all_digits(v->value, 12)) {
+			if (k->type == SK_ACCOUNTS && !all_digits(v->value, 12)) {
 				cerr(d, c->path, v, "'%s' is not an AWS account id (12 digits)", v->value);
 				return -EINVAL;
 			}
 			(*list)[i] = v->value;
+		}
+		*count = n->n;
+		return 0;
+	}
+	if (k->type == SK_MAP) {
+		const char ***names = field, ***values = (const char ***)((char *)item + k->values_offset);
+		size_t *count = (size_t *)((char *)item + k->count_offset);
+		if (n->type != YNODE_MAP) {
+			cerr(d, c->path, n, "'%s' must be a map of names to values", k->name);
+			return -EINVAL;
+		}
+		*names = arena_alloc(&c->arena, (n->n + 1) * sizeof(**names));
+		*values = arena_alloc(&c->arena, (n->n + 1) * sizeof(**values));
+		if (!*names || !*values)
+			return -ENOMEM;
+		for (size_t i = 0; i < n->n; i++) {
+			const struct ynode *v = n->items[i];
+			if (v->type != YNODE_SCALAR || ynode_is_null(v)) {
+				cerr(d, c->path, v, "each value of '%s' must be a single value", k->name);
+				return -EINVAL;
+			}
+			(*names)[i] = n->keys[i]->value;
+			(*values)[i] = v->value;
 		}
 		*count = n->n;
 		return 0;
@@ -249,6 +288,12 @@ static int set_source_key(struct config *c, struct source_config *src, const str
 	case SK_TIME:
 		if (ctlog_parse_time(n->value, strlen(n->value), (int64_t *)field) < 0) {
 			cerr(d, c->path, n, "'%s' must be a time such as 2026-11-20T00:00:00Z", k->name);
+			return -EINVAL;
+		}
+		return 0;
+	case SK_LEVEL:
+		if (level_from_string(n->value, (enum level *)field) < 0) {
+			cerr(d, c->path, n, "'%s' must be informational, low, medium, high or critical", k->name);
 			return -EINVAL;
 		}
 		return 0;
@@ -293,7 +338,7 @@ static int parse_source(struct config *c, const struct ynode *n, struct source_c
 	src->parallel = 4;
 	for (size_t i = 0; i < n->n; i++) {
 		const char *key = n->keys[i]->value;
-		const struct source_key *k = NULL;
+		const struct item_key *k = NULL;
 		int e;
 
 		if (strcmp(key, "type") == 0)
@@ -311,7 +356,7 @@ static int parse_source(struct config *c, const struct ynode *n, struct source_c
 			r = -EINVAL;
 			continue;
 		}
-		e = set_source_key(c, src, k, n->items[i], d);
+		e = set_item_key(c, src, k, n->items[i], d);
 		if (e == -ENOMEM)
 			return e;
 		if (e < 0)
@@ -369,6 +414,150 @@ static int set_sources(struct config *c, const struct ynode *n, struct diag *d)
 	return r;
 }
 
+#define KOFF(field) offsetof(struct sink_config, field)
+#define SINKS_HTTP ((1u << SINK_WEBHOOK) | (1u << SINK_SLACK) | (1u << SINK_TEAMS))
+#define SINKS_ALL 0xffu
+
+static const char *const sink_type_names[] = {
+	[SINK_STDOUT] = "stdout", [SINK_FILE] = "file", [SINK_WEBHOOK] = "webhook", [SINK_SLACK] = "slack",
+	[SINK_TEAMS] = "teams", [SINK_PAGERDUTY] = "pagerduty", [SINK_JOURNAL] = "journal",
+};
+
+static const struct item_key sink_keys[] = {
+	{ "name", SK_STRING, KOFF(name), SINKS_ALL, 0, 0 },
+	{ "min_severity", SK_LEVEL, KOFF(min_severity), SINKS_ALL, 0, 0 },
+	{ "rules", SK_LIST, KOFF(rules), SINKS_ALL, KOFF(nrules), 0 },
+	{ "exclude_rules", SK_LIST, KOFF(exclude_rules), SINKS_ALL, KOFF(nexclude_rules), 0 },
+	{ "url", SK_STRING, KOFF(url.value), SINKS_HTTP, 0, 0 },
+	{ "url_file", SK_STRING, KOFF(url.file), SINKS_HTTP, 0, 0 },
+	{ "url_credential", SK_STRING, KOFF(url.credential), SINKS_HTTP, 0, 0 },
+	{ "hmac_secret", SK_STRING, KOFF(hmac.value), 1u << SINK_WEBHOOK, 0, 0 },
+	{ "hmac_secret_file", SK_STRING, KOFF(hmac.file), 1u << SINK_WEBHOOK, 0, 0 },
+	{ "hmac_secret_credential", SK_STRING, KOFF(hmac.credential), 1u << SINK_WEBHOOK, 0, 0 },
+	{ "headers", SK_MAP, KOFF(header_names), 1u << SINK_WEBHOOK, KOFF(nheaders), KOFF(header_values) },
+	{ "routing_key", SK_STRING, KOFF(routing_key.value), 1u << SINK_PAGERDUTY, 0, 0 },
+	{ "routing_key_file", SK_STRING, KOFF(routing_key.file), 1u << SINK_PAGERDUTY, 0, 0 },
+	{ "routing_key_credential", SK_STRING, KOFF(routing_key.credential), 1u << SINK_PAGERDUTY, 0, 0 },
+	{ "endpoint", SK_STRING, KOFF(endpoint), 1u << SINK_PAGERDUTY, 0, 0 },
+	{ "path", SK_STRING, KOFF(path), 1u << SINK_FILE, 0, 0 },
+};
+
+/* How many of a secret's three spellings are given. */
+static int secret_forms(const struct secret_ref *s)
+{
+	return !!s->value + !!s->file + !!s->credential;
+}
+
+static int parse_sink(struct config *c, const struct ynode *n, struct sink_config *sk, struct diag *d)
+{
+	const struct ynode *type = ynode_get(n, "type");
+	int r = 0;
+
+	memset(sk, 0, sizeof(*sk));
+	sk->line = n->line;
+	sk->col = n->col;
+	if (n->type != YNODE_MAP) {
+		cerr(d, c->path, n, "each sink must be a map with a 'type'");
+		return -EINVAL;
+	}
+	for (size_t t = 0; type && type->type == YNODE_SCALAR && t < sizeof(sink_type_names) / sizeof(sink_type_names[0]);
+	     t++) {
+		if (strcmp(type->value, sink_type_names[t]) == 0) {
+			sk->type = (enum sink_type)t;
+			sk->type_name = sink_type_names[t];
+		}
+	}
+	if (!sk->type_name) {
+		cerr(d, c->path, type ? type : n,
+		     "a sink needs a type: slack, webhook, pagerduty, teams, journal, stdout or file");
+		return -EINVAL;
+	}
+	sk->name = sk->type_name;
+	sk->min_severity = LEVEL_INFORMATIONAL;
+	for (size_t i = 0; i < n->n; i++) {
+		const char *key = n->keys[i]->value;
+		const struct item_key *k = NULL;
+		int e;
+
+		if (strcmp(key, "type") == 0)
+			continue;
+		for (size_t j = 0; j < sizeof(sink_keys) / sizeof(sink_keys[0]) && !k; j++)
+			if (strcmp(sink_keys[j].name, key) == 0)
+				k = &sink_keys[j];
+		if (!k) {
+			cerr(d, c->path, n->keys[i], "unknown key '%s' in a sink", key);
+			r = -EINVAL;
+			continue;
+		}
+		if (!(k->types & (1u << sk->type))) {
+			cerr(d, c->path, n->keys[i], "'%s' does not apply to a sink of type %s", key, sk->type_name);
+			r = -EINVAL;
+			continue;
+		}
+		e = set_item_key(c, sk, k, n->items[i], d);
+		if (e == -ENOMEM)
+			return e;
+		if (e < 0)
+			r = e;
+	}
+	if (r < 0)
+		return r;
+	for (const char *p = sk->name; *p; p++) {
+		if (*p <= ' ' || *p > '~' || *p == '/' || p - sk->name >= 64) {
+			cerr(d, c->path, n, "sink name '%s': at most 64 printable characters, no space or '/'", sk->name);
+			return -EINVAL;
+		}
+	}
+	if (((1u << sk->type) & SINKS_HTTP) && secret_forms(&sk->url) != 1) {
+		cerr(d, c->path, n, "a %s sink needs exactly one of url, url_file and url_credential", sk->type_name);
+		return -EINVAL;
+	}
+	if (sk->type == SINK_PAGERDUTY && secret_forms(&sk->routing_key) != 1) {
+		cerr(d, c->path, n, "a pagerduty sink needs exactly one of routing_key, routing_key_file and "
+				    "routing_key_credential");
+		return -EINVAL;
+	}
+	if (secret_forms(&sk->hmac) > 1) {
+		cerr(d, c->path, n, "give the HMAC secret one way: hmac_secret, hmac_secret_file or hmac_secret_credential");
+		return -EINVAL;
+	}
+	if (sk->type == SINK_FILE && !sk->path) {
+		cerr(d, c->path, n, "a file sink needs 'path'");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int set_sinks(struct config *c, const struct ynode *n, struct diag *d)
+{
+	int r = 0;
+
+	if (n->type != YNODE_SEQ || n->n == 0) {
+		cerr(d, c->path, n, "'sinks' must be a list of sinks");
+		return -EINVAL;
+	}
+	c->sinks = arena_alloc(&c->arena, (n->n + 1) * sizeof(*c->sinks));
+	if (!c->sinks)
+		return -ENOMEM;
+	for (size_t i = 0; i < n->n; i++) {
+		int e = parse_sink(c, n->items[i], &c->sinks[i], d);
+		if (e == -ENOMEM)
+			return e;
+		if (e < 0)
+			r = e;
+		for (size_t k = 0; e == 0 && k < i; k++) {
+			if (c->sinks[k].name && strcmp(c->sinks[k].name, c->sinks[i].name) == 0) {
+				cerr(d, c->path, n->items[i], "two sinks are named '%s' (give one a 'name')",
+				     c->sinks[i].name);
+				r = -EINVAL;
+				break;
+			}
+		}
+	}
+	c->nsinks = n->n;
+	return r;
+}
+
 static int set_key(struct config *c, const struct config_key *k, const struct ynode *n, struct diag *d)
 {
 	void *field = (char *)c + k->offset;
@@ -377,6 +566,8 @@ static int set_key(struct config *c, const struct config_key *k, const struct yn
 		return set_lists(c, n, d);
 	if (k->type == KEY_SOURCES)
 		return set_sources(c, n, d);
+	if (k->type == KEY_SINKS)
+		return set_sinks(c, n, d);
 	if (k->type == KEY_RULES) {
 		size_t count = n->type == YNODE_SEQ ? n->n : 1;
 		const char **dirs = arena_alloc(&c->arena, (count + 1) * sizeof(*dirs));
@@ -497,6 +688,8 @@ static void set_defaults(struct config *c)
 	c->corr.max_entries = 100000;
 	c->corr.lateness = 900;
 	c->state_dir = CONFIG_DEFAULT_STATE_DIR;
+	c->spool_max_size = (size_t)256 << 20;
+	c->spool_remember = 7 * 86400;
 }
 
 /* Lists that the shipped rules use.  They exist even when the config does not

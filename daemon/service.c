@@ -2,7 +2,8 @@
  *
  * One thread does everything, in this order per poll of a source: fetch new
  * objects (several GETs in flight), detect on each, spool its alerts, commit
- * the spool, move the checkpoint (s3source), deliver the spool to stdout.
+ * the spool, move the checkpoint (s3source), deliver the spool to the sinks
+ * (delivery.c), which also get the time between polls.
  */
 #include <errno.h>
 #include <poll.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "trailwatch/creds.h"
+#include "trailwatch/delivery.h"
 #include "trailwatch/dirsource.h"
 #include "trailwatch/http.h"
 #include "trailwatch/log.h"
@@ -23,7 +25,7 @@
 #include "trailwatch/spool.h"
 #include "trailwatch/statefile.h"
 
-#define STOP_GRACE 5		/* seconds a stop waits for a stdout that takes no alerts */
+#define STOP_GRACE 5		/* seconds a stop gives the sinks to take what is spooled */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -54,8 +56,7 @@ struct service {
 	struct dirsource **dir;
 	int64_t *next_poll;
 	size_t nsources;
-	bool stdout_broken;
-	int64_t stop_deadline;		/* after a stop: when to give up waiting for stdout */
+	struct delivery *delivery;
 };
 
 static int get_creds(void *ctx, struct sigv4_credentials *out, char *msg, size_t msglen)
@@ -121,49 +122,6 @@ static int on_object(void *ctx, const char *name, const char *data, size_t len)
 	return r;
 }
 
-/* Writes every pending alert to stdout, acknowledging each once written. */
-static int deliver(struct service *sv)
-{
-	char msg[512], id[SPOOL_ID_LEN + 1];
-
-	while (!sv->stdout_broken) {
-		const char *json;
-		size_t len;
-		int r = spool_peek(sv->spool, 0, &json, &len, id, msg, sizeof(msg));
-
-		if (r < 0) {
-			log_error("spool: %s", msg);
-			return r;
-		}
-		if (!json)
-			return 0;
-		/* wait for room; after a stop, at most STOP_GRACE seconds in
-		 * all: an alert not written stays in the spool for the next start */
-		for (;;) {
-			struct pollfd pfd = { .fd = STDOUT_FILENO, .events = POLLOUT };
-			if (poll(&pfd, 1, 200) != 0)
-				break;
-			if (stop_requested && !sv->stop_deadline)
-				sv->stop_deadline = time(NULL) + STOP_GRACE;
-			if (stop_requested && time(NULL) >= sv->stop_deadline) {
-				log_warning("stdout does not take alerts: the rest stay in the spool");
-				return 0;
-			}
-		}
-		if (fwrite(json, 1, len, stdout) != len || fflush(stdout) != 0) {
-			log_error("cannot write alerts to stdout: %s", strerror(errno));
-			sv->stdout_broken = true;
-			return -EIO;
-		}
-		r = spool_ack(sv->spool, 0, id, msg, sizeof(msg));
-		if (r < 0) {
-			log_error("spool: %s", msg);
-			return r;
-		}
-	}
-	return -EIO;
-}
-
 static int on_commit(void *ctx)
 {
 	struct service *sv = ctx;
@@ -174,7 +132,7 @@ static int on_commit(void *ctx)
 		log_error("spool: %s", msg);
 		return r;
 	}
-	return deliver(sv);	/* alerts go out as soon as they are durable */
+	return delivery_run(sv->delivery, 0);	/* alerts go out as soon as they are durable */
 }
 
 static void service_free(struct service *sv)
@@ -196,6 +154,7 @@ static void service_free(struct service *sv)
 	if (sv->proc_ready)
 		processor_free(&sv->proc);
 	buf_free(&sv->line);
+	delivery_free(sv->delivery);
 	spool_close(sv->spool);
 }
 
@@ -218,8 +177,10 @@ static int64_t warmup_span(const struct service *sv)
 /* Everything that can fail at startup, each failure logged. */
 static int service_start(struct service *sv)
 {
-	static const char *const sinks[] = { "stdout" };
+	const char *sinks[SPOOL_MAX_SINKS];
+	struct spool_limits lim = { .max_bytes = sv->cfg->spool_max_size, .remember_seconds = sv->cfg->spool_remember };
 	char msg[CREDS_MESSAGE_SIZE], dir[4096];
+	size_t nsinks = delivery_sink_names(sv->cfg, sinks, SPOOL_MAX_SINKS);
 	int r;
 
 	if (sv->cfg->nsources == 0) {
@@ -233,9 +194,18 @@ static int service_start(struct service *sv)
 		return r;
 	}
 	snprintf(dir, sizeof(dir), "%s/spool", sv->cfg->state_dir);
-	r = spool_open(dir, sinks, 1, NULL, &sv->spool, msg, sizeof(msg));
+	if (nsinks > SPOOL_MAX_SINKS) {
+		log_error("at most %d sinks", SPOOL_MAX_SINKS);
+		return -EINVAL;
+	}
+	r = spool_open(dir, sinks, nsinks, &lim, &sv->spool, msg, sizeof(msg));
 	if (r < 0) {
 		log_error("spool: %s", msg);
+		return r;
+	}
+	r = delivery_new(sv->cfg, sv->rs, sv->spool, &sv->delivery, msg, sizeof(msg));
+	if (r < 0) {
+		log_error("%s", msg);
 		return r;
 	}
 	r = processor_init(&sv->proc, sv->rs, &sv->cfg->limits);
@@ -297,12 +267,19 @@ static int service_start(struct service *sv)
 }
 
 /* Sleeps until `until` (wall clock) or a stop signal. */
-static void sleep_until(int64_t until)
+/* Until `until` (wall clock) or a stop signal, the sinks get the time. */
+static int deliver_until(struct service *sv, int64_t until)
 {
 	while (!stop_requested && time(NULL) < until) {
-		struct timespec ts = { 0, 200 * 1000000L };
-		nanosleep(&ts, NULL);
+		int r = delivery_run(sv->delivery, 200);
+		if (r < 0)
+			return r;
+		if (!delivery_busy(sv->delivery)) {
+			struct timespec ts = { 0, 200 * 1000000L };
+			nanosleep(&ts, NULL);
+		}
 	}
+	return 0;
 }
 
 int service_run(const struct config *cfg, const struct ruleset *rs)
@@ -335,7 +312,7 @@ int service_run(const struct config *cfg, const struct ruleset *rs)
 	if (r < 0)
 		goto out;
 	/* alerts left undelivered by the last run go first */
-	if (deliver(&sv) < 0)
+	if (delivery_run(sv.delivery, 0) < 0)
 		goto out;
 	sink.object = on_object;
 	sink.commit = on_commit;
@@ -360,12 +337,15 @@ int service_run(const struct config *cfg, const struct ruleset *rs)
 		for (size_t i = 0; i < sv.nsources; i++)
 			if (sv.next_poll[i] < next)
 				next = sv.next_poll[i];
-		sleep_until(next);
+		if (deliver_until(&sv, next) < 0)
+			goto out;
 	}
 	/* a clean stop: open throttle windows report, everything is delivered */
 	r = dispatch_flush(&sv.d);
 	if (r == 0)
 		r = on_commit(&sv);
+	for (int64_t until = time(NULL) + STOP_GRACE; r == 0 && delivery_busy(sv.delivery) && time(NULL) < until;)
+		r = delivery_run(sv.delivery, 200);
 	if (r == 0) {
 		char msg[512];
 		if (spool_compact(sv.spool, msg, sizeof(msg)) < 0)

@@ -97,14 +97,14 @@ class Config(unittest.TestCase):
             "correlation:\n"
             "  lateness: soon\n"
             "log_level: loud\n"
-            "sinks: []\n")
+            "alerts: []\n")
         self.assertEqual(p.returncode, 1)
         err = p.stderr
         self.assertIn(f"{path}:3:20: 'limits.max_record_size' must be a size", err)
         self.assertIn(f"{path}:4:3: unknown key 'limits.max_json_depht'", err)
         self.assertIn(f"{path}:6:13: 'correlation.lateness' must be a duration", err)
         self.assertIn(f"{path}:7:12: 'log_level' must be error, warning, info or debug", err)
-        self.assertIn(f"{path}:8:1: unknown key 'sinks'", err)
+        self.assertIn(f"{path}:8:1: unknown key 'alerts'", err)
 
     def test_good_config(self):
         path, p = self.check_config(
@@ -154,6 +154,41 @@ class Config(unittest.TestCase):
             "     external_id: soc, accounts: ['111122223333'], regions: [us-east-1], lookback: 20m,\n"
             "     start_time: 2026-11-20T00:00:00Z, endpoint: 'https://s3.example', path_style: true}\n"
             "  - {type: dir, path: /srv/inbox}\n")
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_sinks(self):
+        path, p = self.check_config(
+            "sinks:\n"
+            "  - {type: slack}\n"
+            "  - {type: webhook, url: 'https://x', url_file: /f}\n"
+            "  - {type: pager}\n"
+            "  - {type: file, path: /tmp/a, url: 'https://x'}\n"
+            "  - {type: stdout, min_severity: severe}\n"
+            "  - {type: journal, color: red}\n"
+            "  - {type: journal}\n"
+            "  - {type: journal}\n"
+            "  - {type: pagerduty, routing_key_credential: pd, name: 'a b'}\n")
+        self.assertEqual(p.returncode, 1)
+        err = p.stderr
+        self.assertIn(f"{path}:2:5: a slack sink needs exactly one of url, url_file and url_credential", err)
+        self.assertIn(f"{path}:3:5: a webhook sink needs exactly one of url, url_file and url_credential", err)
+        self.assertIn(f"{path}:4:12: a sink needs a type: slack, webhook, pagerduty, teams, journal, stdout or file", err)
+        self.assertIn(f"{path}:5:32: 'url' does not apply to a sink of type file", err)
+        self.assertIn(f"{path}:6:34: 'min_severity' must be informational, low, medium, high or critical", err)
+        self.assertIn(f"{path}:7:21: unknown key 'color' in a sink", err)
+        self.assertIn(f"{path}:8:5: two sinks are named 'journal' (give one a 'name')", err)
+        self.assertEqual(err.count("two sinks are named"), 2)
+        self.assertIn(f"{path}:10:5: sink name 'a b': at most 64 printable characters, no space or '/'", err)
+        path, p = self.check_config(
+            "sinks:\n"
+            "  - {name: soc, type: slack, url_credential: slack-url, min_severity: medium, rules: ['attack.*']}\n"
+            "  - {type: webhook, url: 'https://soar.example', hmac_secret_file: /etc/tw/hmac, headers: {X-Team: soc}}\n"
+            "  - {type: pagerduty, routing_key: abc, min_severity: high, exclude_rules: [dfadee20-*]}\n"
+            "  - {type: teams, url: 'https://teams.example'}\n"
+            "  - {type: file, path: /var/log/trailwatch.jsonl}\n"
+            "  - {type: journal}\n"
+            "  - {type: stdout}\n"
+            "spool: {max_size: 64MiB, remember: 3d}\n")
         self.assertEqual(p.returncode, 0, p.stderr)
 
     def test_every_key_documented(self):

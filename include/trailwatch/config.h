@@ -26,6 +26,46 @@
 
 struct yfile;
 
+/* A secret given one of three ways (exactly one is set): in the file
+ * itself, in a file of its own, or as a systemd credential
+ * ($CREDENTIALS_DIRECTORY/NAME, LoadCredential=).  Read when run starts. */
+struct secret_ref {
+	const char *value;
+	const char *file;
+	const char *credential;
+};
+
+enum sink_type {
+	SINK_STDOUT,
+	SINK_FILE,
+	SINK_WEBHOOK,
+	SINK_SLACK,
+	SINK_TEAMS,
+	SINK_PAGERDUTY,
+	SINK_JOURNAL,
+};
+
+/* One entry of `sinks:` (docs/config.md). */
+struct sink_config {
+	enum sink_type type;
+	const char *type_name;
+	const char *name;		/* unique; default: the type */
+	int line, col;
+	enum level min_severity;	/* default informational: everything */
+	const char **rules;		/* only alerts whose rule id or a tag matches one (globs) */
+	size_t nrules;
+	const char **exclude_rules;	/* never alerts whose rule id or a tag matches one */
+	size_t nexclude_rules;
+	struct secret_ref url;		/* webhook, slack, teams */
+	struct secret_ref hmac;		/* webhook: signs the body (optional) */
+	const char **header_names;	/* webhook: extra headers */
+	const char **header_values;
+	size_t nheaders;
+	struct secret_ref routing_key;	/* pagerduty */
+	const char *endpoint;		/* pagerduty: default https://events.pagerduty.com/v2/enqueue */
+	const char *path;		/* file: JSON lines appended */
+};
+
 enum source_type {
 	SOURCE_S3,	/* a CloudTrail bucket, polled */
 	SOURCE_DIR,	/* a local directory, watched for new files */
@@ -72,6 +112,10 @@ struct config {
 	struct source_config *sources;
 	size_t nsources;
 	const char *state_dir;		/* default /var/lib/trailwatch */
+	struct sink_config *sinks;	/* none configured: stdout */
+	size_t nsinks;
+	size_t spool_max_size;		/* bytes of undelivered alerts kept */
+	int64_t spool_remember;		/* seconds a delivered alert id is remembered */
 };
 
 /* Loads path, or the defaults when path is NULL.  -EINVAL with every error

@@ -1,0 +1,621 @@
+/* delivery.c: the spool's alerts to the sinks (see delivery.h).
+ *
+ * Reading order: secrets, filters, the payload of each kind of sink, the
+ * direct writers (stdout, file, journal), what a receiver's answer means,
+ * and delivery_run(), which ties them together.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <openssl/crypto.h>
+
+#include "trailwatch/delivery.h"
+#include "trailwatch/http.h"
+#include "trailwatch/log.h"
+#include "trailwatch/sinkfmt.h"
+#include "trailwatch/statefile.h"
+
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS (5 * 60 * 1000)
+#define SLACK_GAP_MS 1000		/* Slack: one message per second per webhook */
+#define MAX_SECRET 8192
+#define PAGERDUTY_URL "https://events.pagerduty.com/v2/enqueue"
+
+struct sink {
+	const struct sink_config *c;
+	size_t index;			/* in the spool */
+	char *url;			/* resolved secrets; wiped when freed */
+	char *hmac;
+	size_t hmac_len;
+	char *routing_key;
+	int fd;				/* file sink, else -1 */
+	bool in_flight;
+	char id[SPOOL_ID_LEN + 1];	/* the alert in flight */
+	struct http_response resp;
+	int failures;			/* in a row */
+	long long next_ms;		/* monotonic: nothing before this */
+	long long last_sent_ms;
+	struct delivery_sink_stats st;
+};
+
+struct delivery {
+	const struct config *cfg;
+	const struct ruleset *rs;
+	struct spool *spool;
+	struct sink *s;
+	size_t n;
+	struct sink_config stdout_sink;	/* when none is configured */
+	struct http_multi *m;
+	struct buf payload;
+	char *dead_dir;
+	uint64_t rng;
+};
+
+static long long now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+size_t delivery_sink_names(const struct config *cfg, const char **names, size_t max)
+{
+	if (cfg->nsinks == 0) {
+		if (max)
+			names[0] = "stdout";
+		return 1;
+	}
+	for (size_t i = 0; i < cfg->nsinks && i < max; i++)
+		names[i] = cfg->sinks[i].name;
+	return cfg->nsinks;
+}
+
+/* ---- secrets ------------------------------------------------------------ */
+
+/* Reads a secret given inline, in a file, or as a systemd credential; a
+ * trailing newline is dropped.  msg names what was tried, never the value. */
+static int read_secret(const struct secret_ref *ref, const char *sink, const char *what, char **ret, size_t *ret_len,
+		       char *msg, size_t msglen)
+{
+	struct buf b;
+	char path[4096], emsg[600];
+	const char *dir, *slash;
+	int r;
+
+	if (ref->value) {
+		*ret = strdup(ref->value);
+		if (ret_len)
+			*ret_len = strlen(ref->value);
+		return *ret ? 0 : -ENOMEM;
+	}
+	if (ref->credential) {
+		dir = getenv("CREDENTIALS_DIRECTORY");
+		if (!dir || !*dir) {
+			snprintf(msg, msglen, "sink %s: %s_credential '%s' needs $CREDENTIALS_DIRECTORY (systemd LoadCredential=)",
+				 sink, what, ref->credential);
+			return -EINVAL;
+		}
+		if (strchr(ref->credential, '/') ||
+		    (size_t)snprintf(path, sizeof(path), "%s/%s", dir, ref->credential) >= sizeof(path)) {
+			snprintf(msg, msglen, "sink %s: invalid credential name '%s'", sink, ref->credential);
+			return -EINVAL;
+		}
+	} else if ((size_t)snprintf(path, sizeof(path), "%s", ref->file) >= sizeof(path)) {
+		snprintf(msg, msglen, "sink %s: %s_file: path too long", sink, what);
+		return -EINVAL;
+	}
+	slash = strrchr(path, '/');
+	buf_init(&b, MAX_SECRET);
+	if (slash) {
+		char d[4096];
+		snprintf(d, sizeof(d), "%.*s", (int)(slash - path), path);
+		r = statefile_read(slash == path ? "/" : d, slash + 1, &b, emsg, sizeof(emsg));
+	} else {
+		r = statefile_read(".", path, &b, emsg, sizeof(emsg));
+	}
+	if (r < 0) {
+		snprintf(msg, msglen, "sink %s: %s: %s", sink, what,
+			 r == -ENOENT ? "no such file" : r == -E2BIG ? "file too large" : emsg);
+		goto out;
+	}
+	while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
+		b.len--;
+	if (b.len == 0 || memchr(b.data, '\0', b.len)) {
+		snprintf(msg, msglen, "sink %s: %s: the file is empty or not text", sink, what);
+		r = -EINVAL;
+		goto out;
+	}
+	*ret = strndup(b.data, b.len);
+	if (ret_len)
+		*ret_len = b.len;
+	r = *ret ? 0 : -ENOMEM;
+out:
+	if (b.data)
+		OPENSSL_cleanse(b.data, b.cap);
+	buf_free(&b);
+	return r;
+}
+
+static void wipe_free(char *s)
+{
+	if (s) {
+		OPENSSL_cleanse(s, strlen(s));
+		free(s);
+	}
+}
+
+/* ---- filters ------------------------------------------------------------ */
+
+static bool any_glob(const char *const *globs, size_t n, const char *rule, struct json_object *tags)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (rule && fnmatch(globs[i], rule, 0) == 0)
+			return true;
+		for (size_t t = 0; tags && t < json_object_array_length(tags); t++) {
+			const char *tag = json_object_get_string(json_object_array_get_idx(tags, t));
+			if (tag && fnmatch(globs[i], tag, 0) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Does the sink want this alert (severity, rules, exclude_rules)? */
+static bool wanted(const struct sink_config *c, const char *json, size_t len)
+{
+	struct json_object *o, *v, *tags = NULL;
+	enum level lv = LEVEL_CRITICAL;
+	const char *rule = NULL;
+	bool ok;
+
+	if (c->min_severity == LEVEL_INFORMATIONAL && !c->nrules && !c->nexclude_rules)
+		return true;
+	o = json_tokener_parse(strndupa(json, len));
+	if (!o)
+		return true;	/* deliver what cannot be judged */
+	if (json_object_object_get_ex(o, "severity", &v))
+		level_from_string(json_object_get_string(v), &lv);
+	if (json_object_object_get_ex(o, "rule", &v))
+		rule = json_object_get_string(v);
+	json_object_object_get_ex(o, "tags", &tags);
+	if (tags && !json_object_is_type(tags, json_type_array))
+		tags = NULL;
+	ok = lv >= c->min_severity && (!c->nrules || any_glob(c->rules, c->nrules, rule, tags)) &&
+	     !any_glob(c->exclude_rules, c->nexclude_rules, rule, tags);
+	json_object_put(o);
+	return ok;
+}
+
+/* The rule's description, for Slack and Teams; NULL when unknown. */
+static const char *description(const struct delivery *d, const char *json, size_t len)
+{
+	struct json_object *o = json_tokener_parse(strndupa(json, len)), *v;
+	const struct rule *r = NULL;
+
+	if (o && json_object_object_get_ex(o, "rule", &v) && json_object_get_string(v))
+		r = ruleset_find(d->rs, json_object_get_string(v));
+	json_object_put(o);
+	return r ? r->description : NULL;
+}
+
+/* ---- direct sinks ------------------------------------------------------- */
+
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* 0 when taken, -EAGAIN when stdout has no room now, -errno. */
+static int write_direct(struct sink *s, const char *json, size_t len, char *msg, size_t msglen)
+{
+	struct sinkfmt_journal_fields jf;
+	struct pollfd pfd = { .fd = STDOUT_FILENO, .events = POLLOUT };
+	int r;
+
+	switch (s->c->type) {
+	case SINK_STDOUT:
+		if (poll(&pfd, 1, 0) == 0)
+			return -EAGAIN;	/* the reader is behind: do not block the service */
+		r = write_all(STDOUT_FILENO, json, len);
+		if (r < 0)
+			snprintf(msg, msglen, "stdout: %s", strerror(-r));
+		return r;
+	case SINK_FILE:
+		r = write_all(s->fd, json, len);
+		if (r == 0 && fdatasync(s->fd) < 0)
+			r = -errno;
+		if (r < 0)
+			snprintf(msg, msglen, "%s: %s", s->c->path, strerror(-r));
+		return r;
+	case SINK_JOURNAL:
+		r = sinkfmt_journal(json, len, &jf, msg, msglen);
+		if (r < 0)
+			return r;
+		r = sinkfmt_journal_send(&jf);
+		sinkfmt_journal_free(&jf);
+		if (r < 0)
+			snprintf(msg, msglen, "journald: %s", strerror(-r));
+		return r;
+	default:
+		return -EINVAL;
+	}
+}
+
+/* ---- HTTP sinks --------------------------------------------------------- */
+
+/* Queues the alert for an HTTP sink.  -EINVAL when it cannot be formatted
+ * (msg), -ENOMEM. */
+static int start_http(struct delivery *d, struct sink *s, const char *json, size_t len, char *msg, size_t msglen)
+{
+	struct http_header h[HTTP_MAX_HEADERS];
+	struct http_request rq = { .method = "POST", .timeout_ms = DELIVERY_TIMEOUT_MS };
+	char ts[24], sig[SINKFMT_SIG_SIZE + 4];
+	size_t nh = 0;
+	int r = 0;
+
+	while (len && (json[len - 1] == '\n'))
+		len--;
+	buf_reset(&d->payload);
+	h[nh++] = (struct http_header){ "Content-Type", "application/json; charset=utf-8" };
+	switch (s->c->type) {
+	case SINK_WEBHOOK:
+		r = buf_append(&d->payload, json, len);
+		if (r == 0 && s->hmac) {
+			int64_t now = time(NULL);
+			snprintf(ts, sizeof(ts), "%lld", (long long)now);
+			memcpy(sig, "v1=", 3);
+			r = sinkfmt_webhook_sign(s->hmac, s->hmac_len, now, json, len, sig + 3);
+			if (r < 0)
+				return r == -ENOMEM ? r : -EINVAL;
+			h[nh++] = (struct http_header){ "X-Trailwatch-Timestamp", ts };
+			h[nh++] = (struct http_header){ "X-Trailwatch-Signature", sig };
+		}
+		for (size_t i = 0; i < s->c->nheaders && nh < HTTP_MAX_HEADERS; i++)
+			h[nh++] = (struct http_header){ s->c->header_names[i], s->c->header_values[i] };
+		rq.url = s->url;
+		break;
+	case SINK_SLACK:
+		r = sinkfmt_slack(json, len, description(d, json, len), &d->payload, msg, msglen);
+		rq.url = s->url;
+		break;
+	case SINK_TEAMS:
+		r = sinkfmt_teams(json, len, description(d, json, len), &d->payload, msg, msglen);
+		rq.url = s->url;
+		break;
+	case SINK_PAGERDUTY:
+		r = sinkfmt_pagerduty(json, len, s->routing_key, &d->payload, msg, msglen);
+		rq.url = s->c->endpoint ? s->c->endpoint : PAGERDUTY_URL;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (r < 0)
+		return r;
+	h[nh++] = (struct http_header){ "X-Trailwatch-Alert-Id", s->id };
+	rq.headers = h;
+	rq.nheaders = nh;
+	rq.body = d->payload.data;
+	rq.body_len = d->payload.len;
+	http_response_init(&s->resp, DELIVERY_MAX_BODY);
+	r = http_multi_add(d->m, &rq, &s->resp, s);
+	if (r < 0)
+		http_response_free(&s->resp);
+	return r;
+}
+
+static long backoff_ms(struct delivery *d, int failures)
+{
+	long cap = BACKOFF_MIN_MS;
+
+	for (int i = 1; i < failures && cap < BACKOFF_MAX_MS; i++)
+		cap *= 2;
+	if (cap > BACKOFF_MAX_MS)
+		cap = BACKOFF_MAX_MS;
+	d->rng ^= d->rng << 13;
+	d->rng ^= d->rng >> 7;
+	d->rng ^= d->rng << 17;
+	return cap / 2 + (long)(d->rng % (uint64_t)(cap / 2 + 1));	/* half fixed, half jitter */
+}
+
+/* A copy of the response body fit for a log line: printable ASCII, cut. */
+static void body_excerpt(const struct buf *b, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < b->len && o + 1 < outlen && i < 300; i++)
+		out[o++] = b->data[i] >= ' ' && b->data[i] <= '~' ? b->data[i] : ' ';
+	out[o] = '\0';
+}
+
+/* Keeps an alert a receiver refused for good in dead-letter/SINK/ID.json. */
+static void dead_letter(struct delivery *d, struct sink *s, const char *json, size_t len, const char *why)
+{
+	struct json_object *o = json_object_new_object();
+	char dir[4096], name[64], emsg[600];
+	const char *text;
+
+	snprintf(dir, sizeof(dir), "%s/%s", d->dead_dir, s->c->name);
+	snprintf(name, sizeof(name), "%s.json", s->id);
+	if (!o)
+		return;
+	json_object_object_add(o, "sink", json_object_new_string(s->c->name));
+	json_object_object_add(o, "reason", json_object_new_string(why));
+	json_object_object_add(o, "alert", json_object_new_string_len(json, (int)len));
+	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	if (statefile_mkdirs(dir, emsg, sizeof(emsg)) < 0 || statefile_write(dir, name, text, strlen(text), emsg,
+									  sizeof(emsg)) < 0)
+		log_error("sink %s: dead letter for alert %s not kept: %s", s->c->name, s->id, emsg);
+	json_object_put(o);
+}
+
+/* What a finished request means for its sink.  Returns 0, or the spool's
+ * error. */
+static int finish_http(struct delivery *d, struct sink *s, int result)
+{
+	long status = s->resp.status;
+	char msg[600], body[320];
+	int r = 0;
+
+	s->in_flight = false;
+	if (result == 0 && status >= 200 && status < 300) {
+		r = spool_ack(d->spool, s->index, s->id, msg, sizeof(msg));
+		if (r < 0)
+			log_error("spool: %s", msg);
+		if (s->failures)
+			log_info("sink %s: delivering again after %d failed attempts", s->c->name, s->failures);
+		s->failures = 0;
+		s->st.sent++;
+		s->last_sent_ms = now_ms();
+	} else if (result == 0 && status >= 400 && status < 500 && status != 408 && status != 429) {
+		const char *json;
+		size_t len;
+		char id[SPOOL_ID_LEN + 1];
+		body_excerpt(&s->resp.body, body, sizeof(body));
+		log_error("sink %s: alert %s refused with HTTP %ld: %s (kept in %s/%s)", s->c->name, s->id, status,
+			  body, d->dead_dir, s->c->name);
+		snprintf(msg, sizeof(msg), "HTTP %ld: %s", status, body);
+		if (spool_peek(d->spool, s->index, &json, &len, id, NULL, 0) == 0 && json && strcmp(id, s->id) == 0)
+			dead_letter(d, s, json, len, msg);
+		r = spool_ack(d->spool, s->index, s->id, msg, sizeof(msg));
+		if (r < 0)
+			log_error("spool: %s", msg);
+		s->st.dead++;
+	} else {
+		long wait = backoff_ms(d, ++s->failures);
+		if (status == 429 && s->resp.retry_after >= 0 && s->resp.retry_after * 1000 > wait)
+			wait = s->resp.retry_after * 1000;
+		if (s->failures == 1 || s->failures % 10 == 0) {
+			if (result < 0)
+				log_warning("sink %s: %s (attempt %d; retrying in %ld ms)", s->c->name, s->resp.error,
+					    s->failures, wait);
+			else
+				log_warning("sink %s: HTTP %ld (attempt %d; retrying in %ld ms)", s->c->name, status,
+					    s->failures, wait);
+		}
+		s->next_ms = now_ms() + wait;
+		s->st.retried++;
+	}
+	http_response_free(&s->resp);
+	return r;
+}
+
+/* ---- the loop ----------------------------------------------------------- */
+
+/* Starts what the sink can take now: direct sinks drain, an HTTP sink gets
+ * its next alert in flight.  Returns 0 or the spool's error. */
+static int feed(struct delivery *d, struct sink *s)
+{
+	char msg[600];
+
+	while (!s->in_flight && now_ms() >= s->next_ms) {
+		const char *json;
+		size_t len;
+		int r = spool_peek(d->spool, s->index, &json, &len, s->id, msg, sizeof(msg));
+
+		if (r < 0) {
+			log_error("spool: %s", msg);
+			return r;
+		}
+		if (!json)
+			return 0;
+		if (!wanted(s->c, json, len)) {
+			s->st.filtered++;
+		} else if (s->c->type == SINK_STDOUT || s->c->type == SINK_FILE || s->c->type == SINK_JOURNAL) {
+			r = write_direct(s, json, len, msg, sizeof(msg));
+			if (r == -EAGAIN) {
+				s->next_ms = now_ms() + 100;
+				return 0;
+			}
+			if (r < 0) {
+				long wait = backoff_ms(d, ++s->failures);
+				if (s->failures == 1 || s->failures % 10 == 0)
+					log_warning("sink %s: %s (retrying in %ld ms)", s->c->name, msg, wait);
+				s->next_ms = now_ms() + wait;
+				s->st.retried++;
+				return 0;
+			}
+			s->failures = 0;
+			s->st.sent++;
+		} else {
+			if (s->c->type == SINK_SLACK && now_ms() < s->last_sent_ms + SLACK_GAP_MS) {
+				s->next_ms = s->last_sent_ms + SLACK_GAP_MS;
+				return 0;
+			}
+			r = start_http(d, s, json, len, msg, sizeof(msg));
+			if (r == -ENOMEM)
+				return r;
+			if (r == 0) {
+				s->in_flight = true;
+				return 0;
+			}
+			log_error("sink %s: alert %s cannot be formatted: %s", s->c->name, s->id, msg);
+			dead_letter(d, s, json, len, msg);
+			s->st.dead++;
+		}
+		r = spool_ack(d->spool, s->index, s->id, msg, sizeof(msg));
+		if (r < 0) {
+			log_error("spool: %s", msg);
+			return r;
+		}
+	}
+	return 0;
+}
+
+bool delivery_busy(const struct delivery *d)
+{
+	long long now = now_ms();
+
+	for (size_t i = 0; i < d->n; i++)
+		if (d->s[i].in_flight || d->s[i].next_ms > now)
+			return true;
+	return false;
+}
+
+int delivery_run(struct delivery *d, long budget_ms)
+{
+	long long deadline = now_ms() + budget_ms;
+
+	for (;;) {
+		bool in_flight = false;
+		long long now, wake = deadline;
+		void *tag;
+		int result, r;
+
+		for (size_t i = 0; i < d->n; i++) {
+			r = feed(d, &d->s[i]);
+			if (r < 0)
+				return r;
+			in_flight |= d->s[i].in_flight;
+			if (!d->s[i].in_flight && d->s[i].next_ms > now_ms() && d->s[i].next_ms < wake)
+				wake = d->s[i].next_ms;
+		}
+		now = now_ms();
+		if (now >= deadline)
+			return 0;
+		if (!in_flight) {
+			if (wake >= deadline)
+				return 0;
+			/* a backoff ends before the deadline: wait for it */
+			struct timespec ts = { (wake - now) / 1000, ((wake - now) % 1000) * 1000000L };
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		r = http_multi_next(d->m, wake - now, &tag, &result);
+		if (r < 0) {
+			log_error("delivery: libcurl failed: %s", strerror(-r));
+			return 0;
+		}
+		if (r == 1) {
+			r = finish_http(d, tag, result);
+			if (r < 0)
+				return r;
+		}
+	}
+}
+
+void delivery_stats(const struct delivery *d, size_t sink, struct delivery_sink_stats *ret)
+{
+	*ret = d->s[sink].st;
+}
+
+void delivery_free(struct delivery *d)
+{
+	if (!d)
+		return;
+	http_multi_free(d->m);
+	for (size_t i = 0; d->s && i < d->n; i++) {
+		wipe_free(d->s[i].url);
+		wipe_free(d->s[i].hmac);
+		wipe_free(d->s[i].routing_key);
+		if (d->s[i].fd >= 0)
+			close(d->s[i].fd);
+		if (d->s[i].in_flight)
+			http_response_free(&d->s[i].resp);
+	}
+	free(d->s);
+	buf_free(&d->payload);
+	free(d->dead_dir);
+	free(d);
+}
+
+int delivery_new(const struct config *cfg, const struct ruleset *rs, struct spool *spool, struct delivery **ret,
+		 char *msg, size_t msglen)
+{
+	struct delivery *d = calloc(1, sizeof(*d));
+	size_t nhttp = 0;
+	int r = -ENOMEM;
+
+	if (!d)
+		return -ENOMEM;
+	d->cfg = cfg;
+	d->rs = rs;
+	d->spool = spool;
+	d->rng = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
+	buf_init(&d->payload, 0);
+	d->n = cfg->nsinks ? cfg->nsinks : 1;
+	d->s = calloc(d->n, sizeof(*d->s));
+	if (!d->s || asprintf(&d->dead_dir, "%s/dead-letter", cfg->state_dir) < 0) {
+		d->dead_dir = NULL;
+		goto fail;
+	}
+	d->stdout_sink.type = SINK_STDOUT;
+	d->stdout_sink.type_name = d->stdout_sink.name = "stdout";
+	for (size_t i = 0; i < d->n; i++) {
+		struct sink *s = &d->s[i];
+		s->fd = -1;
+		s->index = i;
+		s->c = cfg->nsinks ? &cfg->sinks[i] : &d->stdout_sink;
+	}
+	for (size_t i = 0; i < d->n; i++) {
+		struct sink *s = &d->s[i];
+		const struct sink_config *c = s->c;
+
+		r = 0;
+		if (c->url.value || c->url.file || c->url.credential)
+			r = read_secret(&c->url, c->name, "url", &s->url, NULL, msg, msglen);
+		if (r == 0 && (c->hmac.value || c->hmac.file || c->hmac.credential))
+			r = read_secret(&c->hmac, c->name, "hmac_secret", &s->hmac, &s->hmac_len, msg, msglen);
+		if (r == 0 && (c->routing_key.value || c->routing_key.file || c->routing_key.credential))
+			r = read_secret(&c->routing_key, c->name, "routing_key", &s->routing_key, NULL, msg, msglen);
+		if (r == 0 && s->url && strncmp(s->url, "https://", 8) != 0 && strncmp(s->url, "http://", 7) != 0) {
+			snprintf(msg, msglen, "sink %s: the url must start with https:// (or http://)", c->name);
+			r = -EINVAL;
+		}
+		if (r == 0 && c->type == SINK_FILE) {
+			s->fd = open(c->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+			if (s->fd < 0) {
+				r = -errno;
+				snprintf(msg, msglen, "sink %s: %s: %s", c->name, c->path, strerror(errno));
+			}
+		}
+		if (r < 0)
+			goto fail;
+		nhttp += s->url || s->routing_key;
+	}
+	r = http_multi_new(NULL, nhttp ? nhttp : 1, &d->m);
+	if (r < 0)
+		goto fail;
+	*ret = d;
+	return 0;
+fail:
+	delivery_free(d);
+	return r;
+}

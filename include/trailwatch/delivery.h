@@ -1,0 +1,62 @@
+/* delivery.h: alerts from the spool to the configured sinks.
+ *
+ * Each sink has its own position in the spool (spool.h) and its own state:
+ * one alert in flight at a time (so a sink gets alerts in order), and after
+ * a failure a backoff that holds back only that sink.  HTTP sinks (webhook,
+ * slack, teams, pagerduty) run concurrently through one libcurl multi; the
+ * others (stdout, file, journal) are written directly.  An alert is acked
+ * in the spool only after its sink took it: 2xx from a receiver, a complete
+ * write (fdatasync'd for a file), or journald's acceptance.
+ *
+ * Failures: network errors, 408, 5xx and 429 are retried for as long as it
+ * takes, with exponential backoff and jitter (1 s doubling to 5 min), never
+ * sooner than a 429's Retry-After; any other 4xx is final for that alert:
+ * it is logged with the start of the response body and written to
+ * STATE_DIR/dead-letter/SINK/ID.json, then acked.  Slack gets at most one
+ * message per second.  Secrets (URLs, keys, HMAC secrets) are never logged.
+ *
+ * Logs what it does (it is part of the service loop).  One thread.
+ */
+#ifndef TRAILWATCH_DELIVERY_H
+#define TRAILWATCH_DELIVERY_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include "trailwatch/config.h"
+#include "trailwatch/rules.h"
+#include "trailwatch/spool.h"
+
+#define DELIVERY_TIMEOUT_MS 10000	/* one request to a receiver */
+#define DELIVERY_MAX_BODY (64u << 10)	/* a receiver's response kept */
+
+struct delivery_sink_stats {
+	unsigned long sent, retried, dead, filtered;
+};
+
+struct delivery;
+
+/* The sinks' names, in the order the spool must be opened with: the
+ * configured ones, or "stdout" when none is.  *names points into cfg. */
+size_t delivery_sink_names(const struct config *cfg, const char **names, size_t max);
+
+/* Resolves the sinks' secrets (files, systemd credentials), opens file
+ * sinks and the dead-letter folders.  The spool must have been opened with
+ * delivery_sink_names.  -EINVAL with msg (which names the sink, never the
+ * secret), -ENOMEM, -errno. */
+int delivery_new(const struct config *cfg, const struct ruleset *rs, struct spool *spool, struct delivery **ret,
+		 char *msg, size_t msglen);
+void delivery_free(struct delivery *d);
+
+/* Moves alerts from the spool to the sinks for at most budget_ms (0: only
+ * what needs no waiting), and returns when nothing more can be done now.
+ * Alerts in flight stay in flight between calls.  Returns 0, or a negative
+ * errno when the spool failed (logged). */
+int delivery_run(struct delivery *d, long budget_ms);
+
+/* True when an alert is in flight or waiting for a sink's backoff. */
+bool delivery_busy(const struct delivery *d);
+
+void delivery_stats(const struct delivery *d, size_t sink, struct delivery_sink_stats *ret);
+
+#endif

@@ -1,0 +1,199 @@
+"""Alert delivery: `trailwatch run` with sinks pointed at local HTTP receivers
+(tests/receivers.py), fed by a `type: dir` source.
+
+Checked: every alert reaches every sink once (webhook with a verified HMAC,
+Slack, Teams and PagerDuty payloads valid, a file); a receiver that is down
+for a while gets everything once it is back; 429 Retry-After is honoured;
+a 400 is final and the alert is kept as a dead letter; kill -9 during
+delivery repeats at most the alert in flight per sink; severity filters;
+no secret appears in anything trailwatch prints.
+"""
+import json
+import os
+import signal
+import tempfile
+import time
+import unittest
+
+import receivers
+import twtest
+from test_run import Runner
+
+SECRET = "hmac-secret-8d1f0c"
+ROUTING_KEY = "R0UTINGKEYR0UTINGKEYR0UTINGKEY12"
+
+
+def events(n, start=0):
+    """n DeleteBucket records (one single-event alert each, high severity)."""
+    out = []
+    for i in range(start, start + n):
+        out.append(twtest.record(eventName="DeleteBucket", eventID="00000000-0000-4000-8000-%012d" % i,
+                                 eventTime="2026-11-26T10:%02d:%02dZ" % (i // 60 % 60, i % 60),
+                                 requestParameters={"bucketName": "victim-%d" % i, "Host": "s3.amazonaws.com"},
+                                 tlsDetails={"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256",
+                                             "clientProvidedHostHeader": "s3.amazonaws.com"}))
+    return out
+
+
+class Env:
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.inbox = os.path.join(tmp, "inbox")
+        self.state = os.path.join(tmp, "state")
+        os.makedirs(self.inbox)
+        self.config = os.path.join(tmp, "trailwatch.yaml")
+        self.n = 0
+
+    def drop(self, records):
+        """A log file in the inbox, old enough to be read at once."""
+        path = os.path.join(self.inbox, "111122223333_CloudTrail_us-east-1_20261126T10%02dZ_f%d.json.gz"
+                            % (self.n % 60, self.n))
+        self.n += 1
+        twtest.write_log(path, records)
+        old = time.time() - 60
+        os.utime(path, (old, old))
+
+    def write(self, sinks):
+        with open(self.config, "w") as f:
+            f.write(f"state_dir: {self.state}\nsources:\n  - {{type: dir, path: {self.inbox}, poll_interval: 1s}}\n"
+                    f"sinks:\n{sinks}")
+
+
+def alert_ids(reqs):
+    return [r.header("X-Trailwatch-Alert-Id") for r in reqs]
+
+
+class DeliveryTest(unittest.TestCase):
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="tw-deliv-")
+        self.e = Env(self._tmp.name)
+        self.runners = []
+
+    def tearDown(self):
+        for r in self.runners:
+            r.stop(signal.SIGKILL)
+        self._tmp.cleanup()
+
+    def start(self):
+        env = dict(os.environ)
+        env["CREDENTIALS_DIRECTORY"] = self._tmp.name
+        r = Runner(self.e.config, env)
+        self.runners.append(r)
+        return r
+
+    def test_every_sink_gets_every_alert_once(self):
+        with receivers.Receiver() as hook, receivers.Receiver() as slack, receivers.Receiver() as teams, \
+                receivers.Receiver() as pd:
+            with open(os.path.join(self._tmp.name, "slack-url"), "w") as f:
+                f.write(slack.url + "\n")
+            out = os.path.join(self._tmp.name, "alerts.jsonl")
+            self.e.write(f"""  - {{name: soar, type: webhook, url: '{hook.url}', hmac_secret: {SECRET}, headers: {{X-Team: soc}}}}
+  - {{name: soc-slack, type: slack, url_credential: slack-url}}
+  - {{name: teams, type: teams, url: '{teams.url}'}}
+  - {{name: pd, type: pagerduty, routing_key: {ROUTING_KEY}, endpoint: '{pd.url}', min_severity: critical}}
+  - {{name: archive, type: file, path: {out}}}
+""")
+            self.e.drop(events(4))
+            r = self.start()
+            hook.wait_for(4, timeout=30)
+            slack.wait_for(4, timeout=30)
+            teams.wait_for(4, timeout=30)
+            time.sleep(1.5)
+            self.assertEqual(r.stop(), 0, r.stderr())
+            ids = alert_ids(hook.requests())
+            self.assertEqual(len(ids), 4)
+            self.assertEqual(len(set(ids)), 4)
+            seen = set()
+            for q in hook.requests():
+                self.assertIsNone(receivers.hmac_problem(q, SECRET.encode(), seen=seen))
+                self.assertEqual(q.header("X-Team"), "soc")
+                self.assertEqual(q.json()["id"], q.header("X-Trailwatch-Alert-Id"))
+            for q in slack.requests():
+                self.assertEqual(receivers.slack_problems(q.body), [])
+            for q in teams.requests():
+                self.assertEqual(receivers.teams_problems(q.body), [])
+            self.assertEqual(sorted(alert_ids(slack.requests())), sorted(ids))
+            # DeleteBucket alerts are high, not critical: PagerDuty filtered them
+            self.assertEqual(pd.requests(), [])
+            with open(out) as f:
+                self.assertEqual(sorted(json.loads(l)["id"] for l in f), sorted(ids))
+            self.assertEqual(r.lines, [])   # stdout is not a configured sink
+            # Slack got at most one message a second
+            times = [q.time for q in slack.requests()]
+            for a, b in zip(times, times[1:]):
+                self.assertGreaterEqual(b - a, 0.9)
+            for text in (r.stderr(), "".join(r.lines)):
+                for secret in (SECRET, slack.url, ROUTING_KEY):
+                    self.assertNotIn(secret, text)
+
+    def test_pagerduty_and_a_receiver_down_for_a_while(self):
+        with receivers.Receiver() as pd:
+            self.e.write(f"  - {{name: pd, type: pagerduty, routing_key: {ROUTING_KEY}, endpoint: '{pd.url}'}}\n")
+            pd.down()
+            self.e.drop(events(5))
+            r = self.start()
+            time.sleep(4)
+            pd.up()
+            pd.wait_for(5, timeout=60)
+            time.sleep(1)
+            self.assertEqual(r.stop(), 0, r.stderr())
+            got = [q.json() for q in pd.requests()]
+            self.assertEqual(len(got), 5)
+            self.assertEqual(len({g["dedup_key"] for g in got}), 5)
+            for g in got:
+                self.assertEqual(receivers.pagerduty_problems(g), [])
+                self.assertEqual(g["routing_key"], ROUTING_KEY)
+            self.assertIn("sink pd:", r.stderr())
+            self.assertNotIn(ROUTING_KEY, r.stderr())
+
+    def test_429_retry_after_and_a_final_400(self):
+        with receivers.Receiver() as hook:
+            self.e.write(f"  - {{name: hook, type: webhook, url: '{hook.url}'}}\n")
+            hook.rate_limit(retry_after=2, n=2)
+            hook.fail(400, b'{"error":"schema"}', n=1)
+            self.e.drop(events(3))
+            r = self.start()
+            hook.wait_for(5, timeout=30)
+            time.sleep(1)
+            self.assertEqual(r.stop(), 0, r.stderr())
+            reqs = hook.requests()
+            self.assertEqual(hook.answers(), ["429", "429", "400", "200", "200"])
+            self.assertGreaterEqual(reqs[1].time - reqs[0].time, 1.9)   # Retry-After: 2
+            self.assertGreaterEqual(reqs[2].time - reqs[1].time, 1.9)
+            dead = os.path.join(self.e.state, "dead-letter", "hook")
+            self.assertEqual(len(os.listdir(dead)), 1)
+            self.assertIn('{\\"error\\":\\"schema\\"}', open(os.path.join(dead, os.listdir(dead)[0])).read())
+            self.assertIn("refused with HTTP 400", r.stderr())
+            ok = [q.header("X-Trailwatch-Alert-Id") for q in reqs if q.answer == "200"]
+            self.assertEqual(len(set(ok + [reqs[2].header("X-Trailwatch-Alert-Id")])), 3)
+
+    def test_kill_9_during_delivery(self):
+        with receivers.Receiver() as hook:
+            self.e.write(f"  - {{name: hook, type: webhook, url: '{hook.url}'}}\n")
+            self.e.drop(events(6))
+            kills = 0
+            for i in range(5):
+                hook.hang(n=1)   # one request in flight when the kill lands
+                r = self.start()
+                time.sleep(1.5)
+                r.stop(signal.SIGKILL)
+                kills += 1
+                hook.release()
+            r = self.start()
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len({q.header("X-Trailwatch-Alert-Id") for q in hook.requests()
+                                                       if q.answer == "200"}) < 6:
+                time.sleep(0.2)
+            time.sleep(1)
+            self.assertEqual(r.stop(), 0, r.stderr())
+            delivered = [q.header("X-Trailwatch-Alert-Id") for q in hook.requests() if q.answer == "200"]
+            self.assertEqual(len(set(delivered)), 6)
+            # a repeat can only be an alert that was in flight (answered "hang") when a kill came
+            hung = {q.header("X-Trailwatch-Alert-Id") for q in hook.requests() if q.answer == "hang"}
+            repeats = len(delivered) - len(set(delivered))
+            self.assertEqual(repeats, 0)
+            self.assertLessEqual(len(hung), kills)
+
+
+if __name__ == "__main__":
+    unittest.main()
