@@ -1442,7 +1442,12 @@ static int container_node(struct creds_provider *p, struct node **ret, char *msg
 		msgf(msg, msglen, "container: AWS_CONTAINER_AUTHORIZATION_TOKEN has control characters");
 		return -EINVAL;
 	}
-	snprintf(label, sizeof(label), "container (%.200s)", url);
+	{
+		/* the label is logged: scheme and host only, not the credentials path */
+		const char *host = strstr(url, "://");
+		size_t n_auth = host ? strcspn(host + 3, "/?#") + (size_t)(host + 3 - url) : strlen(url);
+		snprintf(label, sizeof(label), "container (%.*s)", (int)(n_auth < 200 ? n_auth : 200), url);
+	}
 	if (!(n = node_new(p, NODE_CONTAINER, label)))
 		return -ENOMEM;
 	n->url = dup_opt(url, &oom);

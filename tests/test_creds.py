@@ -576,7 +576,7 @@ class CredsTest(unittest.TestCase):
                       "--container-endpoint", ecs.url)
         self.assertEqual(ecs.issued[0]["path"], "/v2/credentials/4f1c-task")
         self.assertCred(out, ecs.issued[0]["ak"], ecs.issued[0]["secret"], ecs.issued[0]["token"],
-                        "container (%s/v2/credentials/4f1c-task)" % ecs.url)
+                        "container (%s)" % ecs.url)   # logged: no credentials path
         self.assertEqual(out["expiration"], ecs.issued[0]["exp"])
 
     def test_container_full_uri_with_token_file(self):
