@@ -312,6 +312,43 @@ static int set_item_key(struct config *c, void *item, const struct item_key *k, 
 	}
 }
 
+/* Every key of the map n but "type", for an item of the given type (one of
+ * `what`: "source", "sink"): looked up in table, checked to apply to the
+ * type, stored into item.  Reports every problem; -EINVAL, -ENOMEM. */
+static int set_item_keys(struct config *c, const struct ynode *n, void *item, const struct item_key *table,
+			 size_t ntable, unsigned type, const char *what, const char *type_name, struct diag *d)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < n->n; i++) {
+		const char *key = n->keys[i]->value;
+		const struct item_key *k = NULL;
+		int e;
+
+		if (strcmp(key, "type") == 0)
+			continue;
+		for (size_t j = 0; j < ntable && !k; j++)
+			if (strcmp(table[j].name, key) == 0)
+				k = &table[j];
+		if (!k) {
+			cerr(d, c->path, n->keys[i], "unknown key '%s' in a %s", key, what);
+			r = -EINVAL;
+			continue;
+		}
+		if (!(k->types & (1u << type))) {
+			cerr(d, c->path, n->keys[i], "'%s' does not apply to a %s of type %s", key, what, type_name);
+			r = -EINVAL;
+			continue;
+		}
+		e = set_item_key(c, item, k, n->items[i], d);
+		if (e == -ENOMEM)
+			return e;
+		if (e < 0)
+			r = e;
+	}
+	return r;
+}
+
 /* One source: its type first, then its keys, then what it requires. */
 static int parse_source(struct config *c, const struct ynode *n, struct source_config *src, struct diag *d)
 {
@@ -336,32 +373,8 @@ static int parse_source(struct config *c, const struct ynode *n, struct source_c
 	src->lookback = 900;
 	src->discovery_interval = 600;
 	src->parallel = 4;
-	for (size_t i = 0; i < n->n; i++) {
-		const char *key = n->keys[i]->value;
-		const struct item_key *k = NULL;
-		int e;
-
-		if (strcmp(key, "type") == 0)
-			continue;
-		for (size_t j = 0; j < sizeof(source_keys) / sizeof(source_keys[0]) && !k; j++)
-			if (strcmp(source_keys[j].name, key) == 0)
-				k = &source_keys[j];
-		if (!k) {
-			cerr(d, c->path, n->keys[i], "unknown key '%s' in a source", key);
-			r = -EINVAL;
-			continue;
-		}
-		if (!(k->types & (1u << src->type))) {
-			cerr(d, c->path, n->keys[i], "'%s' does not apply to a source of type %s", key, type->value);
-			r = -EINVAL;
-			continue;
-		}
-		e = set_item_key(c, src, k, n->items[i], d);
-		if (e == -ENOMEM)
-			return e;
-		if (e < 0)
-			r = e;
-	}
+	r = set_item_keys(c, n, src, source_keys, sizeof(source_keys) / sizeof(source_keys[0]), src->type, "source",
+			  type->value, d);
 	if (r < 0)
 		return r;
 	if (!src->quiet_poll_interval || src->quiet_poll_interval < src->poll_interval)
@@ -474,32 +487,8 @@ static int parse_sink(struct config *c, const struct ynode *n, struct sink_confi
 	}
 	sk->name = sk->type_name;
 	sk->min_severity = LEVEL_INFORMATIONAL;
-	for (size_t i = 0; i < n->n; i++) {
-		const char *key = n->keys[i]->value;
-		const struct item_key *k = NULL;
-		int e;
-
-		if (strcmp(key, "type") == 0)
-			continue;
-		for (size_t j = 0; j < sizeof(sink_keys) / sizeof(sink_keys[0]) && !k; j++)
-			if (strcmp(sink_keys[j].name, key) == 0)
-				k = &sink_keys[j];
-		if (!k) {
-			cerr(d, c->path, n->keys[i], "unknown key '%s' in a sink", key);
-			r = -EINVAL;
-			continue;
-		}
-		if (!(k->types & (1u << sk->type))) {
-			cerr(d, c->path, n->keys[i], "'%s' does not apply to a sink of type %s", key, sk->type_name);
-			r = -EINVAL;
-			continue;
-		}
-		e = set_item_key(c, sk, k, n->items[i], d);
-		if (e == -ENOMEM)
-			return e;
-		if (e < 0)
-			r = e;
-	}
+	r = set_item_keys(c, n, sk, sink_keys, sizeof(sink_keys) / sizeof(sink_keys[0]), sk->type, "sink",
+			  sk->type_name, d);
 	if (r < 0)
 		return r;
 	for (const char *p = sk->name; *p; p++) {
