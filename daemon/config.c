@@ -752,6 +752,12 @@ static int load(const char *path, const char *data, size_t len, struct config **
 			r = walk_map(c, c->yf->docs[0].root, "", d);
 			if (r < 0)
 				goto fail;
+			if (c->spool_max_size < (size_t)16 << 10) {
+				const struct ynode *sp = ynode_get(c->yf->docs[0].root, "spool");
+				cerr(d, c->path, sp ? ynode_get(sp, "max_size") : NULL, "'spool.max_size' must be at least 16KiB");
+				r = -EINVAL;
+				goto fail;
+			}
 		}
 	}
 	r = add_pack_lists(c);

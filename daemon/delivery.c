@@ -38,6 +38,7 @@ struct sink {
 	char *routing_key;
 	int fd;				/* file sink, else -1 */
 	bool in_flight;
+	bool in_flight_evicted;		/* evicted while in flight: its answer acks nothing */
 	char id[SPOOL_ID_LEN + 1];	/* the alert in flight */
 	struct http_response resp;
 	int failures;			/* in a row */
@@ -375,6 +376,11 @@ static int finish_http(struct delivery *d, struct sink *s, int result)
 	int r = 0;
 
 	s->in_flight = false;
+	if (s->in_flight_evicted) {
+		s->in_flight_evicted = false;	/* the spool moved on without it */
+		http_response_free(&s->resp);
+		return 0;
+	}
 	if (result == 0 && status >= 200 && status < 300) {
 		r = spool_ack(d->spool, s->index, s->id, msg, sizeof(msg));
 		if (r < 0)
@@ -477,6 +483,46 @@ static int feed(struct delivery *d, struct sink *s)
 		}
 	}
 	return 0;
+}
+
+int delivery_evict(struct delivery *d, size_t max_alerts)
+{
+	struct spool_stats st;
+	struct sink *s;
+	char msg[600], id[SPOOL_ID_LEN + 1];
+	size_t n = 0;
+
+	spool_stats(d->spool, &st);
+	if (st.holding_sink == SIZE_MAX || st.holding_sink >= d->n)
+		return 0;
+	s = &d->s[st.holding_sink];
+	while (n < max_alerts) {
+		const char *json;
+		size_t len;
+		int r = spool_peek(d->spool, s->index, &json, &len, id, msg, sizeof(msg));
+		if (r < 0) {
+			log_error("spool: %s", msg);
+			return r;
+		}
+		if (!json)
+			break;
+		memcpy(s->id, id, sizeof(id));
+		dead_letter(d, s, json, len, "evicted: the spool was full");
+		if (s->in_flight && strcmp(s->id, id) == 0)
+			s->in_flight_evicted = true;
+		r = spool_ack(d->spool, s->index, id, msg, sizeof(msg));
+		if (r < 0) {
+			log_error("spool: %s", msg);
+			return r;
+		}
+		s->st.evicted++;
+		n++;
+	}
+	if (n)
+		log_error("spool full: sink %s had %llu alerts pending; its %zu oldest were moved to %s/%s "
+			  "(%lu evicted so far)", s->c->name, (unsigned long long)st.sink[st.holding_sink].pending, n,
+			  d->dead_dir, s->c->name, s->st.evicted);
+	return (int)n;
 }
 
 bool delivery_busy(const struct delivery *d)

@@ -26,6 +26,7 @@
 #include "trailwatch/statefile.h"
 
 #define STOP_GRACE 5		/* seconds a stop gives the sinks to take what is spooled */
+#define SPOOL_EVICT_BATCH 100	/* alerts a stuck sink gives up at a time when the spool is full */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -57,6 +58,7 @@ struct service {
 	int64_t *next_poll;
 	size_t nsources;
 	struct delivery *delivery;
+	unsigned long dropped;		/* alerts refused by a full spool */
 };
 
 static int get_creds(void *ctx, struct sigv4_credentials *out, char *msg, size_t msglen)
@@ -93,6 +95,27 @@ static int spool_alert(void *ctx, const struct alert *a)
 	if (r < 0)
 		return r;
 	r = spool_add(sv->spool, a->id, sv->line.data, sv->line.len, msg, sizeof(msg));
+	if (r == -ENOSPC) {
+		/* Make what is waiting durable and let the sinks take it; a
+		 * sink that takes nothing then holds the space: it loses its
+		 * oldest alerts (kept as dead letters), the others go on. */
+		r = spool_commit(sv->spool, msg, sizeof(msg));
+		if (r < 0) {
+			log_error("spool: %s", msg);
+			return r;
+		}
+		r = delivery_run(sv->delivery, 0);
+		if (r == 0)
+			r = delivery_evict(sv->delivery, SPOOL_EVICT_BATCH);
+		if (r < 0)
+			return r;
+		r = spool_add(sv->spool, a->id, sv->line.data, sv->line.len, msg, sizeof(msg));
+	}
+	if (r == -ENOSPC) {
+		sv->dropped++;
+		log_error("alert %s (%s) dropped: %s (%lu dropped so far)", a->id, a->rule->title, msg, sv->dropped);
+		return 0;
+	}
 	if (r < 0) {
 		log_error("spool: %s", msg);
 		return r;
@@ -194,6 +217,10 @@ static int service_start(struct service *sv)
 		return r;
 	}
 	snprintf(dir, sizeof(dir), "%s/spool", sv->cfg->state_dir);
+	/* segments of a quarter of the spool (at most the spool's default),
+	 * so that a full spool can free space segment by segment */
+	lim.segment_bytes = sv->cfg->spool_max_size / 4 < SPOOL_DEFAULT_SEGMENT_BYTES ?
+				    sv->cfg->spool_max_size / 4 : SPOOL_DEFAULT_SEGMENT_BYTES;
 	if (nsinks > SPOOL_MAX_SINKS) {
 		log_error("at most %d sinks", SPOOL_MAX_SINKS);
 		return -EINVAL;
@@ -354,6 +381,18 @@ int service_run(const struct config *cfg, const struct ruleset *rs)
 		status = 0;
 	}
 out:
+	if (sv.delivery) {
+		const char *names[SPOOL_MAX_SINKS];
+		size_t n = delivery_sink_names(cfg, names, SPOOL_MAX_SINKS);
+		for (size_t i = 0; i < n && i < SPOOL_MAX_SINKS; i++) {
+			struct delivery_sink_stats ds;
+			delivery_stats(sv.delivery, i, &ds);
+			log_info("sink %s: %lu sent, %lu retried, %lu dead letters, %lu evicted, %lu filtered out", names[i],
+				 ds.sent, ds.retried, ds.dead, ds.evicted, ds.filtered);
+		}
+	}
+	if (sv.dropped)
+		log_error("%lu alerts were dropped because the spool was full", sv.dropped);
 	for (size_t i = 0; i < sv.nsources; i++) {
 		struct s3source_stats st;
 		struct dirsource_stats ds;

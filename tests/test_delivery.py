@@ -167,6 +167,32 @@ class DeliveryTest(unittest.TestCase):
             ok = [q.header("X-Trailwatch-Alert-Id") for q in reqs if q.answer == "200"]
             self.assertEqual(len(set(ok + [reqs[2].header("X-Trailwatch-Alert-Id")])), 3)
 
+    def test_a_dead_sink_does_not_hold_the_others_when_the_spool_is_full(self):
+        with receivers.Receiver() as dead:
+            out = os.path.join(self._tmp.name, "alerts.jsonl")
+            self.e.write(f"  - {{name: dead, type: webhook, url: '{dead.url}'}}\n"
+                         f"  - {{name: archive, type: file, path: {out}}}\n")
+            with open(self.e.config, "a") as f:
+                f.write("spool: {max_size: 64KiB}\n")
+            dead.down()
+            for k in range(8):      # 400 alerts of about 1 KB: several times the spool
+                self.e.drop(events(50, start=50 * k))
+            r = self.start()
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if os.path.exists(out) and sum(1 for _ in open(out)) >= 400:
+                    break
+                time.sleep(0.2)
+            self.assertEqual(r.stop(), 0, r.stderr())
+            with open(out) as f:
+                ids = [json.loads(l)["id"] for l in f]
+            self.assertEqual(len(ids), 400)          # the file sink got everything
+            self.assertEqual(len(set(ids)), 400)
+            self.assertIn("spool full: sink dead had", r.stderr())
+            evicted = os.listdir(os.path.join(self.e.state, "dead-letter", "dead"))
+            self.assertGreater(len(evicted), 300)     # kept, not silently lost
+            self.assertNotIn("dropped", r.stderr())
+
     def test_kill_9_during_delivery(self):
         with receivers.Receiver() as hook:
             self.e.write(f"  - {{name: hook, type: webhook, url: '{hook.url}'}}\n")

@@ -31,7 +31,7 @@
 #define DELIVERY_MAX_BODY (64u << 10)	/* a receiver's response kept */
 
 struct delivery_sink_stats {
-	unsigned long sent, retried, dead, filtered;
+	unsigned long sent, retried, dead, filtered, evicted;
 };
 
 struct delivery;
@@ -53,6 +53,13 @@ void delivery_free(struct delivery *d);
  * Alerts in flight stay in flight between calls.  Returns 0, or a negative
  * errno when the spool failed (logged). */
 int delivery_run(struct delivery *d, long budget_ms);
+
+/* The spool is full: the sink that holds the space (the one with the
+ * oldest pending alert) gives up to max_alerts of its oldest alerts, each
+ * kept in dead-letter/SINK/ and logged, so that the other sinks go on.
+ * Returns how many were evicted (0: no sink holds the space; it is
+ * uncommitted alerts), or the spool's negative error. */
+int delivery_evict(struct delivery *d, size_t max_alerts);
 
 /* True when an alert is in flight or waiting for a sink's backoff. */
 bool delivery_busy(const struct delivery *d);
