@@ -56,6 +56,8 @@ struct delivery {
 	struct sink_config stdout_sink;	/* when none is configured */
 	struct http_multi *m;
 	struct buf payload;
+	struct buf line;		/* an alert being spooled */
+	unsigned long dropped;
 	char *dead_dir;
 	uint64_t rng;
 };
@@ -78,6 +80,29 @@ size_t delivery_sink_names(const struct config *cfg, const char **names, size_t 
 	for (size_t i = 0; i < cfg->nsinks && i < max; i++)
 		names[i] = cfg->sinks[i].name;
 	return cfg->nsinks;
+}
+
+int delivery_spool_open(const struct config *cfg, struct spool **ret, char *msg, size_t msglen)
+{
+	const char *names[SPOOL_MAX_SINKS];
+	struct spool_limits lim = { .max_bytes = cfg->spool_max_size, .remember_seconds = cfg->spool_remember };
+	size_t n = delivery_sink_names(cfg, names, SPOOL_MAX_SINKS);
+	char dir[4096];
+	int r;
+
+	if (n > SPOOL_MAX_SINKS) {
+		snprintf(msg, msglen, "at most %d sinks", SPOOL_MAX_SINKS);
+		return -EINVAL;
+	}
+	/* segments of a quarter of the spool (at most the spool's default),
+	 * so that a full spool can free space segment by segment */
+	lim.segment_bytes = cfg->spool_max_size / 4 < SPOOL_DEFAULT_SEGMENT_BYTES ? cfg->spool_max_size / 4 :
+										      SPOOL_DEFAULT_SEGMENT_BYTES;
+	r = statefile_mkdirs(cfg->state_dir, msg, msglen);
+	if (r < 0)
+		return r;
+	snprintf(dir, sizeof(dir), "%s/spool", cfg->state_dir);
+	return spool_open(dir, names, n, &lim, ret, msg, msglen);
 }
 
 /* ---- secrets ------------------------------------------------------------ */
@@ -525,6 +550,51 @@ int delivery_evict(struct delivery *d, size_t max_alerts)
 	return (int)n;
 }
 
+int delivery_add(struct delivery *d, const struct alert *a)
+{
+	char msg[600];
+	int r;
+
+	buf_reset(&d->line);
+	r = alert_render(a, &d->line);
+	if (r < 0)
+		return r;
+	r = spool_add(d->spool, a->id, d->line.data, d->line.len, msg, sizeof(msg));
+	if (r == -ENOSPC) {
+		/* Make what is waiting durable and let the sinks take it; a
+		 * sink that takes nothing then holds the space: it loses its
+		 * oldest alerts (kept as dead letters), the others go on. */
+		r = spool_commit(d->spool, msg, sizeof(msg));
+		if (r < 0) {
+			log_error("spool: %s", msg);
+			return r;
+		}
+		r = delivery_run(d, 0);
+		if (r == 0)
+			r = delivery_evict(d, DELIVERY_EVICT_BATCH);
+		if (r < 0)
+			return r;
+		r = spool_add(d->spool, a->id, d->line.data, d->line.len, msg, sizeof(msg));
+	}
+	if (r == -ENOSPC) {
+		d->dropped++;
+		log_error("alert %s (%s) dropped: %s (%lu dropped so far)", a->id, a->rule->title, msg, d->dropped);
+		return 0;
+	}
+	if (r < 0) {
+		log_error("spool: %s", msg);
+		return r;
+	}
+	if (r == 0)
+		log_debug("alert %s was already spooled or delivered: not repeated", a->id);
+	return 0;
+}
+
+unsigned long delivery_dropped(const struct delivery *d)
+{
+	return d->dropped;
+}
+
 bool delivery_busy(const struct delivery *d)
 {
 	long long now = now_ms();
@@ -598,6 +668,7 @@ void delivery_free(struct delivery *d)
 	}
 	free(d->s);
 	buf_free(&d->payload);
+	buf_free(&d->line);
 	free(d->dead_dir);
 	free(d);
 }
@@ -616,6 +687,7 @@ int delivery_new(const struct config *cfg, const struct ruleset *rs, struct spoo
 	d->spool = spool;
 	d->rng = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
 	buf_init(&d->payload, 0);
+	buf_init(&d->line, 0);
 	d->n = cfg->nsinks ? cfg->nsinks : 1;
 	d->s = calloc(d->n, sizeof(*d->s));
 	if (!d->s || asprintf(&d->dead_dir, "%s/dead-letter", cfg->state_dir) < 0) {

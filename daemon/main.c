@@ -1,7 +1,7 @@
 /* main.c: the command line.
  *
  *   trailwatch run     [-c FILE] [-r DIR]...            the service: polls S3, alerts on stdout
- *   trailwatch replay  [-c FILE] [-r DIR]... [--jobs N] PATH...
+ *   trailwatch replay  [-c FILE] [-r DIR]... [--jobs N] [--sinks] PATH...
  *   trailwatch check   [-c FILE] [-r DIR]...
  *   trailwatch test    [-c FILE] [-r DIR]...
  *
@@ -36,6 +36,7 @@ struct args {
 	const char *rule_dirs[MAX_RULE_DIRS];
 	size_t nrule_dirs;
 	unsigned jobs;
+	bool sinks;		/* replay --sinks */
 	const char *log_level;
 	char **paths;
 	size_t npaths;
@@ -47,13 +48,15 @@ static void usage(FILE *f)
 		"usage: trailwatch COMMAND [OPTIONS]\n"
 		"\n"
 		"commands:\n"
-		"  replay [-c FILE] [-r DIR]... [--jobs N] PATH...\n"
+		"  replay [-c FILE] [-r DIR]... [--jobs N] [--sinks] PATH...\n"
 		"        read CloudTrail files (.json, .json.gz; directories recursively) and\n"
-		"        print every alert as one JSON object per line\n"
+		"        print every alert as one JSON object per line (--sinks: deliver them to\n"
+		"        the configured sinks through the spool instead, as run does)\n"
 		"  check  [-c FILE] [-r DIR]...   validate the configuration and the rules\n"
 		"  test   [-c FILE] [-r DIR]...   run the test events the rules carry\n"
 		"  run    [-c FILE] [-r DIR]...   the service: polls the configured S3 sources and\n"
-		"        prints alerts as JSON lines (delivered through the spool in state_dir)\n"
+		"        delivers alerts to the configured sinks (default: stdout) through the\n"
+		"        durable spool in state_dir\n"
 		"\n"
 		"options:\n"
 		"  -c, --config FILE     configuration (default: built-in defaults; run: %s)\n"
@@ -74,6 +77,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		{ "rules", required_argument, NULL, 'r' },
 		{ "jobs", required_argument, NULL, 'j' },
 		{ "log-level", required_argument, NULL, 'L' },
+		{ "sinks", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -122,6 +126,9 @@ static int parse_args(int argc, char **argv, struct args *a)
 			break;
 		case 'L':
 			a->log_level = optarg;
+			break;
+		case 'S':
+			a->sinks = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -229,6 +236,7 @@ int main(int argc, char **argv)
 		o.paths = (const char *const *)a.paths;
 		o.npaths = a.npaths;
 		o.jobs = a.jobs;
+		o.sinks = a.sinks;
 		o.out = stdout;
 		status = replay_run(cfg, rs, &o);
 	} else if (strcmp(a.command, "check") == 0 || strcmp(a.command, "test") == 0) {

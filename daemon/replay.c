@@ -12,12 +12,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "trailwatch/delivery.h"
+#include "trailwatch/http.h"
 #include "trailwatch/input.h"
 #include "trailwatch/log.h"
 #include "trailwatch/process.h"
 #include "trailwatch/replay.h"
+#include "trailwatch/spool.h"
 #include "trailwatch/walk.h"
+
+#define REPLAY_DELIVERY_WAIT 60	/* seconds replay --sinks waits for slow or failing sinks */
 
 struct skip_counts {
 	size_t digest, insight, other;
@@ -68,6 +74,48 @@ static int emit_alert(void *ctx, const struct alert *a)
 		log_error("cannot write alerts: %s", strerror(errno));
 	}
 	return 0;
+}
+
+/* --sinks: alerts go through the spool to the configured sinks, as in run. */
+static int sink_alert(void *ctx, const struct alert *a)
+{
+	return delivery_add(ctx, a);
+}
+
+static int open_sinks(const struct config *cfg, const struct ruleset *rs, struct spool **spool,
+		      struct delivery **dl)
+{
+	char msg[600];
+	int r = http_global_init() < 0 ? -ENOMEM : 0;
+
+	if (r == 0)
+		r = delivery_spool_open(cfg, spool, msg, sizeof(msg));
+	if (r == 0)
+		r = delivery_new(cfg, rs, *spool, dl, msg, sizeof(msg));
+	if (r < 0)
+		log_error("sinks: %s", r == -ENOMEM ? "out of memory" : msg);
+	return r;
+}
+
+/* Commits, then gives the sinks up to REPLAY_DELIVERY_WAIT seconds; what
+ * they did not take stays in the spool for `trailwatch run`. */
+static int deliver_spooled(struct spool *spool, struct delivery *dl)
+{
+	char msg[600];
+	int64_t until = time(NULL) + REPLAY_DELIVERY_WAIT;
+	int r = spool_commit(spool, msg, sizeof(msg));
+
+	if (r < 0) {
+		log_error("spool: %s", msg);
+		return r;
+	}
+	do
+		r = delivery_run(dl, 200);
+	while (r == 0 && delivery_busy(dl) && time(NULL) < until);
+	if (r == 0 && delivery_busy(dl))
+		log_warning("the sinks did not take every alert within %d s: the rest stays in the spool for run",
+			    REPLAY_DELIVERY_WAIT);
+	return r;
 }
 
 /* Reports one result and dispatches its matches. */
@@ -242,6 +290,8 @@ int replay_run(const struct config *cfg, const struct ruleset *rs, const struct 
 	struct totals t = { 0 };
 	struct output out = { .out = o->out };
 	struct dispatch d;
+	struct spool *spool = NULL;
+	struct delivery *dl = NULL;
 	struct corr_stats cs;
 	size_t missing = 0;
 	int r, status = 0;
@@ -265,7 +315,14 @@ int replay_run(const struct config *cfg, const struct ruleset *rs, const struct 
 	 * poller sees it; key order would replay one region's day after
 	 * another's. */
 	qsort(files.paths, files.n, sizeof(*files.paths), input_cmp_delivery);
-	r = dispatch_init(&d, rs, &cfg->corr, emit_alert, &out);
+	if (o->sinks) {
+		r = open_sinks(cfg, rs, &spool, &dl);
+		if (r < 0) {
+			pathlist_free(&files);
+			return 2;
+		}
+	}
+	r = dispatch_init(&d, rs, &cfg->corr, o->sinks ? sink_alert : emit_alert, o->sinks ? (void *)dl : &out);
 	if (r < 0) {
 		log_error("out of memory");
 		pathlist_free(&files);
@@ -277,6 +334,8 @@ int replay_run(const struct config *cfg, const struct ruleset *rs, const struct 
 		r = run_serial(cfg, rs, &files, &d, &t);
 	if (r == 0)
 		r = dispatch_flush(&d);
+	if (r == 0 && o->sinks)
+		r = deliver_spooled(spool, dl);
 	t.alerts = d.alerts;
 	correlator_stats(d.corr, &cs);
 	if (fflush(o->out) != 0 && !out.broken)
@@ -303,6 +362,8 @@ int replay_run(const struct config *cfg, const struct ruleset *rs, const struct 
 	if (cs.suppressed)
 		log_info("%zu alerts held back by throttles (reported in summary alerts)", cs.suppressed);
 	dispatch_free(&d);
+	delivery_free(dl);
+	spool_close(spool);
 	pathlist_free(&files);
 	buf_free(&out.line);
 	return status;

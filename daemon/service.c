@@ -26,7 +26,6 @@
 #include "trailwatch/statefile.h"
 
 #define STOP_GRACE 5		/* seconds a stop gives the sinks to take what is spooled */
-#define SPOOL_EVICT_BATCH 100	/* alerts a stuck sink gives up at a time when the spool is full */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -51,14 +50,12 @@ struct service {
 	bool proc_ready;
 	struct dispatch d;
 	bool dispatch_ready;
-	struct buf line;
 	struct source_creds *creds;
 	struct s3source **s3;		/* per source: one of these two */
 	struct dirsource **dir;
 	int64_t *next_poll;
 	size_t nsources;
 	struct delivery *delivery;
-	unsigned long dropped;		/* alerts refused by a full spool */
 };
 
 static int get_creds(void *ctx, struct sigv4_credentials *out, char *msg, size_t msglen)
@@ -87,42 +84,8 @@ static int get_creds(void *ctx, struct sigv4_credentials *out, char *msg, size_t
 static int spool_alert(void *ctx, const struct alert *a)
 {
 	struct service *sv = ctx;
-	char msg[512];
-	int r;
 
-	buf_reset(&sv->line);
-	r = alert_render(a, &sv->line);
-	if (r < 0)
-		return r;
-	r = spool_add(sv->spool, a->id, sv->line.data, sv->line.len, msg, sizeof(msg));
-	if (r == -ENOSPC) {
-		/* Make what is waiting durable and let the sinks take it; a
-		 * sink that takes nothing then holds the space: it loses its
-		 * oldest alerts (kept as dead letters), the others go on. */
-		r = spool_commit(sv->spool, msg, sizeof(msg));
-		if (r < 0) {
-			log_error("spool: %s", msg);
-			return r;
-		}
-		r = delivery_run(sv->delivery, 0);
-		if (r == 0)
-			r = delivery_evict(sv->delivery, SPOOL_EVICT_BATCH);
-		if (r < 0)
-			return r;
-		r = spool_add(sv->spool, a->id, sv->line.data, sv->line.len, msg, sizeof(msg));
-	}
-	if (r == -ENOSPC) {
-		sv->dropped++;
-		log_error("alert %s (%s) dropped: %s (%lu dropped so far)", a->id, a->rule->title, msg, sv->dropped);
-		return 0;
-	}
-	if (r < 0) {
-		log_error("spool: %s", msg);
-		return r;
-	}
-	if (r == 0)
-		log_debug("alert %s was already spooled or delivered: not repeated", a->id);
-	return 0;
+	return delivery_add(sv->delivery, a);
 }
 
 static int on_object(void *ctx, const char *name, const char *data, size_t len)
@@ -176,7 +139,6 @@ static void service_free(struct service *sv)
 		dispatch_free(&sv->d);
 	if (sv->proc_ready)
 		processor_free(&sv->proc);
-	buf_free(&sv->line);
 	delivery_free(sv->delivery);
 	spool_close(sv->spool);
 }
@@ -200,10 +162,7 @@ static int64_t warmup_span(const struct service *sv)
 /* Everything that can fail at startup, each failure logged. */
 static int service_start(struct service *sv)
 {
-	const char *sinks[SPOOL_MAX_SINKS];
-	struct spool_limits lim = { .max_bytes = sv->cfg->spool_max_size, .remember_seconds = sv->cfg->spool_remember };
-	char msg[CREDS_MESSAGE_SIZE], dir[4096];
-	size_t nsinks = delivery_sink_names(sv->cfg, sinks, SPOOL_MAX_SINKS);
+	char msg[CREDS_MESSAGE_SIZE];
 	int r;
 
 	if (sv->cfg->nsources == 0) {
@@ -211,21 +170,7 @@ static int service_start(struct service *sv)
 			  sv->cfg->path ? sv->cfg->path : "built-in configuration");
 		return -EINVAL;
 	}
-	r = statefile_mkdirs(sv->cfg->state_dir, msg, sizeof(msg));
-	if (r < 0) {
-		log_error("state directory: %s", msg);
-		return r;
-	}
-	snprintf(dir, sizeof(dir), "%s/spool", sv->cfg->state_dir);
-	/* segments of a quarter of the spool (at most the spool's default),
-	 * so that a full spool can free space segment by segment */
-	lim.segment_bytes = sv->cfg->spool_max_size / 4 < SPOOL_DEFAULT_SEGMENT_BYTES ?
-				    sv->cfg->spool_max_size / 4 : SPOOL_DEFAULT_SEGMENT_BYTES;
-	if (nsinks > SPOOL_MAX_SINKS) {
-		log_error("at most %d sinks", SPOOL_MAX_SINKS);
-		return -EINVAL;
-	}
-	r = spool_open(dir, sinks, nsinks, &lim, &sv->spool, msg, sizeof(msg));
+	r = delivery_spool_open(sv->cfg, &sv->spool, msg, sizeof(msg));
 	if (r < 0) {
 		log_error("spool: %s", msg);
 		return r;
@@ -319,7 +264,6 @@ int service_run(const struct config *cfg, const struct ruleset *rs)
 	memset(&sv, 0, sizeof(sv));
 	sv.cfg = cfg;
 	sv.rs = rs;
-	buf_init(&sv.line, 0);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	/* SA_RESTART: a write to stdout that a signal interrupts goes on,
@@ -391,8 +335,8 @@ out:
 				 ds.sent, ds.retried, ds.dead, ds.evicted, ds.filtered);
 		}
 	}
-	if (sv.dropped)
-		log_error("%lu alerts were dropped because the spool was full", sv.dropped);
+	if (sv.delivery && delivery_dropped(sv.delivery))
+		log_error("%lu alerts were dropped because the spool was full", delivery_dropped(sv.delivery));
 	for (size_t i = 0; i < sv.nsources; i++) {
 		struct s3source_stats st;
 		struct dirsource_stats ds;

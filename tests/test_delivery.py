@@ -193,6 +193,24 @@ class DeliveryTest(unittest.TestCase):
             self.assertGreater(len(evicted), 300)     # kept, not silently lost
             self.assertNotIn("dropped", r.stderr())
 
+    def test_replay_into_the_sinks(self):
+        with receivers.Receiver() as hook:
+            self.e.write(f"  - {{name: hook, type: webhook, url: '{hook.url}', hmac_secret: {SECRET}}}\n")
+            self.e.drop(events(5))
+            p = twtest.tw("replay", "-c", self.e.config, "--sinks", self.e.inbox, timeout=120)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(p.stdout, "")               # the alerts went to the sink instead
+            self.assertEqual(hook.counts()["total"], 5)
+            for q in hook.requests():
+                self.assertTrue(receivers.verify_hmac(q, SECRET.encode()))
+            # replaying again sends nothing: the ids are remembered in the spool
+            p = twtest.tw("replay", "-c", self.e.config, "--sinks", self.e.inbox, timeout=120)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(hook.counts()["total"], 5)
+            # and without --sinks, replay prints as before
+            p = twtest.tw("replay", "-c", self.e.config, self.e.inbox)
+            self.assertEqual(len(twtest.alerts_of(p.stdout)), 5)
+
     def test_kill_9_during_delivery(self):
         with receivers.Receiver() as hook:
             self.e.write(f"  - {{name: hook, type: webhook, url: '{hook.url}'}}\n")

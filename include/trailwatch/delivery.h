@@ -23,12 +23,14 @@
 #include <signal.h>
 #include <stddef.h>
 
+#include "trailwatch/alert.h"
 #include "trailwatch/config.h"
 #include "trailwatch/rules.h"
 #include "trailwatch/spool.h"
 
 #define DELIVERY_TIMEOUT_MS 10000	/* one request to a receiver */
 #define DELIVERY_MAX_BODY (64u << 10)	/* a receiver's response kept */
+#define DELIVERY_EVICT_BATCH 100	/* alerts a stuck sink gives up at a time when the spool is full */
 
 struct delivery_sink_stats {
 	unsigned long sent, retried, dead, filtered, evicted;
@@ -40,9 +42,13 @@ struct delivery;
  * configured ones, or "stdout" when none is.  *names points into cfg. */
 size_t delivery_sink_names(const struct config *cfg, const char **names, size_t max);
 
+/* Opens STATE_DIR/spool (creating STATE_DIR) for the configured sinks, with
+ * spool.max_size and spool.remember.  -errno with msg. */
+int delivery_spool_open(const struct config *cfg, struct spool **ret, char *msg, size_t msglen);
+
 /* Resolves the sinks' secrets (files, systemd credentials), opens file
  * sinks and the dead-letter folders.  The spool must have been opened with
- * delivery_sink_names.  -EINVAL with msg (which names the sink, never the
+ * delivery_spool_open (or with delivery_sink_names).  -EINVAL with msg (which names the sink, never the
  * secret), -ENOMEM, -errno. */
 int delivery_new(const struct config *cfg, const struct ruleset *rs, struct spool *spool, struct delivery **ret,
 		 char *msg, size_t msglen);
@@ -53,6 +59,17 @@ void delivery_free(struct delivery *d);
  * Alerts in flight stay in flight between calls.  Returns 0, or a negative
  * errno when the spool failed (logged). */
 int delivery_run(struct delivery *d, long budget_ms);
+
+/* Adds an alert to the spool (not yet durable: spool_commit).  When the
+ * spool is full it is committed and delivered first, then the sink that
+ * holds the space is made to give some up (delivery_evict); if that does
+ * not help (uncommitted alerts fill it) the alert is dropped, with an
+ * error and a count.  An id already spooled or delivered is not added
+ * again.  Returns 0, or the spool's negative error (logged). */
+int delivery_add(struct delivery *d, const struct alert *a);
+
+/* Alerts dropped by delivery_add so far. */
+unsigned long delivery_dropped(const struct delivery *d);
 
 /* The spool is full: the sink that holds the space (the one with the
  * oldest pending alert) gives up to max_alerts of its oldest alerts, each

@@ -14,6 +14,7 @@
 #ifndef TRAILWATCH_REPLAY_H
 #define TRAILWATCH_REPLAY_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "trailwatch/config.h"
@@ -24,6 +25,7 @@ struct replay_options {
 	size_t npaths;
 	unsigned jobs;		/* worker threads; 1 runs everything in the caller */
 	FILE *out;		/* alerts */
+	bool sinks;		/* to the configured sinks through the spool instead of out */
 };
 
 /* Returns the process exit status: 0 when every input was read without
