@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import unittest
 
 from twtest import ROOT, TW
@@ -290,3 +291,69 @@ class JournalSinkTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+RUN_SCRIPT = r"""
+set -e
+mount -t tmpfs tmpfs /run
+mkdir -p /run/systemd/journal
+if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; else mount -t tmpfs tmpfs /var/log; fi
+"$JOURNALD" &
+i=0
+while [ ! -S /run/systemd/journal/socket ]; do
+    i=$((i + 1))
+    if [ $i -gt 100 ]; then echo "systemd-journald did not start" >&2; exit 3; fi
+    sleep 0.1
+done
+"$TW" run -c "$CONFIG" 2> "$OUT/run.err" &
+pid=$!
+i=0
+while [ "$(wc -l < "$OUT/alerts.jsonl" 2>/dev/null || echo 0)" -lt "$WANT" ] && [ $i -lt 300 ]; do
+    i=$((i + 1)); sleep 0.1
+done
+sleep 1
+kill -TERM $pid
+wait $pid
+journalctl --sync 2>/dev/null || sleep 1
+journalctl --no-pager --all -o json MESSAGE_ID=$MESSAGE_ID > "$OUT/entries.json"
+"""
+
+
+class RunJournalTest(unittest.TestCase):
+    """`trailwatch run` with a journal sink (and a file sink to compare), end to
+    end, against a private journald."""
+
+    def test_run_logs_each_alert_to_the_journal(self):
+        problem = namespace_problem() or (None if os.environ.get("TW") else "TW is not set")
+        if problem:
+            self.skipTest(problem)
+        with tempfile.TemporaryDirectory() as tmp:
+            inbox = os.path.join(tmp, "inbox")
+            os.makedirs(inbox)
+            subprocess.run(["cp", "-r", os.path.join(ROOT, "examples", "sample-trail"), inbox], check=True)
+            old = time.time() - 60
+            for d, _, files in os.walk(inbox):
+                for f in files:
+                    os.utime(os.path.join(d, f), (old, old))
+            want = subprocess.run([os.environ["TW"], "replay", inbox], capture_output=True, text=True).stdout
+            want_ids = sorted(json.loads(l)["id"] for l in want.splitlines())
+            config = os.path.join(tmp, "c.yaml")
+            with open(config, "w") as f:
+                f.write(f"state_dir: {tmp}/state\nsources:\n  - {{type: dir, path: {inbox}, poll_interval: 1s}}\n"
+                        f"sinks:\n  - {{type: journal}}\n  - {{type: file, path: {tmp}/alerts.jsonl}}\n")
+            env = dict(os.environ, JOURNALD=journald_path(), TW=os.environ["TW"], CONFIG=config, OUT=tmp,
+                       MESSAGE_ID=MESSAGE_ID, WANT=str(len(want_ids)))
+            p = subprocess.run(["unshare", "-m", "-p", "-f", "--mount-proc", "sh", "-c", RUN_SCRIPT],
+                               capture_output=True, text=True, env=env, timeout=180)
+            err = ""
+            if os.path.exists(os.path.join(tmp, "run.err")):
+                with open(os.path.join(tmp, "run.err")) as f:
+                    err = f.read()
+            self.assertEqual(p.returncode, 0, p.stderr + err)
+            with open(os.path.join(tmp, "entries.json")) as f:
+                entries = [json.loads(l) for l in f if l.strip()]
+            got = sorted(value(e, "TRAILWATCH_ALERT_ID") for e in entries)
+            self.assertGreater(len(want_ids), 50)
+            self.assertEqual(got, want_ids, err)
+            self.assertIn("sink journal: %d sent" % len(want_ids), err)
+
