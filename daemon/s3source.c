@@ -14,6 +14,7 @@
 
 #include "trailwatch/ctlog.h"
 #include "trailwatch/log.h"
+#include "trailwatch/input.h"
 #include "trailwatch/keyset.h"
 #include "trailwatch/s3source.h"
 #include "trailwatch/statefile.h"
@@ -84,30 +85,18 @@ static void leaf_free(struct leaf *l)
 	free(l);
 }
 
-/* The time in a CloudTrail object key: ..._20261127T1015Z_xxxx.json.gz.
- * 0 when the key has none. */
+/* The time of a CloudTrail object key's delivery stamp
+ * (ACCOUNT_CloudTrail_REGION_20261127T1015Z_xxxx.json.gz); 0 when it has none. */
 static int64_t key_time(const char *key)
 {
-	const char *name = strrchr(key, '/');
-	char iso[32];
+	char stamp[15], iso[32];
 	int64_t t;
 
-	for (const char *p = name ? name + 1 : key; *p; p++) {
-		bool ok = strlen(p) >= 14 && p[8] == 'T' && p[13] == 'Z';
-		for (int i = 0; ok && i < 13; i++)
-			ok = i == 8 || (p[i] >= '0' && p[i] <= '9');
-		if (!ok)
-			continue;
-		snprintf(iso, sizeof(iso), "%.4s-%.2s-%.2sT%.2s:%.2s:00Z", p, p + 4, p + 6, p + 9, p + 11);
-		if (ctlog_parse_time(iso, strlen(iso), &t) == 0)
-			return t;
-	}
-	return 0;
-}
-
-static bool is_log_object(const char *key, size_t len)
-{
-	return (len > 8 && strcmp(key + len - 8, ".json.gz") == 0) || (len > 5 && strcmp(key + len - 5, ".json") == 0);
+	if (input_delivery_stamp(key, stamp) < 0)
+		return 0;
+	snprintf(iso, sizeof(iso), "%.4s-%.2s-%.2sT%.2s:%.2s:00Z", stamp, stamp + 4, stamp + 6, stamp + 9,
+		 stamp + 11);
+	return ctlog_parse_time(iso, strlen(iso), &t) == 0 ? t : 0;
 }
 
 /* The first key of the leaf at or after time t, minus one byte: a
@@ -538,7 +527,7 @@ static int collect_object(const struct s3xml_object *obj, void *ctx)
 	struct listing *ls = ctx;
 	int64_t t;
 
-	if (!is_log_object(obj->key, obj->key_len))
+	if (input_classify(obj->key) != INPUT_LOG)
 		return 0;
 	if (keyset_has(&ls->leaf->warmed, obj->key))
 		return 0;	/* read again already */
