@@ -191,10 +191,7 @@ static bool region_ok(const char *s)
 	return chars_ok(s, 1, 32, "-");
 }
 
-/* Reads the whole regular file path into out (initialised here with the limit; the caller
- * frees it).  0; -ENOENT when it does not exist ("PATH: no such file"); -EINVAL (too big, not
- * a regular file) or another negative errno, with "PATH: why"; -ENOMEM. */
-static int read_file(const char *path, size_t limit, struct buf *out, char *msg, size_t msglen)
+int creds_read_file(const char *path, size_t limit, struct buf *out, char *msg, size_t msglen)
 {
 	char chunk[8192];
 	struct stat st;
@@ -895,7 +892,7 @@ static int sts_call(struct creds_provider *p, struct node *n, const struct node 
 		goto out;
 	if (!base) {
 		buf_free(&token);
-		r = read_file(n->token_file, CREDS_MAX_TOKEN_FILE, &token, detail, sizeof(detail));
+		r = creds_read_file(n->token_file, CREDS_MAX_TOKEN_FILE, &token, detail, sizeof(detail));
 		if (r < 0) {
 			msgf(msg, msglen, "web identity token file %s", detail);
 			if (r != -ENOMEM)
@@ -993,7 +990,7 @@ static int container_fetch(struct creds_provider *p, struct node *n, struct fetc
 	http_response_init(&resp, CREDS_MAX_RESPONSE);
 	if (n->auth_file) {
 		buf_free(&token);
-		r = read_file(n->auth_file, CREDS_MAX_TOKEN_FILE, &token, detail, sizeof(detail));
+		r = creds_read_file(n->auth_file, CREDS_MAX_TOKEN_FILE, &token, detail, sizeof(detail));
 		if (r < 0) {
 			msgf(msg, msglen, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s", detail);
 			if (r != -ENOMEM)
@@ -1696,7 +1693,7 @@ static int shared_node(struct creds_provider *p, struct node **ret, char *msg, s
 			snprintf(s.why[i], sizeof(s.why[i]), "%s: HOME not set", path);
 			continue;
 		}
-		r = read_file(s.paths[i], CREDS_MAX_FILE, &b, detail, sizeof(detail));
+		r = creds_read_file(s.paths[i], CREDS_MAX_FILE, &b, detail, sizeof(detail));
 		if (r == 0)
 			r = creds_profiles_parse(s.paths[i], b.data ? b.data : "", b.len, i == 1, &s.files[i],
 						 detail, sizeof(detail));

@@ -17,6 +17,7 @@
 #include <json-c/json.h>
 #include <openssl/crypto.h>
 
+#include "trailwatch/creds.h"
 #include "trailwatch/delivery.h"
 #include "trailwatch/http.h"
 #include "trailwatch/log.h"
@@ -114,7 +115,7 @@ static int read_secret(const struct secret_ref *ref, const char *sink, const cha
 {
 	struct buf b;
 	char path[4096], emsg[600];
-	const char *dir, *slash;
+	const char *dir;
 	int r;
 
 	if (ref->value) {
@@ -139,18 +140,9 @@ static int read_secret(const struct secret_ref *ref, const char *sink, const cha
 		snprintf(msg, msglen, "sink %s: %s_file: path too long", sink, what);
 		return -EINVAL;
 	}
-	slash = strrchr(path, '/');
-	buf_init(&b, MAX_SECRET);
-	if (slash) {
-		char d[4096];
-		snprintf(d, sizeof(d), "%.*s", (int)(slash - path), path);
-		r = statefile_read(slash == path ? "/" : d, slash + 1, &b, emsg, sizeof(emsg));
-	} else {
-		r = statefile_read(".", path, &b, emsg, sizeof(emsg));
-	}
+	r = creds_read_file(path, MAX_SECRET, &b, emsg, sizeof(emsg));
 	if (r < 0) {
-		snprintf(msg, msglen, "sink %s: %s: %s", sink, what,
-			 r == -ENOENT ? "no such file" : r == -E2BIG ? "file too large" : emsg);
+		snprintf(msg, msglen, "sink %s: %s: %s", sink, what, emsg);
 		goto out;
 	}
 	while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
@@ -195,19 +187,30 @@ static bool any_glob(const char *const *globs, size_t n, const char *rule, struc
 	return false;
 }
 
-/* Does the sink want this alert (severity, rules, exclude_rules)? */
-static bool wanted(const struct sink_config *c, const char *json, size_t len)
+/* The alert as JSON (len bytes, not NUL-terminated), or NULL when it does
+ * not parse; the caller puts it. */
+static struct json_object *parse_alert(const char *json, size_t len)
 {
-	struct json_object *o, *v, *tags = NULL;
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *o;
+
+	if (!tok)
+		return NULL;
+	o = len <= INT32_MAX ? json_tokener_parse_ex(tok, json, (int)len) : NULL;
+	json_tokener_free(tok);
+	return o;
+}
+
+/* Does the sink want this alert (severity, rules, exclude_rules)?  An
+ * alert that cannot be judged (o NULL) is delivered. */
+static bool wanted(const struct sink_config *c, struct json_object *o)
+{
+	struct json_object *v, *tags = NULL;
 	enum level lv = LEVEL_CRITICAL;
 	const char *rule = NULL;
-	bool ok;
 
-	if (c->min_severity == LEVEL_INFORMATIONAL && !c->nrules && !c->nexclude_rules)
+	if (!o || (c->min_severity == LEVEL_INFORMATIONAL && !c->nrules && !c->nexclude_rules))
 		return true;
-	o = json_tokener_parse(strndupa(json, len));
-	if (!o)
-		return true;	/* deliver what cannot be judged */
 	if (json_object_object_get_ex(o, "severity", &v))
 		level_from_string(json_object_get_string(v), &lv);
 	if (json_object_object_get_ex(o, "rule", &v))
@@ -215,21 +218,18 @@ static bool wanted(const struct sink_config *c, const char *json, size_t len)
 	json_object_object_get_ex(o, "tags", &tags);
 	if (tags && !json_object_is_type(tags, json_type_array))
 		tags = NULL;
-	ok = lv >= c->min_severity && (!c->nrules || any_glob(c->rules, c->nrules, rule, tags)) &&
-	     !any_glob(c->exclude_rules, c->nexclude_rules, rule, tags);
-	json_object_put(o);
-	return ok;
+	return lv >= c->min_severity && (!c->nrules || any_glob(c->rules, c->nrules, rule, tags)) &&
+	       !any_glob(c->exclude_rules, c->nexclude_rules, rule, tags);
 }
 
 /* The rule's description, for Slack and Teams; NULL when unknown. */
-static const char *description(const struct delivery *d, const char *json, size_t len)
+static const char *description(const struct delivery *d, struct json_object *o)
 {
-	struct json_object *o = json_tokener_parse(strndupa(json, len)), *v;
+	struct json_object *v;
 	const struct rule *r = NULL;
 
 	if (o && json_object_object_get_ex(o, "rule", &v) && json_object_get_string(v))
 		r = ruleset_find(d->rs, json_object_get_string(v));
-	json_object_put(o);
 	return r ? r->description : NULL;
 }
 
@@ -289,7 +289,8 @@ static int write_direct(struct sink *s, const char *json, size_t len, char *msg,
 
 /* Queues the alert for an HTTP sink.  -EINVAL when it cannot be formatted
  * (msg), -ENOMEM. */
-static int start_http(struct delivery *d, struct sink *s, const char *json, size_t len, char *msg, size_t msglen)
+static int start_http(struct delivery *d, struct sink *s, const char *json, size_t len, struct json_object *alert,
+		      char *msg, size_t msglen)
 {
 	struct http_header h[HTTP_MAX_HEADERS];
 	struct http_request rq = { .method = "POST", .timeout_ms = DELIVERY_TIMEOUT_MS };
@@ -319,11 +320,11 @@ static int start_http(struct delivery *d, struct sink *s, const char *json, size
 		rq.url = s->url;
 		break;
 	case SINK_SLACK:
-		r = sinkfmt_slack(json, len, description(d, json, len), &d->payload, msg, msglen);
+		r = sinkfmt_slack(json, len, description(d, alert), &d->payload, msg, msglen);
 		rq.url = s->url;
 		break;
 	case SINK_TEAMS:
-		r = sinkfmt_teams(json, len, description(d, json, len), &d->payload, msg, msglen);
+		r = sinkfmt_teams(json, len, description(d, alert), &d->payload, msg, msglen);
 		rq.url = s->url;
 		break;
 	case SINK_PAGERDUTY:
@@ -450,6 +451,52 @@ static int finish_http(struct delivery *d, struct sink *s, int result)
 
 /* ---- the loop ----------------------------------------------------------- */
 
+/* Offers the sink its oldest alert: 0 when it is done with it (taken,
+ * filtered out, or dead-lettered: ack it), 1 when it waits (in flight, or
+ * not now), -ENOMEM. */
+static int offer(struct delivery *d, struct sink *s, const char *json, size_t len)
+{
+	struct json_object *alert = parse_alert(json, len);
+	char msg[600];
+	int r = 0;
+
+	if (!wanted(s->c, alert)) {
+		s->st.filtered++;
+	} else if (s->c->type == SINK_STDOUT || s->c->type == SINK_FILE || s->c->type == SINK_JOURNAL) {
+		r = write_direct(s, json, len, msg, sizeof(msg));
+		if (r == -EAGAIN) {
+			s->next_ms = now_ms() + 100;
+			r = 1;
+		} else if (r < 0) {
+			long wait = backoff_ms(d, ++s->failures);
+			if (s->failures == 1 || s->failures % 10 == 0)
+				log_warning("sink %s: %s (retrying in %ld ms)", s->c->name, msg, wait);
+			s->next_ms = now_ms() + wait;
+			s->st.retried++;
+			r = 1;
+		} else {
+			s->failures = 0;
+			s->st.sent++;
+		}
+	} else if (s->c->type == SINK_SLACK && now_ms() < s->last_sent_ms + SLACK_GAP_MS) {
+		s->next_ms = s->last_sent_ms + SLACK_GAP_MS;
+		r = 1;
+	} else {
+		r = start_http(d, s, json, len, alert, msg, sizeof(msg));
+		if (r == 0) {
+			s->in_flight = true;
+			r = 1;
+		} else if (r != -ENOMEM) {
+			log_error("sink %s: alert %s cannot be formatted: %s", s->c->name, s->id, msg);
+			dead_letter(d, s, json, len, msg);
+			s->st.dead++;
+			r = 0;
+		}
+	}
+	json_object_put(alert);
+	return r;
+}
+
 /* Starts what the sink can take now: direct sinks drain, an HTTP sink gets
  * its next alert in flight.  Returns 0 or the spool's error. */
 static int feed(struct delivery *d, struct sink *s)
@@ -467,40 +514,9 @@ static int feed(struct delivery *d, struct sink *s)
 		}
 		if (!json)
 			return 0;
-		if (!wanted(s->c, json, len)) {
-			s->st.filtered++;
-		} else if (s->c->type == SINK_STDOUT || s->c->type == SINK_FILE || s->c->type == SINK_JOURNAL) {
-			r = write_direct(s, json, len, msg, sizeof(msg));
-			if (r == -EAGAIN) {
-				s->next_ms = now_ms() + 100;
-				return 0;
-			}
-			if (r < 0) {
-				long wait = backoff_ms(d, ++s->failures);
-				if (s->failures == 1 || s->failures % 10 == 0)
-					log_warning("sink %s: %s (retrying in %ld ms)", s->c->name, msg, wait);
-				s->next_ms = now_ms() + wait;
-				s->st.retried++;
-				return 0;
-			}
-			s->failures = 0;
-			s->st.sent++;
-		} else {
-			if (s->c->type == SINK_SLACK && now_ms() < s->last_sent_ms + SLACK_GAP_MS) {
-				s->next_ms = s->last_sent_ms + SLACK_GAP_MS;
-				return 0;
-			}
-			r = start_http(d, s, json, len, msg, sizeof(msg));
-			if (r == -ENOMEM)
-				return r;
-			if (r == 0) {
-				s->in_flight = true;
-				return 0;
-			}
-			log_error("sink %s: alert %s cannot be formatted: %s", s->c->name, s->id, msg);
-			dead_letter(d, s, json, len, msg);
-			s->st.dead++;
-		}
+		r = offer(d, s, json, len);
+		if (r != 0)
+			return r < 0 ? r : 0;
 		r = spool_ack(d->spool, s->index, s->id, msg, sizeof(msg));
 		if (r < 0) {
 			log_error("spool: %s", msg);
