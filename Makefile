@@ -65,12 +65,12 @@ $(BUILD):
 	mkdir -p $(BUILD)
 
 # Unit tests in C, linked against the daemon's modules (not main.c).
-$(BUILD)/unit: tests/unit.c $(LIB_OBJS)
+$(BUILD)/unit: tests/unit.c tests/check.h $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) -o $@ tests/unit.c $(LIB_OBJS) $(LDFLAGS) $(LDLIBS_ALL)
 
 # C test programs of single modules, and the credential chain's driver.
 $(BUILD)/s3xml_test $(BUILD)/spool_test $(BUILD)/sinkfmt_test $(BUILD)/creds_tool $(BUILD)/journal_send: \
-		$(BUILD)/%: tests/%.c $(LIB_OBJS)
+		$(BUILD)/%: tests/%.c tests/check.h $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS_ALL)
 
 CTEST_BINS = $(BUILD)/s3xml_test $(BUILD)/spool_test $(BUILD)/sinkfmt_test

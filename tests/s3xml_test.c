@@ -14,25 +14,7 @@
 
 #include "trailwatch/s3xml.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...) check((cond), __LINE__, __VA_ARGS__)
-
-static void __attribute__((format(printf, 3, 4))) check(bool ok, int line, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (ok) {
-		passed++;
-		return;
-	}
-	failed++;
-	printf("FAIL line %d: ", line);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-}
+#include "check.h"
 
 /* ---- Running the listing parser ---- */
 
@@ -119,8 +101,8 @@ static void expect_list(int line, const char *doc, bool url, const char *want)
 	for (size_t chunk = 0; chunk <= 1; chunk++) {
 		memset(&t, 0, sizeof(t));
 		r = run_list(doc, strlen(doc), url, chunk, &t, msg, sizeof(msg));
-		check(r == 0, line, "chunk %zu: returned %d (%s)", chunk, r, msg);
-		check(strcmp(t.text, want) == 0, line, "chunk %zu: got\n%s-- want\n%s--", chunk, t.text, want);
+		check_at(r == 0, __FILE__, line, "chunk %zu: returned %d (%s)", chunk, r, msg);
+		check_at(strcmp(t.text, want) == 0, __FILE__, line, "chunk %zu: got\n%s-- want\n%s--", chunk, t.text, want);
 	}
 }
 
@@ -134,8 +116,8 @@ static void expect_list_error(int line, const char *doc, bool url, const char *w
 	for (size_t chunk = 0; chunk <= 1; chunk++) {
 		memset(&t, 0, sizeof(t));
 		r = run_list(doc, strlen(doc), url, chunk, &t, msg, sizeof(msg));
-		check(r == -EINVAL, line, "chunk %zu: returned %d, want -EINVAL", chunk, r);
-		check(strstr(msg, want) != NULL, line, "chunk %zu: message \"%s\" lacks \"%s\"", chunk, msg, want);
+		check_at(r == -EINVAL, __FILE__, line, "chunk %zu: returned %d, want -EINVAL", chunk, r);
+		check_at(strstr(msg, want) != NULL, __FILE__, line, "chunk %zu: message \"%s\" lacks \"%s\"", chunk, msg, want);
 	}
 }
 
@@ -220,11 +202,11 @@ static void test_realistic_page(void)
 	/* And any other split gives the same transcript. */
 	run_list(realistic_page, strlen(realistic_page), false, 0, &whole, msg, sizeof(msg));
 	run_list(realistic_page, strlen(realistic_page), false, 1, &bytes, msg, sizeof(msg));
-	CHECK(strcmp(whole.text, bytes.text) == 0, "byte-at-a-time transcript differs");
+	CHECKF(strcmp(whole.text, bytes.text) == 0, "byte-at-a-time transcript differs");
 	for (size_t chunk = 2; chunk < 300; chunk += 37) {
 		memset(&chunks, 0, sizeof(chunks));
 		run_list(realistic_page, strlen(realistic_page), false, chunk, &chunks, msg, sizeof(msg));
-		CHECK(strcmp(whole.text, chunks.text) == 0, "chunks of %zu: transcript differs", chunk);
+		CHECKF(strcmp(whole.text, chunks.text) == 0, "chunks of %zu: transcript differs", chunk);
 	}
 
 	/* Without a namespace, and with a prefixed one. */
@@ -357,12 +339,12 @@ static void test_list_errors(void)
 	memset(&t, 0, sizeof(t));
 	t.stop_at = 2;
 	r = run_list(realistic_page, strlen(realistic_page), false, 0, &t, msg, sizeof(msg));
-	CHECK(r == -ECANCELED && t.calls == 2, "callback error: returned %d after %d calls", r, t.calls);
-	CHECK(strstr(msg, "stopped by a callback") != NULL, "callback error message: %s", msg);
+	CHECKF(r == -ECANCELED && t.calls == 2, "callback error: returned %d after %d calls", r, t.calls);
+	CHECKF(strstr(msg, "stopped by a callback") != NULL, "callback error message: %s", msg);
 	memset(&t, 0, sizeof(t));
 	t.stop_at = 4;	/* the CommonPrefixes callback */
 	r = run_list(realistic_page, strlen(realistic_page), false, 1, &t, msg, sizeof(msg));
-	CHECK(r == -ECANCELED && t.calls == 4, "prefix callback error: returned %d after %d calls", r, t.calls);
+	CHECKF(r == -ECANCELED && t.calls == 4, "prefix callback error: returned %d after %d calls", r, t.calls);
 }
 
 static void test_sticky_error_and_outputs(void)
@@ -372,20 +354,20 @@ static void test_sticky_error_and_outputs(void)
 	char msg[256], small[8];
 	int r;
 
-	CHECK(s3xml_list_new(false, NULL, NULL, NULL, &x) == 0, "s3xml_list_new failed");
+	CHECKF(s3xml_list_new(false, NULL, NULL, NULL, &x) == 0, "s3xml_list_new failed");
 	if (!x)
 		return;
 	r = s3xml_feed(x, "<Nope>", 6, msg, sizeof(msg));
-	CHECK(r == -EINVAL, "wrong root: %d", r);
+	CHECKF(r == -EINVAL, "wrong root: %d", r);
 	r = s3xml_feed(x, "<ListBucketResult/>", 19, small, sizeof(small));
-	CHECK(r == -EINVAL && strlen(small) == sizeof(small) - 1 && strncmp(small, msg, 7) == 0,
+	CHECKF(r == -EINVAL && strlen(small) == sizeof(small) - 1 && strncmp(small, msg, 7) == 0,
 	      "later feed: %d \"%s\"", r, small);
-	CHECK(s3xml_feed(x, "x", 1, NULL, 0) == -EINVAL, "NULL msg");
+	CHECKF(s3xml_feed(x, "x", 1, NULL, 0) == -EINVAL, "NULL msg");
 	memset(&res, 0xa5, sizeof(res));
 	untouched = res;
 	r = s3xml_finish(x, &res, msg, sizeof(msg));
-	CHECK(r == -EINVAL && memcmp(&res, &untouched, sizeof(res)) == 0, "finish after error: %d", r);
-	CHECK(strcmp(msg, "line 1, column 1: root element is Nope, expected ListBucketResult") == 0,
+	CHECKF(r == -EINVAL && memcmp(&res, &untouched, sizeof(res)) == 0, "finish after error: %d", r);
+	CHECKF(strcmp(msg, "line 1, column 1: root element is Nope, expected ListBucketResult") == 0,
 	      "message: %s", msg);
 	s3xml_list_free(x);
 	s3xml_list_free(NULL);
@@ -446,7 +428,7 @@ static void test_bounds(void)
 	/* Entries: S3XML_MAX_ENTRIES, then one more (whole feeds only). */
 	n = 64 + (S3XML_MAX_ENTRIES + 1) * 64;
 	big = malloc(n);
-	CHECK(big != NULL, "malloc");
+	CHECKF(big != NULL, "malloc");
 	if (!big)
 		return;
 	for (int extra = 0; extra <= 1; extra++) {
@@ -457,16 +439,16 @@ static void test_bounds(void)
 		memset(&t, 0, sizeof(t));
 		r = run_list(big, (size_t)(p - big), false, 0, &t, msg, sizeof(msg));
 		if (extra)
-			CHECK(r == -EINVAL && strstr(msg, "more than 10000 Contents and CommonPrefixes"),
+			CHECKF(r == -EINVAL && strstr(msg, "more than 10000 Contents and CommonPrefixes"),
 			      "10001 entries: %d %s", r, msg);
 		else
-			CHECK(r == 0 && t.calls == S3XML_MAX_ENTRIES, "10000 entries: %d %s", r, msg);
+			CHECKF(r == 0 && t.calls == S3XML_MAX_ENTRIES, "10000 entries: %d %s", r, msg);
 	}
 	free(big);
 
 	/* Document size: exactly S3XML_MAX_DOCUMENT bytes, then one more. */
 	big = malloc(S3XML_MAX_DOCUMENT + 1);
-	CHECK(big != NULL, "malloc");
+	CHECKF(big != NULL, "malloc");
 	if (!big)
 		return;
 	for (int extra = 0; extra <= 1; extra++) {
@@ -477,17 +459,17 @@ static void test_bounds(void)
 		memset(big, ' ', len);
 		memcpy(big, head, strlen(head));
 		memcpy(big + len - strlen(tail), tail, strlen(tail));
-		CHECK(s3xml_list_new(false, NULL, NULL, NULL, &x) == 0, "s3xml_list_new");
+		CHECKF(s3xml_list_new(false, NULL, NULL, NULL, &x) == 0, "s3xml_list_new");
 		r = s3xml_feed(x, big, len / 2, msg, sizeof(msg));
 		if (r == 0)
 			r = s3xml_feed(x, big + len / 2, len - len / 2, msg, sizeof(msg));
 		if (r == 0)
 			r = s3xml_finish(x, &res, msg, sizeof(msg));
 		if (extra)
-			CHECK(r == -EINVAL && strcmp(msg, "document longer than 16777216 bytes") == 0,
+			CHECKF(r == -EINVAL && strcmp(msg, "document longer than 16777216 bytes") == 0,
 			      "16 MiB + 1: %d %s", r, msg);
 		else
-			CHECK(r == 0, "16 MiB: %d %s", r, msg);
+			CHECKF(r == 0, "16 MiB: %d %s", r, msg);
 		s3xml_list_free(x);
 	}
 	free(big);
@@ -503,15 +485,15 @@ static void test_error_documents(void)
 	int r;
 
 	r = s3xml_parse_error("", 0, &err, msg, sizeof(msg));
-	CHECK(r == -EINVAL && strstr(msg, "no element found"), "empty error document: %d %s", r, msg);
+	CHECKF(r == -EINVAL && strstr(msg, "no element found"), "empty error document: %d %s", r, msg);
 
 	p = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 	    "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message>"
 	    "<RequestId>4442587FB7D0A2F9</RequestId><HostId>eftixk72aD6Ap51TnqcoF8eFidJG9Z/2mkiDFu8y"
 	    "U9AS1ed4OpIszj7UDNEHGran</HostId></Error>";
 	r = s3xml_parse_error(p, strlen(p), &err, msg, sizeof(msg));
-	CHECK(r == 0, "S3 error: %d %s", r, msg);
-	CHECK(strcmp(err.code, "SlowDown") == 0 && strcmp(err.message, "Please reduce your request rate.") == 0 &&
+	CHECKF(r == 0, "S3 error: %d %s", r, msg);
+	CHECKF(strcmp(err.code, "SlowDown") == 0 && strcmp(err.message, "Please reduce your request rate.") == 0 &&
 	      strcmp(err.request_id, "4442587FB7D0A2F9") == 0, "S3 error: %s / %s / %s", err.code, err.message,
 	      err.request_id);
 
@@ -521,8 +503,8 @@ static void test_error_documents(void)
 	    "</Message>\n  </Error>\n  <RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId>\n"
 	    "</ErrorResponse>\n";
 	r = s3xml_parse_error(p, strlen(p), &err, msg, sizeof(msg));
-	CHECK(r == 0, "STS error: %d %s", r, msg);
-	CHECK(strcmp(err.code, "AccessDenied") == 0 &&
+	CHECKF(r == 0, "STS error: %d %s", r, msg);
+	CHECKF(strcmp(err.code, "AccessDenied") == 0 &&
 	      strcmp(err.message, "User: arn:aws:iam::123456789012:user/x is not authorized to perform: "
 		     "sts:AssumeRole") == 0 &&
 	      strcmp(err.request_id, "c6104cbe-af31-11e0-8154-cbc7ccf896c7") == 0,
@@ -535,7 +517,7 @@ static void test_error_documents(void)
 	p += 1022;
 	p += sprintf(p, "\xc3\xa9zzz</Message></Error>");
 	r = s3xml_parse_error(doc, strlen(doc), &err, msg, sizeof(msg));
-	CHECK(r == 0 && strlen(err.message) == 1022 && err.request_id[0] == '\0', "long message: %d %zu", r,
+	CHECKF(r == 0 && strlen(err.message) == 1022 && err.request_id[0] == '\0', "long message: %d %zu", r,
 	      strlen(err.message));
 
 	/* SignatureDoesNotMatch carries long elements nobody reads. */
@@ -545,7 +527,7 @@ static void test_error_documents(void)
 		p += sprintf(p, "%02x ", i & 0xff);
 	sprintf(p, "</CanonicalRequestBytes><RequestId>R1</RequestId></Error>");
 	r = s3xml_parse_error(doc, strlen(doc), &err, msg, sizeof(msg));
-	CHECK(r == 0 && strcmp(err.code, "SignatureDoesNotMatch") == 0 && strcmp(err.request_id, "R1") == 0,
+	CHECKF(r == 0 && strcmp(err.code, "SignatureDoesNotMatch") == 0 && strcmp(err.request_id, "R1") == 0,
 	      "SignatureDoesNotMatch: %d %s", r, msg);
 
 	/* Errors: no Code, wrong root, Code in the wrong place, truncation, DOCTYPE. */
@@ -553,23 +535,23 @@ static void test_error_documents(void)
 	untouched = err;
 	p = "<Error><Message>m</Message></Error>";
 	r = s3xml_parse_error(p, strlen(p), &err, msg, sizeof(msg));
-	CHECK(r == -EINVAL && strcmp(msg, "error document without Code") == 0 &&
+	CHECKF(r == -EINVAL && strcmp(msg, "error document without Code") == 0 &&
 	      memcmp(&err, &untouched, sizeof(err)) == 0, "no Code: %d %s", r, msg);
 	p = "<ListBucketResult/>";
 	r = s3xml_parse_error(p, strlen(p), &err, msg, sizeof(msg));
-	CHECK(r == -EINVAL && strstr(msg, "root element is ListBucketResult, expected Error or ErrorResponse"),
+	CHECKF(r == -EINVAL && strstr(msg, "root element is ListBucketResult, expected Error or ErrorResponse"),
 	      "wrong root: %d %s", r, msg);
 	p = "<ErrorResponse><Code>X</Code></ErrorResponse>";
 	r = s3xml_parse_error(p, strlen(p), &err, msg, sizeof(msg));
-	CHECK(r == -EINVAL && strstr(msg, "without Code"), "misplaced Code: %d %s", r, msg);
+	CHECKF(r == -EINVAL && strstr(msg, "without Code"), "misplaced Code: %d %s", r, msg);
 	p = "<Error><Code>SlowDown</Code>";
 	r = s3xml_parse_error(p, strlen(p), &err, msg, sizeof(msg));
-	CHECK(r == -EINVAL && strstr(msg, "line 1, column"), "truncated: %d %s", r, msg);
+	CHECKF(r == -EINVAL && strstr(msg, "line 1, column"), "truncated: %d %s", r, msg);
 	p = "<!DOCTYPE Error [<!ENTITY x \"y\">]><Error><Code>&x;</Code></Error>";
 	r = s3xml_parse_error(p, strlen(p), &err, msg, sizeof(msg));
-	CHECK(r == -EINVAL && strstr(msg, "DOCTYPE not allowed"), "DOCTYPE: %d %s", r, msg);
+	CHECKF(r == -EINVAL && strstr(msg, "DOCTYPE not allowed"), "DOCTYPE: %d %s", r, msg);
 	r = s3xml_parse_error(doc, (size_t)S3XML_MAX_DOCUMENT + 1, &err, msg, sizeof(msg));
-	CHECK(r == -EINVAL && strstr(msg, "document longer than"), "too long: %d %s", r, msg);
+	CHECKF(r == -EINVAL && strstr(msg, "document longer than"), "too long: %d %s", r, msg);
 }
 
 /* ---- STS ---- */
@@ -611,8 +593,8 @@ static void test_sts(void)
 	int r;
 
 	r = parse_sts(assume_role, &c, msg, sizeof(msg));
-	CHECK(r == 0, "AssumeRole: %d %s", r, msg);
-	CHECK(strcmp(c.access_key_id, "ASIAIOSFODNN7EXAMPLE") == 0 &&
+	CHECKF(r == 0, "AssumeRole: %d %s", r, msg);
+	CHECKF(strcmp(c.access_key_id, "ASIAIOSFODNN7EXAMPLE") == 0 &&
 	      strcmp(c.secret_access_key, "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY") == 0 &&
 	      strncmp(c.session_token, "AQoDYXdzEPT//////////wEXAMPLE", 29) == 0 &&
 	      strlen(c.session_token) == 336 && c.expiration == 1573306481,
@@ -625,7 +607,7 @@ static void test_sts(void)
 		      "<SecretAccessKey>sec</SecretAccessKey><Expiration>2026-11-27T10:00:00.000Z</Expiration>"
 		      "<AccessKeyId>ASIA2</AccessKeyId></Credentials></AssumeRoleWithWebIdentityResult>"
 		      "</AssumeRoleWithWebIdentityResponse>", &c, msg, sizeof(msg));
-	CHECK(r == 0 && strcmp(c.access_key_id, "ASIA2") == 0 && strcmp(c.secret_access_key, "sec") == 0 &&
+	CHECKF(r == 0 && strcmp(c.access_key_id, "ASIA2") == 0 && strcmp(c.secret_access_key, "sec") == 0 &&
 	      strcmp(c.session_token, "tok") == 0 && c.expiration == 1795773600, "web identity: %d %s", r, msg);
 
 	/* Missing SessionToken: an error, and nothing written. */
@@ -640,7 +622,7 @@ static void test_sts(void)
 	memset(&c, 0x5a, sizeof(c));
 	untouched = c;
 	r = parse_sts(doc, &c, msg, sizeof(msg));
-	CHECK(r == -EINVAL && strcmp(msg, "STS response without Credentials/SessionToken") == 0 &&
+	CHECKF(r == -EINVAL && strcmp(msg, "STS response without Credentials/SessionToken") == 0 &&
 	      memcmp(&c, &untouched, sizeof(c)) == 0, "missing SessionToken: %d %s", r, msg);
 
 	/* Credentials under the wrong result element do not count. */
@@ -648,30 +630,30 @@ static void test_sts(void)
 		      "<AccessKeyId>a</AccessKeyId><SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken>"
 		      "<Expiration>2026-11-27T10:00:00Z</Expiration></Credentials></AssumeRoleWithWebIdentityResult>"
 		      "</AssumeRoleResponse>", &c, msg, sizeof(msg));
-	CHECK(r == -EINVAL && strstr(msg, "without Credentials/AccessKeyId"), "wrong result: %d %s", r, msg);
+	CHECKF(r == -EINVAL && strstr(msg, "without Credentials/AccessKeyId"), "wrong result: %d %s", r, msg);
 
 	/* Bad values; messages never quote them. */
 	r = parse_sts("<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId></AccessKeyId>"
 		      "</Credentials></AssumeRoleResult></AssumeRoleResponse>", &c, msg, sizeof(msg));
-	CHECK(r == -EINVAL && strstr(msg, "AccessKeyId is empty"), "empty key id: %d %s", r, msg);
+	CHECKF(r == -EINVAL && strstr(msg, "AccessKeyId is empty"), "empty key id: %d %s", r, msg);
 	p = doc + sprintf(doc, "<AssumeRoleResponse><AssumeRoleResult><Credentials><SecretAccessKey>");
 	memset(p, 'S', S3XML_SECRET_KEY_SIZE);
 	sprintf(p + S3XML_SECRET_KEY_SIZE, "</SecretAccessKey></Credentials></AssumeRoleResult></AssumeRoleResponse>");
 	r = parse_sts(doc, &c, msg, sizeof(msg));
-	CHECK(r == -EINVAL && strstr(msg, "SecretAccessKey longer than 128 bytes") && !strstr(msg, "SS"),
+	CHECKF(r == -EINVAL && strstr(msg, "SecretAccessKey longer than 128 bytes") && !strstr(msg, "SS"),
 	      "long secret: %d %s", r, msg);
 	r = parse_sts("<AssumeRoleResponse><AssumeRoleResult><Credentials>"
 		      "<Expiration>2026-11-27</Expiration></Credentials></AssumeRoleResult></AssumeRoleResponse>",
 		      &c, msg, sizeof(msg));
-	CHECK(r == -EINVAL && strstr(msg, "Expiration is not a time"), "bad expiration: %d %s", r, msg);
+	CHECKF(r == -EINVAL && strstr(msg, "Expiration is not a time"), "bad expiration: %d %s", r, msg);
 	r = parse_sts("<ErrorResponse><Error><Code>ExpiredToken</Code></Error></ErrorResponse>", &c, msg,
 		      sizeof(msg));
-	CHECK(r == -EINVAL && strstr(msg, "root element is ErrorResponse, expected AssumeRoleResponse"),
+	CHECKF(r == -EINVAL && strstr(msg, "root element is ErrorResponse, expected AssumeRoleResponse"),
 	      "error root: %d %s", r, msg);
 	r = parse_sts("<!DOCTYPE x><AssumeRoleResponse/>", &c, msg, sizeof(msg));
-	CHECK(r == -EINVAL && strstr(msg, "DOCTYPE not allowed"), "DOCTYPE: %d %s", r, msg);
+	CHECKF(r == -EINVAL && strstr(msg, "DOCTYPE not allowed"), "DOCTYPE: %d %s", r, msg);
 	r = parse_sts("<AssumeRoleResponse><AssumeRoleResult>", &c, msg, sizeof(msg));
-	CHECK(r == -EINVAL && strstr(msg, "no element found"), "truncated: %d %s", r, msg);
+	CHECKF(r == -EINVAL && strstr(msg, "no element found"), "truncated: %d %s", r, msg);
 }
 
 int main(void)
@@ -683,6 +665,5 @@ int main(void)
 	test_bounds();
 	test_error_documents();
 	test_sts();
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_summary();
 }

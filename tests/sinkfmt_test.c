@@ -23,25 +23,7 @@
 
 #include "trailwatch/sinkfmt.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...) check((cond), __LINE__, __VA_ARGS__)
-
-static void __attribute__((format(printf, 3, 4))) check(bool ok, int line, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (ok) {
-		passed++;
-		return;
-	}
-	failed++;
-	printf("FAIL line %d: ", line);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-}
+#include "check.h"
 
 /* ---- Alerts ---- */
 
@@ -251,11 +233,11 @@ static json_object *run(enum fmt f, const char *alert, size_t len, const char *d
 	if (ret)
 		*ret = r;
 	if (r == 0) {
-		CHECK(b.len > 0 && utf8_valid(b.data, b.len), "formatter %d: output is not valid UTF-8", f);
+		CHECKF(b.len > 0 && utf8_valid(b.data, b.len), "formatter %d: output is not valid UTF-8", f);
 		o = parse(b.data, b.len);
-		CHECK(o != NULL, "formatter %d: output is not JSON: %.200s", f, b.data);
+		CHECKF(o != NULL, "formatter %d: output is not JSON: %.200s", f, b.data);
 	} else if (!ret) {
-		CHECK(0, "formatter %d failed: %d %s", f, r, msg);
+		CHECKF(0, "formatter %d failed: %d %s", f, r, msg);
 	}
 	if (raw)
 		*raw = b;
@@ -319,51 +301,51 @@ static size_t slack_check_limits(json_object *root, const char *what)
 	json_object *blocks = at(root, "blocks");
 	size_t nblocks = alen(blocks), total = 0;
 
-	CHECK(json_object_is_type(blocks, json_type_array) && nblocks >= 2 &&
+	CHECKF(json_object_is_type(blocks, json_type_array) && nblocks >= 2 &&
 		      nblocks <= SINKFMT_SLACK_BLOCKS_MAX,
 	      "%s: %zu blocks", what, nblocks);
-	CHECK(units(str_at(root, "text")) <= SINKFMT_SLACK_FALLBACK_MAX, "%s: fallback text too long", what);
+	CHECKF(units(str_at(root, "text")) <= SINKFMT_SLACK_FALLBACK_MAX, "%s: fallback text too long", what);
 	for (size_t i = 0; i < nblocks; i++) {
 		json_object *b = json_object_array_get_idx(blocks, i), *fields = at(b, "fields"), *el;
 		const char *type = str_at(b, "type"), *t;
 
 		if (eq(type, "header")) {
 			t = str_at(b, "text.text");
-			CHECK(eq(str_at(b, "text.type"), "plain_text") && t &&
+			CHECKF(eq(str_at(b, "text.type"), "plain_text") && t &&
 				      units(t) <= SINKFMT_SLACK_HEADER_MAX,
 			      "%s: header of %zu characters", what, units(t));
 			total += units(t);
 		} else if (eq(type, "section")) {
 			if ((t = str_at(b, "text.text"))) {
-				CHECK(units(t) <= SINKFMT_SLACK_SECTION_MAX, "%s: section text of %zu", what,
+				CHECKF(units(t) <= SINKFMT_SLACK_SECTION_MAX, "%s: section text of %zu", what,
 				      units(t));
 				total += units(t);
 			}
-			CHECK(t || fields, "%s: section with neither text nor fields", what);
-			CHECK(!fields || alen(fields) <= SINKFMT_SLACK_FIELDS_MAX, "%s: %zu fields", what,
+			CHECKF(t || fields, "%s: section with neither text nor fields", what);
+			CHECKF(!fields || alen(fields) <= SINKFMT_SLACK_FIELDS_MAX, "%s: %zu fields", what,
 			      alen(fields));
 			for (size_t k = 0; fields && k < alen(fields); k++) {
 				t = str_at(json_object_array_get_idx(fields, k), "text");
-				CHECK(t && units(t) <= SINKFMT_SLACK_FIELD_MAX, "%s: field of %zu", what,
+				CHECKF(t && units(t) <= SINKFMT_SLACK_FIELD_MAX, "%s: field of %zu", what,
 				      units(t));
-				CHECK(eq(str_at(json_object_array_get_idx(fields, k), "type"), "mrkdwn"),
+				CHECKF(eq(str_at(json_object_array_get_idx(fields, k), "type"), "mrkdwn"),
 				      "%s: field not mrkdwn", what);
 				total += t ? units(t) : 0;
 			}
 		} else if (eq(type, "context")) {
 			el = at(b, "elements");
-			CHECK(el && alen(el) <= SINKFMT_SLACK_CONTEXT_MAX, "%s: context elements", what);
+			CHECKF(el && alen(el) <= SINKFMT_SLACK_CONTEXT_MAX, "%s: context elements", what);
 			for (size_t k = 0; el && k < alen(el); k++) {
 				t = str_at(json_object_array_get_idx(el, k), "text");
-				CHECK(t && units(t) <= SINKFMT_SLACK_SECTION_MAX, "%s: context text %zu",
+				CHECKF(t && units(t) <= SINKFMT_SLACK_SECTION_MAX, "%s: context text %zu",
 				      what, units(t));
 				total += t ? units(t) : 0;
 			}
 		} else {
-			CHECK(0, "%s: unexpected block type %s", what, type ? type : "(none)");
+			CHECKF(0, "%s: unexpected block type %s", what, type ? type : "(none)");
 		}
 	}
-	CHECK(total <= SINKFMT_SLACK_TEXT_BUDGET, "%s: block texts add up to %zu", what, total);
+	CHECKF(total <= SINKFMT_SLACK_TEXT_BUDGET, "%s: block texts add up to %zu", what, total);
 	return total;
 }
 
@@ -376,45 +358,45 @@ static void test_slack_single(void)
 	if (!o)
 		return;
 	slack_check_limits(o, "slack single");
-	CHECK(eq(str_at(o, "text"), "[MEDIUM] S3 API called with a hacking or scripting tool's user agent"),
+	CHECKF(eq(str_at(o, "text"), "[MEDIUM] S3 API called with a hacking or scripting tool's user agent"),
 	      "fallback text: %s", str_at(o, "text"));
-	CHECK(eq(str_at(o, "blocks.0.type"), "header") &&
+	CHECKF(eq(str_at(o, "blocks.0.type"), "header") &&
 		      eq(str_at(o, "blocks.0.text.text"),
 			 "[MEDIUM] S3 API called with a hacking or scripting tool's user agent"),
 	      "header: %s", str_at(o, "blocks.0.text.text"));
-	CHECK(eq(slack_field(o, "Account"), "130201276659"), "account field");
-	CHECK(eq(slack_field(o, "Region"), "us-east-1"), "region field");
-	CHECK(eq(slack_field(o, "Principal"),
+	CHECKF(eq(slack_field(o, "Account"), "130201276659"), "account field");
+	CHECKF(eq(slack_field(o, "Region"), "us-east-1"), "region field");
+	CHECKF(eq(slack_field(o, "Principal"),
 		 "arn:aws:sts::130201276659:assumed-role/app-backend/app-backend-9584708748"),
 	      "principal field");
-	CHECK(eq(slack_field(o, "Source IP"), "45.155.205.24"), "source ip field");
-	CHECK(eq(slack_field(o, "User agent"), "curl/7.88.1"), "user agent field");
-	CHECK(eq(slack_field(o, "S3 object"), "s3://prod-data-6659/11/tmp/tmp/c82e3fca.jpg"),
+	CHECKF(eq(slack_field(o, "Source IP"), "45.155.205.24"), "source ip field");
+	CHECKF(eq(slack_field(o, "User agent"), "curl/7.88.1"), "user agent field");
+	CHECKF(eq(slack_field(o, "S3 object"), "s3://prod-data-6659/11/tmp/tmp/c82e3fca.jpg"),
 	      "s3 object field: %s", slack_field(o, "S3 object"));
-	CHECK(eq(slack_field(o, "Event"), "DeleteObject"), "event field");
-	CHECK(eq(slack_field(o, "Time"), "2026-11-26T04:19:24Z"), "time field");
-	CHECK(alen(at(o, "blocks.1.fields")) == 8, "8 fields");
-	CHECK(eq(str_at(block_of_type(o, "section", 1), "text.text"),
+	CHECKF(eq(slack_field(o, "Event"), "DeleteObject"), "event field");
+	CHECKF(eq(slack_field(o, "Time"), "2026-11-26T04:19:24Z"), "time field");
+	CHECKF(alen(at(o, "blocks.1.fields")) == 8, "8 fields");
+	CHECKF(eq(str_at(block_of_type(o, "section", 1), "text.text"),
 		 "Detects S3 calls from curl, sqlmap &amp; co."),
 	      "description section: %s", str_at(block_of_type(o, "section", 1), "text.text"));
-	CHECK(!slack_field(o, "Count") && !slack_field(o, "Window") && !slack_field(o, "Group"),
+	CHECKF(!slack_field(o, "Count") && !slack_field(o, "Window") && !slack_field(o, "Group"),
 	      "no correlation fields on a single-event alert");
-	CHECK(eq(slack_context(o, "*Rule*"), "*Rule* d7907576-6bf5-4565-94ba-d1bcff68de88"), "rule context");
-	CHECK(eq(slack_context(o, "*Alert*"), "*Alert* d23353436cf67a3a2347017245383e4d"), "alert context");
-	CHECK(eq(slack_context(o, "*Events*"), "*Events* 90df58b2-d845-439b-85b8-86c4ca8da693"),
+	CHECKF(eq(slack_context(o, "*Rule*"), "*Rule* d7907576-6bf5-4565-94ba-d1bcff68de88"), "rule context");
+	CHECKF(eq(slack_context(o, "*Alert*"), "*Alert* d23353436cf67a3a2347017245383e4d"), "alert context");
+	CHECKF(eq(slack_context(o, "*Events*"), "*Events* 90df58b2-d845-439b-85b8-86c4ca8da693"),
 	      "events context");
 	link = slack_context(o, "<https://");
-	CHECK(eq(link, "<https://us-east-1.console.aws.amazon.com/cloudtrailv2/home?region=us-east-1#/events/"
+	CHECKF(eq(link, "<https://us-east-1.console.aws.amazon.com/cloudtrailv2/home?region=us-east-1#/events/"
 		       "90df58b2-d845-439b-85b8-86c4ca8da693|CloudTrail console>"),
 	      "console link: %s", link ? link : "(none)");
-	CHECK(at(o, "blocks.1.fields.0.verbatim") &&
+	CHECKF(at(o, "blocks.1.fields.0.verbatim") &&
 		      json_object_get_boolean(at(o, "blocks.1.fields.0.verbatim")),
 	      "mrkdwn is verbatim");
 	json_object_put(o);
 
 	/* No description: no description section. */
 	o = run(SLACK, SINGLE, strlen(SINGLE), NULL, NULL, NULL);
-	CHECK(o && !block_of_type(o, "section", 1), "no description section without a description");
+	CHECKF(o && !block_of_type(o, "section", 1), "no description section without a description");
 	json_object_put(o);
 }
 
@@ -426,28 +408,28 @@ static void test_slack_correlation(void)
 	if (!o)
 		return;
 	slack_check_limits(o, "slack correlation");
-	CHECK(eq(str_at(o, "blocks.0.text.text"), "[HIGH] Mass deletion of S3 objects by one principal"),
+	CHECKF(eq(str_at(o, "blocks.0.text.text"), "[HIGH] Mass deletion of S3 objects by one principal"),
 	      "header");
-	CHECK(eq(slack_field(o, "Count"), "100"), "count field: %s", slack_field(o, "Count"));
-	CHECK(eq(slack_field(o, "Window"), "5m"), "window field");
-	CHECK(eq(slack_field(o, "Value"), "1073741824.5"), "value field: %s", slack_field(o, "Value"));
-	CHECK(eq(slack_field(o, "Group"),
+	CHECKF(eq(slack_field(o, "Count"), "100"), "count field: %s", slack_field(o, "Count"));
+	CHECKF(eq(slack_field(o, "Window"), "5m"), "window field");
+	CHECKF(eq(slack_field(o, "Value"), "1073741824.5"), "value field: %s", slack_field(o, "Value"));
+	CHECKF(eq(slack_field(o, "Group"),
 		 "userIdentity.arn=arn:aws:sts::130201276659:assumed-role/app-backend/"
 		 "app-backend-9584708748, sourceIPAddress=(none)"),
 	      "group field: %s", slack_field(o, "Group"));
 	ev = slack_context(o, "*Events*");
-	CHECK(ev && strstr(ev, "c41264e3-f9a3-4738-90c4-56e7b74e398a, dc5002bd") &&
+	CHECKF(ev && strstr(ev, "c41264e3-f9a3-4738-90c4-56e7b74e398a, dc5002bd") &&
 		      ends_with(ev, " (+2 more)") && !strstr(ev, "0aa6c7a5"),
 	      "events context shows 10 of 12: %s", ev ? ev : "(none)");
-	CHECK(eq(slack_context(o, "<https://"),
+	CHECKF(eq(slack_context(o, "<https://"),
 		 "<https://eu-west-3.console.aws.amazon.com/cloudtrailv2/home?"
 		 "region=eu-west-3#/events/c41264e3-f9a3-4738-90c4-56e7b74e398a|CloudTrail console>"),
 	      "console link of the first event");
-	CHECK(eq(slack_context(o, "*Log*"), "*Log* s3://trail/AWSLogs/x.json.gz"), "log context");
+	CHECKF(eq(slack_context(o, "*Log*"), "*Log* s3://trail/AWSLogs/x.json.gz"), "log context");
 	json_object_put(o);
 
 	o = run(SLACK, NOREGION, strlen(NOREGION), NULL, NULL, NULL);
-	CHECK(o && !slack_context(o, "<https://") && !slack_field(o, "Region") &&
+	CHECKF(o && !slack_context(o, "<https://") && !slack_field(o, "Region") &&
 		      !slack_field(o, "Principal") && !slack_field(o, "S3 object") &&
 		      !slack_field(o, "Bucket") && eq(slack_field(o, "Account"), "111122223333"),
 	      "null and missing members make no fields, no region no link");
@@ -470,20 +452,20 @@ static void test_slack_limits(void)
 	if (o) {
 		slack_check_limits(o, "slack 10KB user agent");
 		h = str_at(o, "blocks.0.text.text");
-		CHECK(h && units(h) <= 150 && units(h) >= 148 && ends_with(h, "\xe2\x80\xa6") &&
+		CHECKF(h && units(h) <= 150 && units(h) >= 148 && ends_with(h, "\xe2\x80\xa6") &&
 			      !strncmp(h, "[CRITICAL] T", 12),
 		      "header cut to 150 with an ellipsis: %zu", units(h));
 		f = slack_field(o, "Principal");
-		CHECK(f && units(f) + strlen("*Principal*\n") <= 2000 &&
+		CHECKF(f && units(f) + strlen("*Principal*\n") <= 2000 &&
 			      units(f) + strlen("*Principal*\n") >= 1998 && ends_with(f, "\xe2\x80\xa6"),
 		      "principal field cut near 2000: %zu", f ? units(f) : 0);
 		f = slack_field(o, "User agent");
-		CHECK(f && units(f) + strlen("*User agent*\n") <= 2000 &&
+		CHECKF(f && units(f) + strlen("*User agent*\n") <= 2000 &&
 			      units(f) + strlen("*User agent*\n") >= 1995 && ends_with(f, "\xe2\x80\xa6") &&
 			      utf8_valid(f, strlen(f)),
 		      "user agent field cut near 2000: %zu", f ? units(f) : 0);
 		f = str_at(block_of_type(o, "section", 1), "text.text");
-		CHECK(f && units(f) <= 3000 && ends_with(f, "\xe2\x80\xa6") && mrkdwn_escaped(f),
+		CHECKF(f && units(f) <= 3000 && ends_with(f, "\xe2\x80\xa6") && mrkdwn_escaped(f),
 		      "description cut to 3000, entities whole: %zu", f ? units(f) : 0);
 	}
 	json_object_put(o);
@@ -511,12 +493,12 @@ static void test_slack_limits(void)
 		o = run(SLACK, alert, strlen(alert), desc, NULL, NULL);
 		if (o) {
 			size_t total = slack_check_limits(o, "slack everything long");
-			CHECK(total > 1000, "still says something: %zu", total);
+			CHECKF(total > 1000, "still says something: %zu", total);
 			f = slack_field(o, "S3 object");
-			CHECK(f && mrkdwn_escaped(f) && ends_with(f, "\xe2\x80\xa6"),
+			CHECKF(f && mrkdwn_escaped(f) && ends_with(f, "\xe2\x80\xa6"),
 			      "key escaped and cut: %.80s", f);
 			f = slack_field(o, "Group");
-			CHECK(f && mrkdwn_escaped(f) && ends_with(f, "\xe2\x80\xa6"),
+			CHECKF(f && mrkdwn_escaped(f) && ends_with(f, "\xe2\x80\xa6"),
 			      "group escaped and cut");
 		}
 		json_object_put(o);
@@ -540,19 +522,19 @@ static void test_slack_escaping(void)
 	json_object *o = run(SLACK, alert, strlen(alert), "desc <x>", NULL, NULL);
 
 	if (o) {
-		CHECK(eq(slack_field(o, "Principal"),
+		CHECKF(eq(slack_field(o, "Principal"),
 			 "&lt;!channel&gt; &amp; &lt;https://evil.example|click here&gt;"),
 		      "principal escaped: %s", slack_field(o, "Principal"));
-		CHECK(eq(slack_field(o, "User agent"), "ua *Account* 999999999999 &lt;@U123&gt;"),
+		CHECKF(eq(slack_field(o, "User agent"), "ua *Account* 999999999999 &lt;@U123&gt;"),
 		      "newlines cannot fake a field: %s", slack_field(o, "User agent"));
-		CHECK(eq(slack_field(o, "S3 object"), "s3://b&gt;&amp;&lt;/k&lt;&gt;&amp;amp;"),
+		CHECKF(eq(slack_field(o, "S3 object"), "s3://b&gt;&amp;&lt;/k&lt;&gt;&amp;amp;"),
 		      "bucket and key escaped: %s", slack_field(o, "S3 object"));
-		CHECK(eq(str_at(o, "text"), "[HIGH] Policy &lt;b&gt; &amp; \"more\""), "fallback escaped: %s",
+		CHECKF(eq(str_at(o, "text"), "[HIGH] Policy &lt;b&gt; &amp; \"more\""), "fallback escaped: %s",
 		      str_at(o, "text"));
-		CHECK(eq(str_at(o, "blocks.0.text.text"), "[HIGH] Policy <b> & \"more\""),
+		CHECKF(eq(str_at(o, "blocks.0.text.text"), "[HIGH] Policy <b> & \"more\""),
 		      "plain_text header not escaped");
-		CHECK(eq(slack_context(o, "*Rule*"), "*Rule* r&lt;1&gt;"), "rule escaped");
-		CHECK(eq(str_at(block_of_type(o, "section", 1), "text.text"), "desc &lt;x&gt;"),
+		CHECKF(eq(slack_context(o, "*Rule*"), "*Rule* r&lt;1&gt;"), "rule escaped");
+		CHECKF(eq(str_at(block_of_type(o, "section", 1), "text.text"), "desc &lt;x&gt;"),
 		      "description escaped");
 	}
 	json_object_put(o);
@@ -588,51 +570,51 @@ static void test_teams(void)
 
 	if (o) {
 		card = at(o, "attachments.0.content");
-		CHECK(eq(str_at(o, "type"), "message"), "type message");
-		CHECK(alen(at(o, "attachments")) == 1, "one attachment");
-		CHECK(eq(str_at(o, "attachments.0.contentType"), "application/vnd.microsoft.card.adaptive"),
+		CHECKF(eq(str_at(o, "type"), "message"), "type message");
+		CHECKF(alen(at(o, "attachments")) == 1, "one attachment");
+		CHECKF(eq(str_at(o, "attachments.0.contentType"), "application/vnd.microsoft.card.adaptive"),
 		      "contentType");
-		CHECK(eq(str_at(card, "type"), "AdaptiveCard") && eq(str_at(card, "version"), "1.4") &&
+		CHECKF(eq(str_at(card, "type"), "AdaptiveCard") && eq(str_at(card, "version"), "1.4") &&
 			      eq(str_at(card, "$schema"),
 				 "http://adaptivecards.io/schemas/adaptive-card.json"),
 		      "adaptive card 1.4");
-		CHECK(eq(str_at(card, "body.0.type"), "TextBlock") &&
+		CHECKF(eq(str_at(card, "body.0.type"), "TextBlock") &&
 			      eq(str_at(card, "body.0.text"),
 				 "[MEDIUM] S3 API called with a hacking or scripting tool's user agent") &&
 			      eq(str_at(card, "body.0.weight"), "Bolder") &&
 			      eq(str_at(card, "body.0.color"), "Warning"),
 		      "title block: %s", str_at(card, "body.0.text"));
-		CHECK(eq(teams_fact(o, 0, "Account"), "130201276659") &&
+		CHECKF(eq(teams_fact(o, 0, "Account"), "130201276659") &&
 			      eq(teams_fact(o, 0, "Region"), "us-east-1") &&
 			      eq(teams_fact(o, 0, "Event"), "DeleteObject") &&
 			      eq(teams_fact(o, 0, "Source IP"), "45.155.205.24") &&
 			      eq(teams_fact(o, 0, "User agent"), "curl/7.88.1") &&
 			      eq(teams_fact(o, 0, "Time"), "2026-11-26T04:19:24Z"),
 		      "facts");
-		CHECK(eq(teams_fact(o, 0, "Principal"),
+		CHECKF(eq(teams_fact(o, 0, "Principal"),
 			 "arn:aws:sts::130201276659:assumed-role/app-backend/app-backend-9584708748"),
 		      "principal fact: %s", teams_fact(o, 0, "Principal"));
-		CHECK(eq(teams_fact(o, 0, "S3 object"), "s3://prod-data-6659/11/tmp/tmp/c82e3fca.jpg"),
+		CHECKF(eq(teams_fact(o, 0, "S3 object"), "s3://prod-data-6659/11/tmp/tmp/c82e3fca.jpg"),
 		      "s3 object fact");
-		CHECK(eq(str_at(card, "body.2.text"), "Detects S3 calls from curl."), "description block");
-		CHECK(eq(str_at(card, "actions.0.type"), "Action.OpenUrl") &&
+		CHECKF(eq(str_at(card, "body.2.text"), "Detects S3 calls from curl."), "description block");
+		CHECKF(eq(str_at(card, "actions.0.type"), "Action.OpenUrl") &&
 			      eq(str_at(card, "actions.0.url"),
 				 "https://us-east-1.console.aws.amazon.com/cloudtrailv2/home?"
 				 "region=us-east-1#/events/90df58b2-d845-439b-85b8-86c4ca8da693"),
 		      "open url action: %s", str_at(card, "actions.0.url"));
-		CHECK(!teams_fact(o, 1, "Count"), "no correlation facts");
+		CHECKF(!teams_fact(o, 1, "Count"), "no correlation facts");
 	}
 	json_object_put(o);
 
 	o = run(TEAMS, CORRELATION, strlen(CORRELATION), NULL, NULL, NULL);
 	if (o) {
 		card = at(o, "attachments.0.content");
-		CHECK(eq(str_at(card, "body.0.color"), "Attention"), "high is red");
-		CHECK(eq(teams_fact(o, 1, "Count"), "100") && eq(teams_fact(o, 1, "Window"), "5m") &&
+		CHECKF(eq(str_at(card, "body.0.color"), "Attention"), "high is red");
+		CHECKF(eq(teams_fact(o, 1, "Count"), "100") && eq(teams_fact(o, 1, "Window"), "5m") &&
 			      eq(teams_fact(o, 1, "Value"), "1073741824.5"),
 		      "correlation facts");
-		CHECK(has(teams_fact(o, 1, "Group"), "sourceIPAddress=(none)"), "group fact");
-		CHECK(has(str_at(card, "body.3.text"), "Alert 0b96917a97eaa05cb50d1e3eca5c869f") &&
+		CHECKF(has(teams_fact(o, 1, "Group"), "sourceIPAddress=(none)"), "group fact");
+		CHECKF(has(str_at(card, "body.3.text"), "Alert 0b96917a97eaa05cb50d1e3eca5c869f") &&
 			      has(str_at(card, "body.3.text"), "(+2 more)") &&
 			      eq(str_at(card, "body.3.size"), "Small"),
 		      "context block: %s", str_at(card, "body.3.text"));
@@ -640,7 +622,7 @@ static void test_teams(void)
 	json_object_put(o);
 
 	o = run(TEAMS, NOREGION, strlen(NOREGION), NULL, NULL, NULL);
-	CHECK(o && !at(o, "attachments.0.content.actions"), "no region: no action");
+	CHECKF(o && !at(o, "attachments.0.content.actions"), "no region: no action");
 	json_object_put(o);
 
 	/* Markdown in values cannot make links or formatting. */
@@ -649,10 +631,10 @@ static void test_teams(void)
 					 "[click](https://evil.example) *bold* _it_ `c` ~s~ \\", "user_agent",
 					 "a\nb", NULL);
 		o = run(TEAMS, alert, strlen(alert), NULL, NULL, NULL);
-		CHECK(o && eq(teams_fact(o, 0, "Principal"),
+		CHECKF(o && eq(teams_fact(o, 0, "Principal"),
 			      "\\[click\\](https://evil.example) \\*bold\\* \\_it\\_ \\`c\\` \\~s\\~ \\\\"),
 		      "markdown escaped: %s", o ? teams_fact(o, 0, "Principal") : "");
-		CHECK(o && eq(teams_fact(o, 0, "User agent"), "a b"), "newline made a space");
+		CHECKF(o && eq(teams_fact(o, 0, "User agent"), "a b"), "newline made a space");
 		json_object_put(o);
 		free(alert);
 	}
@@ -665,8 +647,8 @@ static void test_teams(void)
 				   big, "region", "us-east-1", "principal", big, "user_agent", big, "bucket",
 				   big, "object_key", big, "source_ip", big, "event_name", big, NULL);
 		o = run(TEAMS, alert, strlen(alert), big, &raw, &r);
-		CHECK(r == 0 && raw.len <= SINKFMT_TEAMS_MAX, "teams message of %zu bytes", raw.len);
-		CHECK(o && ends_with(teams_fact(o, 0, "Principal"), "\xe2\x80\xa6") &&
+		CHECKF(r == 0 && raw.len <= SINKFMT_TEAMS_MAX, "teams message of %zu bytes", raw.len);
+		CHECKF(o && ends_with(teams_fact(o, 0, "Principal"), "\xe2\x80\xa6") &&
 			      utf8_valid(teams_fact(o, 0, "Principal"),
 					 strlen(teams_fact(o, 0, "Principal"))),
 		      "long values cut with an ellipsis");
@@ -692,26 +674,26 @@ static void test_pagerduty(void)
 
 	if (o) {
 		alert = parse(SINGLE, strlen(SINGLE));
-		CHECK(eq(str_at(o, "routing_key"), "R0123456789ABCDEF0123456789ABCDE"), "routing key");
-		CHECK(eq(str_at(o, "event_action"), "trigger"), "trigger");
-		CHECK(eq(str_at(o, "dedup_key"), "d23353436cf67a3a2347017245383e4d"),
+		CHECKF(eq(str_at(o, "routing_key"), "R0123456789ABCDEF0123456789ABCDE"), "routing key");
+		CHECKF(eq(str_at(o, "event_action"), "trigger"), "trigger");
+		CHECKF(eq(str_at(o, "dedup_key"), "d23353436cf67a3a2347017245383e4d"),
 		      "dedup key is the alert id");
-		CHECK(eq(str_at(o, "payload.summary"),
+		CHECKF(eq(str_at(o, "payload.summary"),
 			 "S3 API called with a hacking or scripting tool's user agent by "
 			 "arn:aws:sts::130201276659:assumed-role/app-backend/app-backend-9584708748 "
 			 "on prod-data-6659"),
 		      "summary: %s", str_at(o, "payload.summary"));
-		CHECK(eq(str_at(o, "payload.severity"), "warning"), "medium is warning");
-		CHECK(eq(str_at(o, "payload.source"), "130201276659/us-east-1"), "source: %s",
+		CHECKF(eq(str_at(o, "payload.severity"), "warning"), "medium is warning");
+		CHECKF(eq(str_at(o, "payload.source"), "130201276659/us-east-1"), "source: %s",
 		      str_at(o, "payload.source"));
-		CHECK(eq(str_at(o, "payload.timestamp"), "2026-11-26T04:19:24Z"), "timestamp");
-		CHECK(eq(str_at(o, "payload.component"), "s3"), "component");
-		CHECK(eq(str_at(o, "payload.group"), "130201276659"), "group is the account");
-		CHECK(eq(str_at(o, "payload.class"), "d7907576-6bf5-4565-94ba-d1bcff68de88"),
+		CHECKF(eq(str_at(o, "payload.timestamp"), "2026-11-26T04:19:24Z"), "timestamp");
+		CHECKF(eq(str_at(o, "payload.component"), "s3"), "component");
+		CHECKF(eq(str_at(o, "payload.group"), "130201276659"), "group is the account");
+		CHECKF(eq(str_at(o, "payload.class"), "d7907576-6bf5-4565-94ba-d1bcff68de88"),
 		      "class is the rule");
-		CHECK(json_object_equal(at(o, "payload.custom_details"), alert),
+		CHECKF(json_object_equal(at(o, "payload.custom_details"), alert),
 		      "custom_details is the whole alert");
-		CHECK(eq(str_at(o, "links.0.href"),
+		CHECKF(eq(str_at(o, "links.0.href"),
 			 "https://us-east-1.console.aws.amazon.com/cloudtrailv2/home?"
 			 "region=us-east-1#/events/90df58b2-d845-439b-85b8-86c4ca8da693") &&
 			      str_at(o, "links.0.text"),
@@ -722,7 +704,7 @@ static void test_pagerduty(void)
 
 	o = run(PAGERDUTY, CORRELATION, strlen(CORRELATION), NULL, NULL, NULL);
 	alert = parse(CORRELATION, strlen(CORRELATION));
-	CHECK(o && json_object_equal(at(o, "payload.custom_details"), alert) &&
+	CHECKF(o && json_object_equal(at(o, "payload.custom_details"), alert) &&
 		      json_object_get_int(at(o, "payload.custom_details.count")) == 100 &&
 		      eq(str_at(o, "payload.custom_details.window"), "5m") &&
 		      eq(str_at(o, "payload.severity"), "error"),
@@ -731,7 +713,7 @@ static void test_pagerduty(void)
 	json_object_put(o);
 
 	o = run(PAGERDUTY, NOREGION, strlen(NOREGION), NULL, NULL, NULL);
-	CHECK(o && eq(str_at(o, "payload.source"), "111122223333") &&
+	CHECKF(o && eq(str_at(o, "payload.source"), "111122223333") &&
 		      eq(str_at(o, "payload.component"), "cloudtrail") &&
 		      eq(str_at(o, "payload.summary"), "Access key created") && !at(o, "links"),
 	      "no region, bucket or principal");
@@ -741,9 +723,9 @@ static void test_pagerduty(void)
 		char *a = make_alert("id", "s", "title", "t", "severity", sev[i][0], "event_time",
 				     "yesterday", NULL);
 		o = run(PAGERDUTY, a, strlen(a), NULL, NULL, NULL);
-		CHECK(o && eq(str_at(o, "payload.severity"), sev[i][1]), "severity %s -> %s: got %s",
+		CHECKF(o && eq(str_at(o, "payload.severity"), sev[i][1]), "severity %s -> %s: got %s",
 		      sev[i][0], sev[i][1], o ? str_at(o, "payload.severity") : "");
-		CHECK(o && eq(str_at(o, "payload.source"), "trailwatch") && !at(o, "payload.timestamp") &&
+		CHECKF(o && eq(str_at(o, "payload.source"), "trailwatch") && !at(o, "payload.timestamp") &&
 			      !at(o, "payload.group") && !at(o, "payload.class"),
 		      "bare alert: source trailwatch, a timestamp that is not ISO 8601 left out");
 		json_object_put(o);
@@ -758,7 +740,7 @@ static void test_pagerduty(void)
 
 		o = run(PAGERDUTY, a, strlen(a), NULL, NULL, NULL);
 		s = o ? str_at(o, "payload.summary") : NULL;
-		CHECK(s && units(s) <= 1024 && units(s) >= 1022 && ends_with(s, "\xe2\x80\xa6") &&
+		CHECKF(s && units(s) <= 1024 && units(s) >= 1022 && ends_with(s, "\xe2\x80\xa6") &&
 			      !strncmp(s, "Long by ", 8) && utf8_valid(s, strlen(s)),
 		      "summary of %zu characters", s ? units(s) : 0);
 		json_object_put(o);
@@ -774,8 +756,8 @@ static void test_pagerduty(void)
 
 		o = run(PAGERDUTY, a, strlen(a), NULL, &b, &r);
 		u = o ? str_at(o, "payload.custom_details.user_agent") : NULL;
-		CHECK(r == 0 && b.len < 512 * 1024, "event of %zu bytes", b.len);
-		CHECK(u && units(u) <= SINKFMT_PAGERDUTY_DETAIL_STRING_MAX && ends_with(u, "\xe2\x80\xa6") &&
+		CHECKF(r == 0 && b.len < 512 * 1024, "event of %zu bytes", b.len);
+		CHECKF(u && units(u) <= SINKFMT_PAGERDUTY_DETAIL_STRING_MAX && ends_with(u, "\xe2\x80\xa6") &&
 			      json_object_get_boolean(at(o, "payload.custom_details.truncated")) &&
 			      eq(str_at(o, "payload.custom_details.id"), "s"),
 		      "custom_details strings cut and marked");
@@ -800,9 +782,9 @@ static void test_pagerduty(void)
 								 JSON_C_TO_STRING_NOSLASHESCAPE);
 		n = strlen(text);
 		o = run(PAGERDUTY, text, n, NULL, &b, &r);
-		CHECK(n < SINKFMT_ALERT_MAX && r == 0 && b.len < 512 * 1024, "alert %zu, event %zu bytes", n,
+		CHECKF(n < SINKFMT_ALERT_MAX && r == 0 && b.len < 512 * 1024, "alert %zu, event %zu bytes", n,
 		      b.len);
-		CHECK(o && alen(at(o, "payload.custom_details.tags")) > 5 &&
+		CHECKF(o && alen(at(o, "payload.custom_details.tags")) > 5 &&
 			      alen(at(o, "payload.custom_details.tags")) < 30 &&
 			      eq(str_at(o, "payload.custom_details.tags.0"), slashes) &&
 			      json_object_get_boolean(at(o, "payload.custom_details.truncated")) &&
@@ -817,12 +799,12 @@ static void test_pagerduty(void)
 	/* Bad routing keys; the message does not repeat the key. */
 	buf_init(&b, 0);
 	r = sinkfmt_pagerduty(SINGLE, strlen(SINGLE), "", &b, msg, sizeof(msg));
-	CHECK(r == -EINVAL && b.len == 0 && msg[0], "empty routing key: %d", r);
+	CHECKF(r == -EINVAL && b.len == 0 && msg[0], "empty routing key: %d", r);
 	r = sinkfmt_pagerduty(SINGLE, strlen(SINGLE), "secret key", &b, msg, sizeof(msg));
-	CHECK(r == -EINVAL && b.len == 0 && !strstr(msg, "secret"), "routing key with a space: %d %s", r,
+	CHECKF(r == -EINVAL && b.len == 0 && !strstr(msg, "secret"), "routing key with a space: %d %s", r,
 	      msg);
 	r = sinkfmt_pagerduty(SINGLE, strlen(SINGLE), NULL, &b, msg, sizeof(msg));
-	CHECK(r == -EINVAL, "NULL routing key");
+	CHECKF(r == -EINVAL, "NULL routing key");
 	buf_free(&b);
 }
 
@@ -846,7 +828,7 @@ static void test_webhook_sign(void)
 	/* Known answer: python3 -c "import hmac,hashlib; print(hmac.new(b'secret',
 	 * b'1700000000.{\"id\":\"x\"}', hashlib.sha256).hexdigest())" */
 	r = sinkfmt_webhook_sign("secret", 6, 1700000000, "{\"id\":\"x\"}", 10, sig);
-	CHECK(r == 0 && eq(sig, "2f7852138f9dbd8d61c07c2cfb0b8ac96a46a32d78d4527788fb42fcb409a493"),
+	CHECKF(r == 0 && eq(sig, "2f7852138f9dbd8d61c07c2cfb0b8ac96a46a32d78d4527788fb42fcb409a493"),
 	      "known answer: %d %s", r, sig);
 
 	/* Against OpenSSL's one-shot HMAC over the concatenated message. */
@@ -855,24 +837,24 @@ static void test_webhook_sign(void)
 	HMAC(EVP_sha256(), secret, sizeof(secret), (const unsigned char *)msg, strlen(msg), md, &mdlen);
 	hex(md, mdlen, want);
 	r = sinkfmt_webhook_sign(secret, sizeof(secret), 1764130764, body, strlen(body), sig);
-	CHECK(r == 0 && mdlen == 32 && eq(sig, want) && strlen(sig) == 64,
+	CHECKF(r == 0 && mdlen == 32 && eq(sig, want) && strlen(sig) == 64,
 	      "HMAC-SHA256 of \"TIMESTAMP.BODY\": %s vs %s", sig, want);
 	free(msg);
 
 	r = sinkfmt_webhook_sign(secret, sizeof(secret), 1764130765, body, strlen(body), sig2);
-	CHECK(r == 0 && !eq(sig, sig2), "the timestamp is signed");
+	CHECKF(r == 0 && !eq(sig, sig2), "the timestamp is signed");
 	r = sinkfmt_webhook_sign(secret, sizeof(secret) - 1, 1764130764, body, strlen(body), sig2);
-	CHECK(r == 0 && !eq(sig, sig2), "the whole secret is used");
+	CHECKF(r == 0 && !eq(sig, sig2), "the whole secret is used");
 	r = sinkfmt_webhook_sign("secret", 6, 0, "", 0, sig2);
 	HMAC(EVP_sha256(), "secret", 6, (const unsigned char *)"0.", 2, md, &mdlen);
 	hex(md, mdlen, want);
-	CHECK(r == 0 && eq(sig2, want), "empty body at time 0");
+	CHECKF(r == 0 && eq(sig2, want), "empty body at time 0");
 
 	memcpy(sig2, "unchanged", 10);
-	CHECK(sinkfmt_webhook_sign("", 0, 1, "x", 1, sig2) == -EINVAL && eq(sig2, "unchanged"),
+	CHECKF(sinkfmt_webhook_sign("", 0, 1, "x", 1, sig2) == -EINVAL && eq(sig2, "unchanged"),
 	      "empty secret rejected");
-	CHECK(sinkfmt_webhook_sign("s", 1, -1, "x", 1, sig2) == -EINVAL, "negative timestamp rejected");
-	CHECK(sinkfmt_webhook_sign(NULL, 3, 1, "x", 1, sig2) == -EINVAL, "NULL secret rejected");
+	CHECKF(sinkfmt_webhook_sign("s", 1, -1, "x", 1, sig2) == -EINVAL, "negative timestamp rejected");
+	CHECKF(sinkfmt_webhook_sign(NULL, 3, 1, "x", 1, sig2) == -EINVAL, "NULL secret rejected");
 }
 
 /* ---- journald ---- */
@@ -915,43 +897,43 @@ static void test_journal(void)
 	int r;
 
 	r = sinkfmt_journal(SINGLE, strlen(SINGLE), &f, msg, sizeof(msg));
-	CHECK(r == 0, "journal fields: %d %s", r, msg);
+	CHECKF(r == 0, "journal fields: %d %s", r, msg);
 	if (r == 0) {
-		CHECK(jeq(&f, "MESSAGE",
+		CHECKF(jeq(&f, "MESSAGE",
 			  "trailwatch alert [medium] S3 API called with a hacking or scripting tool's user "
 			  "agent: principal arn:aws:sts::130201276659:assumed-role/app-backend/"
 			  "app-backend-9584708748, bucket prod-data-6659, key 11/tmp/tmp/c82e3fca.jpg, "
 			  "from 45.155.205.24"),
 		      "MESSAGE: %.*s", (int)f.iov[0].iov_len, (char *)f.iov[0].iov_base);
-		CHECK(jeq(&f, "PRIORITY", "4"), "PRIORITY 4 for medium");
-		CHECK(jeq(&f, "MESSAGE_ID", SINKFMT_JOURNAL_MESSAGE_ID) &&
+		CHECKF(jeq(&f, "PRIORITY", "4"), "PRIORITY 4 for medium");
+		CHECKF(jeq(&f, "MESSAGE_ID", SINKFMT_JOURNAL_MESSAGE_ID) &&
 			      strlen(SINKFMT_JOURNAL_MESSAGE_ID) == 32,
 		      "MESSAGE_ID");
-		CHECK(jeq(&f, "SYSLOG_IDENTIFIER", "trailwatch"), "SYSLOG_IDENTIFIER");
-		CHECK(jeq(&f, "TRAILWATCH_ALERT_ID", "d23353436cf67a3a2347017245383e4d"), "ALERT_ID");
-		CHECK(jeq(&f, "TRAILWATCH_RULE", "d7907576-6bf5-4565-94ba-d1bcff68de88"), "RULE");
-		CHECK(jeq(&f, "TRAILWATCH_SEVERITY", "medium"), "SEVERITY");
-		CHECK(jeq(&f, "TRAILWATCH_EVENT_ID", "90df58b2-d845-439b-85b8-86c4ca8da693"), "EVENT_ID");
-		CHECK(jeq(&f, "TRAILWATCH_EVENT_NAME", "DeleteObject"), "EVENT_NAME");
-		CHECK(jeq(&f, "TRAILWATCH_ACCOUNT", "130201276659"), "ACCOUNT");
-		CHECK(jeq(&f, "TRAILWATCH_REGION", "us-east-1"), "REGION");
-		CHECK(jeq(&f, "TRAILWATCH_PRINCIPAL",
+		CHECKF(jeq(&f, "SYSLOG_IDENTIFIER", "trailwatch"), "SYSLOG_IDENTIFIER");
+		CHECKF(jeq(&f, "TRAILWATCH_ALERT_ID", "d23353436cf67a3a2347017245383e4d"), "ALERT_ID");
+		CHECKF(jeq(&f, "TRAILWATCH_RULE", "d7907576-6bf5-4565-94ba-d1bcff68de88"), "RULE");
+		CHECKF(jeq(&f, "TRAILWATCH_SEVERITY", "medium"), "SEVERITY");
+		CHECKF(jeq(&f, "TRAILWATCH_EVENT_ID", "90df58b2-d845-439b-85b8-86c4ca8da693"), "EVENT_ID");
+		CHECKF(jeq(&f, "TRAILWATCH_EVENT_NAME", "DeleteObject"), "EVENT_NAME");
+		CHECKF(jeq(&f, "TRAILWATCH_ACCOUNT", "130201276659"), "ACCOUNT");
+		CHECKF(jeq(&f, "TRAILWATCH_REGION", "us-east-1"), "REGION");
+		CHECKF(jeq(&f, "TRAILWATCH_PRINCIPAL",
 			  "arn:aws:sts::130201276659:assumed-role/app-backend/app-backend-9584708748"),
 		      "PRINCIPAL");
-		CHECK(jeq(&f, "TRAILWATCH_SOURCE_IP", "45.155.205.24"), "SOURCE_IP");
-		CHECK(jeq(&f, "TRAILWATCH_BUCKET", "prod-data-6659"), "BUCKET");
-		CHECK(jeq(&f, "TRAILWATCH_OBJECT_KEY", "11/tmp/tmp/c82e3fca.jpg"), "OBJECT_KEY");
+		CHECKF(jeq(&f, "TRAILWATCH_SOURCE_IP", "45.155.205.24"), "SOURCE_IP");
+		CHECKF(jeq(&f, "TRAILWATCH_BUCKET", "prod-data-6659"), "BUCKET");
+		CHECKF(jeq(&f, "TRAILWATCH_OBJECT_KEY", "11/tmp/tmp/c82e3fca.jpg"), "OBJECT_KEY");
 		v = jfield(&f, "TRAILWATCH_ALERT", &n);
-		CHECK(v && n == strlen(SINGLE) - 1 && !memcmp(v, SINGLE, n),
+		CHECKF(v && n == strlen(SINGLE) - 1 && !memcmp(v, SINGLE, n),
 		      "TRAILWATCH_ALERT is the alert without its newline");
-		CHECK(f.n == 16, "16 fields: %zu", f.n);
+		CHECKF(f.n == 16, "16 fields: %zu", f.n);
 		sinkfmt_journal_free(&f);
-		CHECK(f.n == 0, "free zeroes");
+		CHECKF(f.n == 0, "free zeroes");
 	}
 	sinkfmt_journal_free(NULL);
 
 	r = sinkfmt_journal(NOREGION, strlen(NOREGION), &f, msg, sizeof(msg));
-	CHECK(r == 0 && jeq(&f, "MESSAGE", "trailwatch alert [low] Access key created") &&
+	CHECKF(r == 0 && jeq(&f, "MESSAGE", "trailwatch alert [low] Access key created") &&
 		      jeq(&f, "PRIORITY", "5") && !jfield(&f, "TRAILWATCH_REGION", NULL) &&
 		      !jfield(&f, "TRAILWATCH_PRINCIPAL", NULL) && !jfield(&f, "TRAILWATCH_BUCKET", NULL) &&
 		      !jfield(&f, "TRAILWATCH_OBJECT_KEY", NULL) &&
@@ -963,7 +945,7 @@ static void test_journal(void)
 	for (size_t i = 0; i < 5; i++) {
 		char *a = make_alert("id", "p", "title", "t", "severity", prio[i][0], NULL);
 		r = sinkfmt_journal(a, strlen(a), &f, msg, sizeof(msg));
-		CHECK(r == 0 && jeq(&f, "PRIORITY", prio[i][1]) && jeq(&f, "TRAILWATCH_SEVERITY", prio[i][0]),
+		CHECKF(r == 0 && jeq(&f, "PRIORITY", prio[i][1]) && jeq(&f, "TRAILWATCH_SEVERITY", prio[i][0]),
 		      "PRIORITY %s for %s", prio[i][1], prio[i][0]);
 		if (r == 0)
 			sinkfmt_journal_free(&f);
@@ -978,23 +960,23 @@ static void test_journal(void)
 		json_object *o;
 
 		r = sinkfmt_journal(a, strlen(a), &f, msg, sizeof(msg));
-		CHECK(r == 0, "long alert: %d %s", r, msg);
+		CHECKF(r == 0, "long alert: %d %s", r, msg);
 		if (r == 0) {
 			v = jfield(&f, "TRAILWATCH_PRINCIPAL", &n);
-			CHECK(v && n <= SINKFMT_JOURNAL_VALUE_MAX && n > SINKFMT_JOURNAL_VALUE_MAX - 8 &&
+			CHECKF(v && n <= SINKFMT_JOURNAL_VALUE_MAX && n > SINKFMT_JOURNAL_VALUE_MAX - 8 &&
 				      utf8_valid(v, n) && !memcmp(v + n - 3, "\xe2\x80\xa6", 3) &&
 				      memchr(v, '\n', n),
 			      "principal cut to %zu bytes, newlines kept", n);
 			v = jfield(&f, "TRAILWATCH_ALERT", &n);
 			o = v ? parse(v, n) : NULL;
-			CHECK(o && n <= SINKFMT_JOURNAL_VALUE_MAX &&
+			CHECKF(o && n <= SINKFMT_JOURNAL_VALUE_MAX &&
 				      json_object_get_boolean(at(o, "truncated")) &&
 				      eq(str_at(o, "id"), "big") && eq(str_at(o, "severity"), "high"),
 			      "TRAILWATCH_ALERT re-serialized within %d: %zu bytes",
 			      SINKFMT_JOURNAL_VALUE_MAX, n);
 			json_object_put(o);
 			v = jfield(&f, "MESSAGE", &n);
-			CHECK(v && !memchr(v, '\n', n) && n <= 3 * SINKFMT_JOURNAL_MESSAGE_MAX &&
+			CHECKF(v && !memchr(v, '\n', n) && n <= 3 * SINKFMT_JOURNAL_MESSAGE_MAX &&
 				      !strncmp(v, "trailwatch alert [high] Big alert: principal ", 45),
 			      "MESSAGE on one line, bounded: %zu", n);
 			sinkfmt_journal_free(&f);
@@ -1006,8 +988,8 @@ static void test_journal(void)
 	memset(&untouched, 0x5a, sizeof(untouched));
 	f = untouched;
 	r = sinkfmt_journal("{\"id\":\"x\"}", 10, &f, msg, sizeof(msg));
-	CHECK(r == -EINVAL && !memcmp(&f, &untouched, sizeof(f)), "bad alert leaves the fields untouched");
-	CHECK(sinkfmt_journal_send(NULL) == -EINVAL, "send NULL");
+	CHECKF(r == -EINVAL && !memcmp(&f, &untouched, sizeof(f)), "bad alert leaves the fields untouched");
+	CHECKF(sinkfmt_journal_send(NULL) == -EINVAL, "send NULL");
 }
 
 /* ---- Malformed alerts ---- */
@@ -1049,30 +1031,30 @@ static void test_malformed(void)
 
 		msg[0] = '\0';
 		r = sinkfmt_slack(bad[i].alert, len, NULL, &b, msg, sizeof(msg));
-		CHECK(r == -EINVAL && msg[0] && b.len == 6, "slack, %s: %d '%s'", bad[i].why, r, msg);
+		CHECKF(r == -EINVAL && msg[0] && b.len == 6, "slack, %s: %d '%s'", bad[i].why, r, msg);
 		msg[0] = '\0';
 		r = sinkfmt_teams(bad[i].alert, len, NULL, &b, msg, sizeof(msg));
-		CHECK(r == -EINVAL && msg[0] && b.len == 6, "teams, %s: %d", bad[i].why, r);
+		CHECKF(r == -EINVAL && msg[0] && b.len == 6, "teams, %s: %d", bad[i].why, r);
 		msg[0] = '\0';
 		r = sinkfmt_pagerduty(bad[i].alert, len, "key", &b, msg, sizeof(msg));
-		CHECK(r == -EINVAL && msg[0] && b.len == 6, "pagerduty, %s: %d", bad[i].why, r);
+		CHECKF(r == -EINVAL && msg[0] && b.len == 6, "pagerduty, %s: %d", bad[i].why, r);
 		msg[0] = '\0';
 		r = sinkfmt_journal(bad[i].alert, len, &f, msg, sizeof(msg));
-		CHECK(r == -EINVAL && msg[0], "journal, %s: %d", bad[i].why, r);
+		CHECKF(r == -EINVAL && msg[0], "journal, %s: %d", bad[i].why, r);
 	}
 	/* An embedded NUL within len, a NULL alert, an id too long, too large. */
 	{
 		static const char nul[] = "{\"id\":\"x\",\"title\":\"t\",\"severity\":\"high\"}\0{}";
 		r = sinkfmt_slack(nul, sizeof(nul) - 1, NULL, &b, msg, sizeof(msg));
 	}
-	CHECK(r == -EINVAL, "NUL after the object: %d", r);
+	CHECKF(r == -EINVAL, "NUL after the object: %d", r);
 	r = sinkfmt_slack(NULL, 0, NULL, &b, NULL, 0);
-	CHECK(r == -EINVAL && b.len == 6, "NULL alert, NULL msg");
+	CHECKF(r == -EINVAL && b.len == 6, "NULL alert, NULL msg");
 	{
 		char *id = repeat("i", SINKFMT_ID_MAX + 1);
 		char *a = make_alert("id", id, "title", "t", "severity", "high", NULL);
 		r = sinkfmt_slack(a, strlen(a), NULL, &b, msg, sizeof(msg));
-		CHECK(r == -EINVAL && strstr(msg, "id"), "id too long: %s", msg);
+		CHECKF(r == -EINVAL && strstr(msg, "id"), "id too long: %s", msg);
 		free(a);
 		free(id);
 	}
@@ -1080,30 +1062,30 @@ static void test_malformed(void)
 		char *ua = repeat("u", SINKFMT_ALERT_MAX);
 		char *a = make_alert("id", "x", "title", "t", "severity", "high", "user_agent", ua, NULL);
 		r = sinkfmt_slack(a, strlen(a), NULL, &b, msg, sizeof(msg));
-		CHECK(r == -EINVAL && strstr(msg, "bytes"), "alert too large: %s", msg);
+		CHECKF(r == -EINVAL && strstr(msg, "bytes"), "alert too large: %s", msg);
 		free(a);
 		free(ua);
 	}
 	/* A message buffer of 1 byte is still terminated. */
 	msg[0] = 'x';
 	r = sinkfmt_slack("[]", 2, NULL, &b, msg, 1);
-	CHECK(r == -EINVAL && msg[0] == '\0', "msglen 1");
-	CHECK(!strncmp(b.data, "prefix", 6) && b.len == 6, "output untouched by failures");
+	CHECKF(r == -EINVAL && msg[0] == '\0', "msglen 1");
+	CHECKF(!strncmp(b.data, "prefix", 6) && b.len == 6, "output untouched by failures");
 	buf_free(&b);
 
 	/* Successful output is appended after what the buffer holds. */
 	buf_init(&b, 0);
 	buf_append_str(&b, "prefix");
 	r = sinkfmt_pagerduty(SINGLE, strlen(SINGLE), "key", &b, msg, sizeof(msg));
-	CHECK(r == 0 && !strncmp(b.data, "prefix{\"routing_key\"", 20), "appends");
+	CHECKF(r == 0 && !strncmp(b.data, "prefix{\"routing_key\"", 20), "appends");
 	buf_free(&b);
 
 	/* out's own limit: -E2BIG, nothing appended. */
 	buf_init(&b, 100);
 	r = sinkfmt_slack(SINGLE, strlen(SINGLE), NULL, &b, msg, sizeof(msg));
-	CHECK(r == -E2BIG && b.len == 0, "slack into a 100-byte buffer: %d", r);
+	CHECKF(r == -E2BIG && b.len == 0, "slack into a 100-byte buffer: %d", r);
 	r = sinkfmt_pagerduty(SINGLE, strlen(SINGLE), "key", &b, msg, sizeof(msg));
-	CHECK(r == -E2BIG && b.len == 0, "pagerduty into a 100-byte buffer: %d", r);
+	CHECKF(r == -E2BIG && b.len == 0, "pagerduty into a 100-byte buffer: %d", r);
 	buf_free(&b);
 }
 
@@ -1116,19 +1098,19 @@ static void test_console_url(void)
 
 	buf_init(&b, 0);
 	r = sinkfmt_console_url("ap-southeast-2", 14, "a/b c#?&%\xc3\xa9", 11, &b);
-	CHECK(r == 0 && b.len &&
+	CHECKF(r == 0 && b.len &&
 		      eq(b.data, "https://ap-southeast-2.console.aws.amazon.com/cloudtrailv2/home?region="
 				 "ap-southeast-2#/events/a%2Fb%20c%23%3F%26%25%C3%A9"),
 	      "percent-encoded: %s", b.data ? b.data : "");
 	buf_reset(&b);
-	CHECK(sinkfmt_console_url("cn-north-1", 10, "e", 1, &b) == -ENOENT && b.len == 0, "China: no link");
-	CHECK(sinkfmt_console_url("us-gov-west-1", 13, "e", 1, &b) == -ENOENT, "GovCloud: no link");
-	CHECK(sinkfmt_console_url("us-east-1.evil.com/x", 20, "e", 1, &b) == -ENOENT,
+	CHECKF(sinkfmt_console_url("cn-north-1", 10, "e", 1, &b) == -ENOENT && b.len == 0, "China: no link");
+	CHECKF(sinkfmt_console_url("us-gov-west-1", 13, "e", 1, &b) == -ENOENT, "GovCloud: no link");
+	CHECKF(sinkfmt_console_url("us-east-1.evil.com/x", 20, "e", 1, &b) == -ENOENT,
 	      "region with dots: no link");
-	CHECK(sinkfmt_console_url("US-EAST-1", 9, "e", 1, &b) == -ENOENT, "region in capitals: no link");
-	CHECK(sinkfmt_console_url("", 0, "e", 1, &b) == -ENOENT, "no region");
-	CHECK(sinkfmt_console_url("us-east-1", 9, "", 0, &b) == -ENOENT, "no event id");
-	CHECK(b.len == 0, "nothing appended");
+	CHECKF(sinkfmt_console_url("US-EAST-1", 9, "e", 1, &b) == -ENOENT, "region in capitals: no link");
+	CHECKF(sinkfmt_console_url("", 0, "e", 1, &b) == -ENOENT, "no region");
+	CHECKF(sinkfmt_console_url("us-east-1", 9, "", 0, &b) == -ENOENT, "no event id");
+	CHECKF(b.len == 0, "nothing appended");
 	buf_free(&b);
 
 	/* A hostile region in an alert only costs the link. */
@@ -1136,7 +1118,7 @@ static void test_console_url(void)
 		char *a =
 			make_alert("id", "x", "title", "t", "severity", "high", "region", "evil.com#", NULL);
 		json_object *o = run(SLACK, a, strlen(a), NULL, NULL, NULL);
-		CHECK(o && !slack_context(o, "<https://") && eq(slack_field(o, "Region"), "evil.com#"),
+		CHECKF(o && !slack_context(o, "<https://") && eq(slack_field(o, "Region"), "evil.com#"),
 		      "hostile region");
 		json_object_put(o);
 		free(a);
@@ -1155,6 +1137,5 @@ int main(void)
 	test_journal();
 	test_malformed();
 	test_console_url();
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_summary();
 }

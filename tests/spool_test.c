@@ -26,20 +26,7 @@
 
 #include "trailwatch/spool.h"
 
-static int passed, failed;
-
-static void check(int ok, const char *what, int line)
-{
-	if (ok) {
-		passed++;
-		return;
-	}
-	failed++;
-	printf("spool_test.c:%d: FAIL %s\n", line, what);
-	fflush(stdout);
-}
-
-#define CHECK(c) check(!!(c), #c, __LINE__)
+#include "check.h"
 
 static char root[] = "/tmp/spool_test.XXXXXX";
 static char msg[512];
@@ -1189,6 +1176,5 @@ int main(int argc, char **argv)
 	test_compaction();
 	test_crash();
 	rm_rf(root);
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_summary();
 }

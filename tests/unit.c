@@ -26,19 +26,7 @@
 #include "trailwatch/sigv4.h"
 #include "trailwatch/yamltree.h"
 
-static int passed, failed;
-
-static void check(int ok, const char *what, int line)
-{
-	if (ok) {
-		passed++;
-		return;
-	}
-	failed++;
-	printf("unit.c:%d: FAIL %s\n", line, what);
-}
-
-#define CHECK(c) check(!!(c), #c, __LINE__)
+#include "check.h"
 
 static bool glob(const char *pat, const char *text, bool cased)
 {
@@ -776,7 +764,7 @@ static void sigv4_case(const char *dir, const char *name, int *cases)
 	sigv4_signed_init(&out);
 	if (!ctx || !req_text || !json_object_object_get_ex(ctx, "credentials", &cr) || !parse_raw_request(req_text, &raw)) {
 		snprintf(what, sizeof(what), "%s: readable test case", name);
-		check(0, what, __LINE__);
+		check_at(false, __FILE__, __LINE__, "%s", what);
 		goto done;
 	}
 	cred.access_key_id = json_object_get_string(json_object_object_get(cr, "access_key_id"));
@@ -814,18 +802,19 @@ static void sigv4_case(const char *dir, const char *name, int *cases)
 		snprintf(file, sizeof(file), "%s-signed-request.txt", p);
 		signed_req = slurp(dir, file);
 		snprintf(what, sizeof(what), "%s (%s form): canonical request, string to sign, signature", name, p);
-		check(r == 0 && text_is(&out.canonical, canon) && text_is(&out.string_to_sign, sts) &&
-		      str_is(out.signature, sig), what, __LINE__);
+		check_at(r == 0 && text_is(&out.canonical, canon) && text_is(&out.string_to_sign, sts) &&
+		      str_is(out.signature, sig), __FILE__, __LINE__, "%s", what);
 		if (form == 0) {
 			char *line = signed_req ? strstr(signed_req, "Authorization:") : NULL;
 			snprintf(what, sizeof(what), "%s: Authorization header", name);
-			check(line && out.authorization.data &&
+			check_at(line && out.authorization.data &&
 			      strncmp(line + 14, out.authorization.data, out.authorization.len) == 0 &&
 			      (line[14 + out.authorization.len] == '\n' || line[14 + out.authorization.len] == '\0'),
-			      what, __LINE__);
+			      __FILE__, __LINE__, "%s", what);
 		} else {
 			snprintf(what, sizeof(what), "%s: presigned query", name);
-			check(signed_req && out.query.data && same_params(out.query.data, signed_req), what, __LINE__);
+			check_at(signed_req && out.query.data && same_params(out.query.data, signed_req), __FILE__, __LINE__,
+				 "%s", what);
 		}
 		(*cases)++;
 		free(canon);
@@ -981,6 +970,5 @@ int main(int argc, char **argv)
 	test_window_sums();
 	test_memo();
 	test_sigv4();
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_summary();
 }
