@@ -17,6 +17,7 @@
 #include <json-c/json.h>
 #include <openssl/crypto.h>
 
+#include "trailwatch/backoff.h"
 #include "trailwatch/creds.h"
 #include "trailwatch/delivery.h"
 #include "trailwatch/http.h"
@@ -60,7 +61,7 @@ struct delivery {
 	struct buf line;		/* an alert being spooled */
 	unsigned long dropped;
 	char *dead_dir;
-	uint64_t rng;
+	struct backoff backoff;
 };
 
 static long long now_ms(void)
@@ -348,20 +349,6 @@ static int start_http(struct delivery *d, struct sink *s, const char *json, size
 	return r;
 }
 
-static long backoff_ms(struct delivery *d, int failures)
-{
-	long cap = BACKOFF_MIN_MS;
-
-	for (int i = 1; i < failures && cap < BACKOFF_MAX_MS; i++)
-		cap *= 2;
-	if (cap > BACKOFF_MAX_MS)
-		cap = BACKOFF_MAX_MS;
-	d->rng ^= d->rng << 13;
-	d->rng ^= d->rng >> 7;
-	d->rng ^= d->rng << 17;
-	return cap / 2 + (long)(d->rng % (uint64_t)(cap / 2 + 1));	/* half fixed, half jitter */
-}
-
 /* A copy of the response body fit for a log line: printable ASCII, cut. */
 static void body_excerpt(const struct buf *b, char *out, size_t outlen)
 {
@@ -431,9 +418,7 @@ static int finish_http(struct delivery *d, struct sink *s, int result)
 			log_error("spool: %s", msg);
 		s->st.dead++;
 	} else {
-		long wait = backoff_ms(d, ++s->failures);
-		if (status == 429 && s->resp.retry_after >= 0 && s->resp.retry_after * 1000 > wait)
-			wait = s->resp.retry_after * 1000;
+		long wait = backoff_ms(&d->backoff, ++s->failures, status == 429 ? s->resp.retry_after : -1);
 		if (s->failures == 1 || s->failures % 10 == 0) {
 			if (result < 0)
 				log_warning("sink %s: %s (attempt %d; retrying in %ld ms)", s->c->name, s->resp.error,
@@ -468,7 +453,7 @@ static int offer(struct delivery *d, struct sink *s, const char *json, size_t le
 			s->next_ms = now_ms() + 100;
 			r = 1;
 		} else if (r < 0) {
-			long wait = backoff_ms(d, ++s->failures);
+			long wait = backoff_ms(&d->backoff, ++s->failures, -1);
 			if (s->failures == 1 || s->failures % 10 == 0)
 				log_warning("sink %s: %s (retrying in %ld ms)", s->c->name, msg, wait);
 			s->next_ms = now_ms() + wait;
@@ -701,7 +686,7 @@ int delivery_new(const struct config *cfg, const struct ruleset *rs, struct spoo
 	d->cfg = cfg;
 	d->rs = rs;
 	d->spool = spool;
-	d->rng = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
+	backoff_init(&d->backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
 	buf_init(&d->payload, 0);
 	buf_init(&d->line, 0);
 	d->n = cfg->nsinks ? cfg->nsinks : 1;

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "trailwatch/backoff.h"
 #include "trailwatch/http.h"
 #include "trailwatch/s3.h"
 
@@ -27,7 +28,7 @@ struct s3_client {
 	struct sigv4_key_cache key_cache;
 	struct http_client *http;
 	struct s3_stats stats;
-	uint64_t rng;
+	struct backoff backoff;
 };
 
 /* One request ready to go: its URL and headers, and their storage. */
@@ -96,7 +97,7 @@ int s3_client_new(const struct s3_config *c, s3_creds_fn creds, void *creds_ctx,
 	s->ca_file = c->ca_file ? strdup(c->ca_file) : NULL;
 	s->creds = creds;
 	s->creds_ctx = creds_ctx;
-	s->rng = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
+	backoff_init(&s->backoff, s->c.backoff_ms, s->c.backoff_max_ms);
 	if (!s->bucket || !s->region || (c->ca_file && !s->ca_file)) {
 		r = -ENOMEM;
 		goto fail;
@@ -283,32 +284,6 @@ static enum verdict verdict(struct s3_client *s, const char *what, bool *token_r
 	return V_FAIL;
 }
 
-static uint64_t next_random(struct s3_client *s)
-{
-	s->rng ^= s->rng << 13;
-	s->rng ^= s->rng >> 7;
-	s->rng ^= s->rng << 17;
-	return s->rng;
-}
-
-/* Milliseconds to wait before attempt number `attempt` (1 = first retry):
- * full jitter over base * 2^(attempt-1), capped, and no less than the
- * server's Retry-After. */
-static long backoff(struct s3_client *s, int attempt, long retry_after)
-{
-	long cap = s->c.backoff_ms;
-	long ms;
-
-	for (int i = 1; i < attempt && cap < s->c.backoff_max_ms; i++)
-		cap *= 2;
-	if (cap > s->c.backoff_max_ms)
-		cap = s->c.backoff_max_ms;
-	ms = (long)(next_random(s) % (uint64_t)(cap + 1));
-	if (retry_after >= 0 && retry_after * 1000 > ms)
-		ms = retry_after * 1000 > s->c.backoff_max_ms * 3 ? s->c.backoff_max_ms * 3 : retry_after * 1000;
-	return ms;
-}
-
 /* Sleeps ms, in slices, returning -ECANCELED as soon as *stop is set. */
 static int wait_ms(struct s3_client *s, long ms)
 {
@@ -334,7 +309,7 @@ static int next_attempt(struct s3_client *s, enum verdict v, int *attempt, long 
 		return 0;
 	}
 	s->stats.retries++;
-	if (wait_ms(s, backoff(s, *attempt, retry_after)) < 0) {
+	if (wait_ms(s, backoff_ms(&s->backoff, *attempt, retry_after)) < 0) {
 		snprintf(msg, msglen, "%s: stopped", what);
 		return -ECANCELED;
 	}
@@ -606,7 +581,7 @@ int s3_get_many(struct s3_client *s, const char *const *keys, size_t nkeys, s3_f
 		v = verdict(s, what, &it->token_retried, result, &it->resp, &err, msg, sizeof(msg));
 		if (v == V_RETRY && ++it->attempt < s->c.max_attempts) {
 			s->stats.retries++;
-			now_plus(&it->not_before, backoff(s, it->attempt, it->resp.retry_after));
+			now_plus(&it->not_before, backoff_ms(&s->backoff, it->attempt, it->resp.retry_after));
 			continue;
 		}
 		it->done = true;

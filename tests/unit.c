@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 
 #include "trailwatch/alert.h"
+#include "trailwatch/backoff.h"
 #include "trailwatch/buf.h"
 #include "trailwatch/builtin.h"
 #include "trailwatch/cond.h"
@@ -618,6 +619,30 @@ done:
 	ruleset_free(rs);
 }
 
+/* Exponential with full jitter: within the doubling bound, capped, spread
+ * out, and never below Retry-After. */
+static void test_backoff(void)
+{
+	struct backoff b;
+	long most[8] = { 0 }, zeros = 0, outside = 0;
+
+	backoff_init(&b, 100, 1000);
+	for (int i = 0; i < 2000; i++) {
+		for (int a = 1; a <= 6; a++) {
+			long ms = backoff_ms(&b, a, -1), bound = a >= 5 ? 1000 : 100L << (a - 1);
+			outside += ms < 0 || ms > bound;
+			if (ms > most[a])
+				most[a] = ms;
+			zeros += ms == 0;
+		}
+	}
+	CHECK(outside == 0);
+	CHECK(most[1] > 80 && most[4] > 700 && most[6] > 900);	/* the range is used */
+	CHECK(zeros < 100);
+	CHECK(backoff_ms(&b, 1, 2) == 2000);			/* Retry-After: 2 */
+	CHECK(backoff_ms(&b, 1, 86400) == 3000);		/* at most 3 x max */
+}
+
 /* ---- SigV4 ---------------------------------------------------------------- */
 
 static char *slurp(const char *dir, const char *name)
@@ -969,6 +994,7 @@ int main(int argc, char **argv)
 	test_late_events();
 	test_window_sums();
 	test_memo();
+	test_backoff();
 	test_sigv4();
 	return check_summary();
 }
