@@ -13,7 +13,6 @@
 #include "trailwatch/input.h"
 #include "trailwatch/keyset.h"
 #include "trailwatch/log.h"
-#include "trailwatch/sigv4.h"
 #include "trailwatch/statefile.h"
 #include "trailwatch/walk.h"
 
@@ -102,7 +101,6 @@ int dirsource_new(const struct source_config *sc, const char *state_dir, size_t 
 		  volatile sig_atomic_t *stop, struct dirsource **ret, char *msg, size_t msglen)
 {
 	struct dirsource *d = calloc(1, sizeof(*d));
-	char hash[SIGV4_HEX];
 	int r = -ENOMEM;
 
 	if (!d)
@@ -115,20 +113,14 @@ int dirsource_new(const struct source_config *sc, const char *state_dir, size_t 
 		d->dir = NULL;
 		goto fail;
 	}
-	/* "dir-", the path with '/' as '_' (readable), and part of its hash
-	 * (unique: "/a_b" and "/a/b" differ) */
-	sigv4_sha256_hex(sc->path, strlen(sc->path), hash);
-	if (asprintf(&d->file, "dir-%s-%.16s.json", sc->path, hash) < 0) {
-		d->file = NULL;
-		goto fail;
-	}
-	for (char *p = d->file; *p; p++)
-		if (*p == '/')
-			*p = '_';
-	if (strlen(d->file) > 250) {
-		snprintf(msg, msglen, "%s: path too long for a checkpoint name", sc->path);
-		r = -ENAMETOOLONG;
-		goto fail;
+	{
+		char *key;
+		if (asprintf(&key, "dir-%s", sc->path) < 0)
+			goto fail;
+		d->file = statefile_name(key, ".json");
+		free(key);
+		if (!d->file)
+			goto fail;
 	}
 	r = statefile_mkdirs(d->dir, msg, msglen);
 	if (r == 0)

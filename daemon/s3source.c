@@ -160,35 +160,6 @@ static bool is_warm(const struct leaf *l, const char *key)
 
 /* ---- checkpoints ---------------------------------------------------------- */
 
-/* A file name for a prefix: '/' as '_', bytes other than [A-Za-z0-9._-] as
- * %XX; long names end in part of their hash instead. */
-static char *file_name(const char *prefix)
-{
-	size_t len = strlen(prefix), o = 0;
-	char *out = malloc(3 * len + 8);
-
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)prefix[i];
-		if (c == '/')
-			out[o++] = '_';
-		else if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
-			 c == '-')
-			out[o++] = (char)c;
-		else
-			o += (size_t)sprintf(out + o, "%%%02X", c);
-	}
-	out[o] = '\0';
-	if (o > 180) {
-		char hex[SIGV4_HEX];
-		sigv4_sha256_hex(prefix, len, hex);
-		snprintf(out + 150, 3 * len + 8 - 150, "-%.24s", hex);
-	}
-	strcat(out, ".json");
-	return out;
-}
-
 static int checkpoint_write(struct s3source *s, struct leaf *l)
 {
 	struct json_object *o = json_object_new_object(), *done = json_object_new_array(),
@@ -403,7 +374,7 @@ static int add_leaf(struct s3source *s, const char *prefix)
 	if (!l)
 		return -ENOMEM;
 	l->prefix = strdup(prefix);
-	l->file = file_name(prefix);
+	l->file = statefile_name(prefix, ".json");
 	if (!l->prefix || !l->file) {
 		leaf_free(l);
 		return -ENOMEM;
@@ -818,12 +789,11 @@ int s3source_new(const struct source_config *sc, const struct s3source_options *
 	s->stop = o->stop;
 	s->step = o->step > 60 ? o->step : 60;
 	s->warmup = o->warmup;
-	name = file_name(sc->name + 5);	/* without "s3://" */
+	name = statefile_name(sc->name + 5, "");	/* without "s3://" */
 	if (!name) {
 		r = -ENOMEM;
 		goto fail;
 	}
-	name[strlen(name) - 5] = '\0';	/* no ".json" for a directory */
 	if (asprintf(&s->dir, "%s/checkpoints/%s", o->state_dir, name) < 0) {
 		s->dir = NULL;
 		r = -ENOMEM;

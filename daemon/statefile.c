@@ -1,11 +1,13 @@
 /* statefile.c: atomic replacement of small files (see statefile.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "trailwatch/sigv4.h"
 #include "trailwatch/statefile.h"
 
 int statefile_mkdirs(const char *dir, char *msg, size_t msglen)
@@ -141,4 +143,31 @@ int statefile_read(const char *dir, const char *name, struct buf *out, char *msg
 	}
 	close(fd);
 	return r;
+}
+
+char *statefile_name(const char *key, const char *suffix)
+{
+	size_t len = strlen(key), slen = strlen(suffix), o = 0, size = 3 * len + slen + 32;
+	char *out = malloc(size);
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)key[i];
+		if (c == '/')
+			out[o++] = '_';
+		else if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+			 c == '-')
+			out[o++] = (char)c;
+		else
+			o += (size_t)snprintf(out + o, size - o, "%%%02X", c);
+	}
+	out[o] = '\0';
+	if (o > STATEFILE_NAME_MAX) {
+		char hex[SIGV4_HEX];
+		sigv4_sha256_hex(key, len, hex);
+		snprintf(out + 150, size - 150, "-%.24s", hex);
+	}
+	strcat(out, suffix);
+	return out;
 }

@@ -25,6 +25,7 @@
 #include "trailwatch/match.h"
 #include "trailwatch/rules.h"
 #include "trailwatch/sigv4.h"
+#include "trailwatch/statefile.h"
 #include "trailwatch/yamltree.h"
 
 #include "check.h"
@@ -643,6 +644,29 @@ static void test_backoff(void)
 	CHECK(backoff_ms(&b, 1, 86400) == 3000);		/* at most 3 x max */
 }
 
+/* Checkpoint names are one-to-one and bounded. */
+static void test_statefile_name(void)
+{
+	char *a = statefile_name("AWSLogs/o-x/111122223333/CloudTrail/us-east-1/", ".json");
+	char *b = statefile_name("a_b/", ""), *c = statefile_name("a/b/", "");
+	char *longer = malloc(1001), *l1, *l2;
+
+	CHECK(a && strcmp(a, "AWSLogs_o-x_111122223333_CloudTrail_us-east-1_.json") == 0);
+	CHECK(b && c && strcmp(b, "a%5Fb_") == 0 && strcmp(c, "a_b_") == 0);
+	memset(longer, 'k', 1000);
+	longer[1000] = '\0';
+	l1 = statefile_name(longer, ".json");
+	longer[999] = 'j';
+	l2 = statefile_name(longer, ".json");
+	CHECK(l1 && l2 && strlen(l1) < 200 && strcmp(l1, l2) != 0);
+	free(a);
+	free(b);
+	free(c);
+	free(l1);
+	free(l2);
+	free(longer);
+}
+
 /* ---- SigV4 ---------------------------------------------------------------- */
 
 static char *slurp(const char *dir, const char *name)
@@ -995,6 +1019,7 @@ int main(int argc, char **argv)
 	test_window_sums();
 	test_memo();
 	test_backoff();
+	test_statefile_name();
 	test_sigv4();
 	return check_summary();
 }

@@ -6,7 +6,7 @@
  * seconds is left for the next poll, so one still being written is not read
  * half-way (moving finished files in with rename(2) is best).  The names of
  * the processed files that are still there are the checkpoint:
- * STATE_DIR/checkpoints/dir-PATH-HASH.json, replaced atomically after each
+ * STATE_DIR/checkpoints/dir-PATH.json (statefile_name), replaced atomically after each
  * commit.  A file that disappears is forgotten, so one that comes back under
  * the same name is read again.  Logs what it does (the service loop's
  * module).

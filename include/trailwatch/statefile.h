@@ -22,4 +22,12 @@ int statefile_write(const char *dir, const char *name, const void *data, size_t 
  * when there is no such file, -E2BIG past the limit, other -errno. */
 int statefile_read(const char *dir, const char *name, struct buf *out, char *msg, size_t msglen);
 
+/* A file name for key (an S3 prefix, a path), one-to-one: '/' becomes '_',
+ * bytes other than A-Z a-z 0-9 . - become %XX ('_' too, so "a_b/" and
+ * "a/b/" differ), and a name longer than STATEFILE_NAME_MAX keeps its first
+ * 150 bytes and a part of the key's SHA-256; then suffix.  malloc'd, or
+ * NULL when out of memory. */
+#define STATEFILE_NAME_MAX 180
+char *statefile_name(const char *key, const char *suffix);
+
 #endif
