@@ -206,6 +206,8 @@ static int add_retry(struct leaf *l, const char *key, int tries, unsigned long c
 			return 0;
 		}
 	}
+	if (l->nretry >= S3SOURCE_MAX_RETRY)
+		return -E2BIG;
 	v = realloc(l->retry, (l->nretry + 1) * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
@@ -477,7 +479,6 @@ static int run_discovery(struct s3source *s)
 		qsort(s->leaves, s->nleaves, sizeof(*s->leaves), cmp_leaf);
 	if (r == 0 && s->nleaves == 0)
 		log_warning("%s: no CloudTrail account/region prefixes found yet", s->c.name);
-	s->stats.leaves = s->nleaves;
 	return r == -E2BIG ? 0 : r;
 }
 
@@ -572,7 +573,7 @@ static int record_outcome(struct s3source *s, struct leaf *l, const char *key, e
 			  int64_t now)
 {
 	int64_t t = key_time(key);
-	int tries = 0;
+	int tries = 0, r;
 	unsigned long cycle = 0;
 
 	if (warm)
@@ -604,7 +605,14 @@ static int record_outcome(struct s3source *s, struct leaf *l, const char *key, e
 		s->stats.failed_objects++;
 		return keyset_add(&l->done, key) < 0 ? -ENOMEM : 0;
 	}
-	return add_retry(l, key, tries, s->stats.cycles);
+	r = add_retry(l, key, tries, s->stats.cycles);
+	if (r == -E2BIG) {
+		log_error("%s: s3://%s/%s: more than %d objects of %s wait for a retry: giving up on this one",
+			  s->c.name, s->c.bucket, key, S3SOURCE_MAX_RETRY, l->prefix);
+		s->stats.failed_objects++;
+		return keyset_add(&l->done, key) < 0 ? -ENOMEM : 0;
+	}
+	return r;
 }
 
 /* Fetches and processes keys[0..n) of one leaf, commits their alerts, then
@@ -648,9 +656,6 @@ static int run_batch(struct s3source *s, struct leaf *l, const struct source_sin
 				i++;
 		}
 	}
-	s->stats.pending_retry = 0;
-	for (size_t i = 0; i < s->nleaves; i++)
-		s->stats.pending_retry += s->leaves[i]->nretry;
 	if (checkpoint_write(s, l) == -ENOMEM) {
 		r = -ENOMEM;
 		goto out;
@@ -836,5 +841,9 @@ void s3source_free(struct s3source *s)
 void s3source_stats(const struct s3source *s, struct s3source_stats *ret)
 {
 	*ret = s->stats;
+	ret->leaves = s->nleaves;
+	ret->pending_retry = 0;
+	for (size_t i = 0; i < s->nleaves; i++)
+		ret->pending_retry += s->leaves[i]->nretry;
 	s3_stats(s->s3, &ret->s3);
 }

@@ -49,6 +49,9 @@
 #define S3SOURCE_MAX_PENDING 2000
 /* Keys remembered per leaf (inside the lookback, plus those to retry). */
 #define S3SOURCE_MAX_DONE 20000
+/* Keys of one leaf waiting to be retried; past it a new failure is
+ * given up (logged). */
+#define S3SOURCE_MAX_RETRY 10000
 /* Account/region prefixes one source may have. */
 #define S3SOURCE_MAX_LEAVES 100000
 
