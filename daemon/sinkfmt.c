@@ -533,25 +533,30 @@ static struct str lit(const char *s)
 	return r;
 }
 
+/* Adds a one-part fact when the value is there. */
+static void add_fact(struct fact *f, size_t *n, const char *label, struct str value)
+{
+	if (!value.p)
+		return;
+	memset(&f[*n], 0, sizeof(f[*n]));
+	f[*n].label = label;
+	f[(*n)++].part[0] = value;
+}
+
 static size_t alert_facts(const struct view *v, struct fact *f)
 {
+	const struct {
+		const char *label;
+		struct str value;
+	} plain[] = {
+		{ "Account", v->account }, { "Region", v->region }, { "Event", v->event_name },
+		{ "Time", v->event_time }, { "Principal", v->principal }, { "Source IP", v->source_ip },
+		{ "User agent", v->user_agent },
+	};
 	size_t n = 0;
 
-#define FACT(l, s)                                                                                   \
-	do {                                                                                         \
-		if ((s).p) {                                                                         \
-			memset(&f[n], 0, sizeof(f[n]));                                              \
-			f[n].label = (l);                                                            \
-			f[n++].part[0] = (s);                                                        \
-		}                                                                                    \
-	} while (0)
-	FACT("Account", v->account);
-	FACT("Region", v->region);
-	FACT("Event", v->event_name);
-	FACT("Time", v->event_time);
-	FACT("Principal", v->principal);
-	FACT("Source IP", v->source_ip);
-	FACT("User agent", v->user_agent);
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+		add_fact(f, &n, plain[i].label, plain[i].value);
 	if (v->bucket.p && v->object_key.p) {
 		memset(&f[n], 0, sizeof(f[n]));
 		f[n].label = "S3 object";
@@ -561,10 +566,9 @@ static size_t alert_facts(const struct view *v, struct fact *f)
 		f[n].part[3] = v->object_key;
 		f[n++].literal = 1 | 4;
 	} else {
-		FACT("Bucket", v->bucket);
-		FACT("Object key", v->object_key);
+		add_fact(f, &n, "Bucket", v->bucket);
+		add_fact(f, &n, "Object key", v->object_key);
 	}
-#undef FACT
 	return n;
 }
 
@@ -1328,20 +1332,23 @@ int sinkfmt_journal(const char *alert, size_t len, struct sinkfmt_journal_fields
 	text_adds(&t, v.level->name, 0);
 	text_adds(&t, "] ", 0);
 	text_add(&t, v.title.p, v.title.len, TX_ONELINE);
-#define PART(label, s)                                                                               \
-	do {                                                                                         \
-		if ((s).p) {                                                                         \
-			text_adds(&t, sep, 0);                                                       \
-			text_adds(&t, label, 0);                                                     \
-			text_add(&t, (s).p, (s).len, TX_ONELINE);                                    \
-			sep = ", ";                                                                  \
-		}                                                                                    \
-	} while (0)
-	PART("principal ", v.principal);
-	PART("bucket ", v.bucket);
-	PART("key ", v.object_key);
-	PART("from ", v.source_ip);
-#undef PART
+	{
+		const struct {
+			const char *label;
+			struct str value;
+		} parts[] = {
+			{ "principal ", v.principal }, { "bucket ", v.bucket }, { "key ", v.object_key },
+			{ "from ", v.source_ip },
+		};
+		for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+			if (!parts[i].value.p)
+				continue;
+			text_adds(&t, sep, 0);
+			text_adds(&t, parts[i].label, 0);
+			text_add(&t, parts[i].value.p, parts[i].value.len, TX_ONELINE);
+			sep = ", ";
+		}
+	}
 	r = t.err;
 	if (!r)
 		r = journal_add(&f, "MESSAGE", t.b.data, t.b.len);
@@ -1352,28 +1359,21 @@ int sinkfmt_journal(const char *alert, size_t len, struct sinkfmt_journal_fields
 		r = journal_add_str(&f, "MESSAGE_ID", lit(SINKFMT_JOURNAL_MESSAGE_ID));
 	if (!r)
 		r = journal_add(&f, "SYSLOG_IDENTIFIER", "trailwatch", 10);
-	if (!r)
-		r = journal_add_str(&f, "TRAILWATCH_ALERT_ID", v.id);
-	if (!r)
-		r = journal_add_str(&f, "TRAILWATCH_RULE", v.rule);
-	if (!r)
-		r = journal_add_str(&f, "TRAILWATCH_SEVERITY", v.severity);
-	if (!r)
-		r = journal_add_str(&f, "TRAILWATCH_EVENT_ID", v.first_event);
-	if (!r)
-		r = journal_add_str(&f, "TRAILWATCH_EVENT_NAME", v.event_name);
-	if (!r)
-		r = journal_add_str(&f, "TRAILWATCH_ACCOUNT", v.account);
-	if (!r)
-		r = journal_add_str(&f, "TRAILWATCH_REGION", v.region);
-	if (!r)
-		r = journal_add_str(&f, "TRAILWATCH_PRINCIPAL", v.principal);
-	if (!r)
-		r = journal_add_str(&f, "TRAILWATCH_SOURCE_IP", v.source_ip);
-	if (!r)
-		r = journal_add_str(&f, "TRAILWATCH_BUCKET", v.bucket);
-	if (!r)
-		r = journal_add_str(&f, "TRAILWATCH_OBJECT_KEY", v.object_key);
+	{
+		const struct {
+			const char *name;
+			struct str value;
+		} fields[] = {
+			{ "TRAILWATCH_ALERT_ID", v.id }, { "TRAILWATCH_RULE", v.rule },
+			{ "TRAILWATCH_SEVERITY", v.severity }, { "TRAILWATCH_EVENT_ID", v.first_event },
+			{ "TRAILWATCH_EVENT_NAME", v.event_name }, { "TRAILWATCH_ACCOUNT", v.account },
+			{ "TRAILWATCH_REGION", v.region }, { "TRAILWATCH_PRINCIPAL", v.principal },
+			{ "TRAILWATCH_SOURCE_IP", v.source_ip }, { "TRAILWATCH_BUCKET", v.bucket },
+			{ "TRAILWATCH_OBJECT_KEY", v.object_key },
+		};
+		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]) && !r; i++)
+			r = journal_add_str(&f, fields[i].name, fields[i].value);
+	}
 	if (!r && v.text_len <= alert_max) {
 		r = journal_add(&f, "TRAILWATCH_ALERT", v.text, v.text_len);
 	} else if (!r) {
