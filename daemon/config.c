@@ -59,6 +59,7 @@ static const struct config_key config_keys[] = {
 	{ "spool", KEY_SECTION, 0, NULL },
 	{ "spool.max_size", KEY_SIZE, OFF(spool_max_size), "256MiB" },
 	{ "spool.remember", KEY_DURATION, OFF(spool_remember), "7d" },
+	{ "spool.max_age", KEY_DURATION, OFF(spool_max_age), "7d" },
 };
 
 #define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -679,6 +680,7 @@ static void set_defaults(struct config *c)
 	c->state_dir = CONFIG_DEFAULT_STATE_DIR;
 	c->spool_max_size = (size_t)256 << 20;
 	c->spool_remember = 7 * 86400;
+	c->spool_max_age = 7 * 86400;
 }
 
 /* Lists that the shipped rules use.  They exist even when the config does not

@@ -411,7 +411,7 @@ static int finish_http(struct delivery *d, struct sink *s, int result)
 		log_error("sink %s: alert %s refused with HTTP %ld: %s (kept in %s/%s)", s->c->name, s->id, status,
 			  body, d->dead_dir, s->c->name);
 		snprintf(msg, sizeof(msg), "HTTP %ld: %s", status, body);
-		if (spool_peek(d->spool, s->index, &json, &len, id, NULL, 0) == 0 && json && strcmp(id, s->id) == 0)
+		if (spool_peek(d->spool, s->index, &json, &len, id, NULL, NULL, 0) == 0 && json && strcmp(id, s->id) == 0)
 			dead_letter(d, s, json, len, msg);
 		r = spool_ack(d->spool, s->index, s->id, msg, sizeof(msg));
 		if (r < 0)
@@ -483,32 +483,48 @@ static int offer(struct delivery *d, struct sink *s, const char *json, size_t le
 }
 
 /* Starts what the sink can take now: direct sinks drain, an HTTP sink gets
- * its next alert in flight.  Returns 0 or the spool's error. */
+ * its next alert in flight.  An alert older than spool.max_age becomes a
+ * dead letter instead.  Returns 0 or the spool's error. */
 static int feed(struct delivery *d, struct sink *s)
 {
 	char msg[600];
+	unsigned long expired = 0;
+	int r = 0;
 
 	while (!s->in_flight && now_ms() >= s->next_ms) {
 		const char *json;
 		size_t len;
-		int r = spool_peek(d->spool, s->index, &json, &len, s->id, msg, sizeof(msg));
+		int64_t added;
 
+		r = spool_peek(d->spool, s->index, &json, &len, s->id, &added, msg, sizeof(msg));
 		if (r < 0) {
 			log_error("spool: %s", msg);
-			return r;
+			break;
 		}
 		if (!json)
-			return 0;
-		r = offer(d, s, json, len);
-		if (r != 0)
-			return r < 0 ? r : 0;
+			break;
+		if (time(NULL) - added > d->cfg->spool_max_age) {
+			dead_letter(d, s, json, len, "expired: not delivered within spool.max_age");
+			s->st.expired++;
+			expired++;
+		} else {
+			r = offer(d, s, json, len);
+			if (r != 0) {
+				r = r < 0 ? r : 0;
+				break;
+			}
+		}
 		r = spool_ack(d->spool, s->index, s->id, msg, sizeof(msg));
 		if (r < 0) {
 			log_error("spool: %s", msg);
-			return r;
+			break;
 		}
 	}
-	return 0;
+	if (expired)
+		log_error("sink %s: %lu alerts waited longer than spool.max_age (%llds) and were moved to %s/%s "
+			  "(%lu so far)", s->c->name, expired, (long long)d->cfg->spool_max_age, d->dead_dir,
+			  s->c->name, s->st.expired);
+	return r;
 }
 
 int delivery_evict(struct delivery *d, size_t max_alerts)
@@ -525,7 +541,7 @@ int delivery_evict(struct delivery *d, size_t max_alerts)
 	while (n < max_alerts) {
 		const char *json;
 		size_t len;
-		int r = spool_peek(d->spool, s->index, &json, &len, id, msg, sizeof(msg));
+		int r = spool_peek(d->spool, s->index, &json, &len, id, NULL, msg, sizeof(msg));
 		if (r < 0) {
 			log_error("spool: %s", msg);
 			return r;

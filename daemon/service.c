@@ -331,8 +331,9 @@ out:
 		for (size_t i = 0; i < n && i < SPOOL_MAX_SINKS; i++) {
 			struct delivery_sink_stats ds;
 			delivery_stats(sv.delivery, i, &ds);
-			log_info("sink %s: %lu sent, %lu retried, %lu dead letters, %lu evicted, %lu filtered out", names[i],
-				 ds.sent, ds.retried, ds.dead, ds.evicted, ds.filtered);
+			log_info("sink %s: %lu sent, %lu retried, %lu dead letters, %lu evicted, %lu expired, "
+				 "%lu filtered out", names[i], ds.sent, ds.retried, ds.dead, ds.evicted, ds.expired,
+				 ds.filtered);
 		}
 	}
 	if (sv.delivery && delivery_dropped(sv.delivery))

@@ -7,8 +7,10 @@
  *
  *   seg-<16 hex digits>	a segment: alerts in the order they were added.  The
  *				name is the sequence number (seq) of its first alert.
- *	header	"TWSPSEG1" u64 first_seq
- *	record	u32 crc, u32 len, u64 seq, char id[32] (hex), json[len]
+ *	header	"TWSPSEG2" u64 first_seq
+ *	record	u32 crc, u32 len, u64 seq, i64 added, char id[32] (hex), json[len]
+ *	`added` is the wall-clock second spool_add was called (the age cap
+ *	of delivery.c reads it).
  *	Seqs grow by one from record to record and never go back; len is
  *	1..SPOOL_MAX_ALERT.  Only the last segment is written to (appended,
  *	then fdatasync'd by spool_commit); a commit that finds it past
@@ -74,11 +76,11 @@
 #include "trailwatch/buf.h"
 #include "trailwatch/spool.h"
 
-#define SEG_MAGIC "TWSPSEG1"
+#define SEG_MAGIC "TWSPSEG2"
 #define ACK_MAGIC "TWSPACK1"
 #define STATE_MAGIC "TWSPSTA1"
 #define FILE_HEADER 16			/* magic and a u64 */
-#define SEG_REC_HEADER 48		/* crc, len, seq, hex id */
+#define SEG_REC_HEADER 56		/* crc, len, seq, added, hex id */
 #define ACK_REC_FIXED 42		/* crc, len, seq, time, id, flags, namelen */
 #define ACK_FLAG_DELIVERED 1u
 #define STATE_FILE "state"
@@ -1244,7 +1246,7 @@ static int scan_segment(struct spool *s, struct reader *rd, uint64_t first, char
 		if (r < 0)
 			goto io;
 		if (r || rd->crc != crc || get64(h + 8) != sg.end ||
-		    parse_id((const char *)h + 16, false, rc.id) < 0)
+		    parse_id((const char *)h + 24, false, rc.id) < 0)
 			goto torn;
 		rc.seq = sg.end;
 		rc.off = good;
@@ -1547,7 +1549,8 @@ int spool_add(struct spool *s, const char id[SPOOL_ID_LEN + 1], const char *json
 	rc.len = (uint32_t)len;
 	put32(h + 4, (uint32_t)len);
 	put64(h + 8, rc.seq);
-	memcpy(h + 16, id, SPOOL_ID_LEN);
+	put64(h + 16, (uint64_t)at);
+	memcpy(h + 24, id, SPOOL_ID_LEN);
 	crc = crc32_update(crc32_update(0, h + 4, SEG_REC_HEADER - 4), json, len);
 	put32(h, crc);
 	buf_append(&s->pending, h, SEG_REC_HEADER);	/* cannot fail: reserved */
@@ -1670,7 +1673,7 @@ static const struct seg *seg_of(const struct spool *s, uint64_t seq)
 }
 
 int spool_peek(struct spool *s, size_t sink, const char **json, size_t *len, char id[SPOOL_ID_LEN + 1],
-	       char *msg, size_t msglen)
+	       int64_t *added, char *msg, size_t msglen)
 {
 	const struct rec *rc;
 	const struct seg *sg;
@@ -1716,7 +1719,7 @@ int spool_peek(struct spool *s, size_t sink, const char **json, size_t *len, cha
 		return failf(msg, msglen, (int)got, "%s/%s: cannot read: %s",
 			     s->dir, name, strerror((int)-got));
 	if ((size_t)got != SEG_REC_HEADER + rc->len || get32(h + 4) != rc->len || get64(h + 8) != rc->seq ||
-	    parse_id((const char *)h + 16, false, bin) < 0 || memcmp(bin, rc->id, 16) != 0 ||
+	    parse_id((const char *)h + 24, false, bin) < 0 || memcmp(bin, rc->id, 16) != 0 ||
 	    crc32_update(0, h + 4, SEG_REC_HEADER - 4 + rc->len) != get32(h))
 		return failf(msg, msglen, -EBADMSG,
 			     "%s/%s: the alert at byte %" PRIu64 " no longer reads back",
@@ -1724,6 +1727,8 @@ int spool_peek(struct spool *s, size_t sink, const char **json, size_t *len, cha
 	*json = (const char *)h + SEG_REC_HEADER;
 	*len = rc->len;
 	format_id(rc->id, id);
+	if (added)
+		*added = (int64_t)get64(h + 16);
 	return 0;
 }
 

@@ -193,6 +193,40 @@ class DeliveryTest(unittest.TestCase):
             self.assertGreater(len(evicted), 300)     # kept, not silently lost
             self.assertNotIn("dropped", r.stderr())
 
+    def test_alerts_older_than_max_age_become_dead_letters(self):
+        with receivers.Receiver() as hook:
+            out = os.path.join(self._tmp.name, "alerts.jsonl")
+            self.e.write(f"  - {{name: hook, type: webhook, url: '{hook.url}'}}\n"
+                         f"  - {{name: archive, type: file, path: {out}}}\n")
+            with open(self.e.config, "a") as f:
+                f.write("spool: {max_age: 3s}\n")
+            hook.down()
+            self.e.drop(events(5))
+            r = self.start()
+            deadline = time.monotonic() + 30
+            dead = os.path.join(self.e.state, "dead-letter", "hook")
+            while time.monotonic() < deadline and len(os.listdir(dead) if os.path.isdir(dead) else []) < 5:
+                time.sleep(0.2)
+            hook.up()
+            self.e.drop(events(2, start=100))   # fresh alerts still go out
+            hook.wait_for(2, timeout=30)
+            time.sleep(1)
+            self.assertEqual(r.stop(), 0, r.stderr())
+            self.assertEqual(len(os.listdir(dead)), 5)
+            for name in os.listdir(dead):
+                with open(os.path.join(dead, name)) as f:
+                    self.assertIn("spool.max_age", f.read())
+            # the receiver got only the two fresh ones, once each
+            ok = [q.header("X-Trailwatch-Alert-Id") for q in hook.requests() if q.answer == "200"]
+            self.assertEqual(len(ok), 2)
+            self.assertEqual(len(set(ok)), 2)
+            self.assertNotIn(os.path.splitext(os.listdir(dead)[0])[0], ok)
+            # the file sink, which was never down, got all seven
+            with open(out) as f:
+                self.assertEqual(len({json.loads(l)["id"] for l in f}), 7)
+            self.assertIn("waited longer than spool.max_age", r.stderr())
+            self.assertIn("5 expired", r.stderr())
+
     def test_replay_into_the_sinks(self):
         with receivers.Receiver() as hook:
             self.e.write(f"  - {{name: hook, type: webhook, url: '{hook.url}', hmac_secret: {SECRET}}}\n")

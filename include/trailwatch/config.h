@@ -116,6 +116,7 @@ struct config {
 	size_t nsinks;
 	size_t spool_max_size;		/* bytes of undelivered alerts kept */
 	int64_t spool_remember;		/* seconds a delivered alert id is remembered */
+	int64_t spool_max_age;		/* seconds an alert may wait for a sink */
 };
 
 /* Loads path, or the defaults when path is NULL.  -EINVAL with every error

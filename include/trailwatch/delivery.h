@@ -12,7 +12,8 @@
  * takes, with exponential backoff and jitter (1 s doubling to 5 min), never
  * sooner than a 429's Retry-After; any other 4xx is final for that alert:
  * it is logged with the start of the response body and written to
- * STATE_DIR/dead-letter/SINK/ID.json, then acked.  Slack gets at most one
+ * STATE_DIR/dead-letter/SINK/ID.json, then acked.  So is an alert that has
+ * waited in the spool longer than spool.max_age.  Slack gets at most one
  * message per second.  Secrets (URLs, keys, HMAC secrets) are never logged.
  *
  * Logs what it does (it is part of the service loop).  One thread.
@@ -33,7 +34,7 @@
 #define DELIVERY_EVICT_BATCH 100	/* alerts a stuck sink gives up at a time when the spool is full */
 
 struct delivery_sink_stats {
-	unsigned long sent, retried, dead, filtered, evicted;
+	unsigned long sent, retried, dead, filtered, evicted, expired;
 };
 
 struct delivery;

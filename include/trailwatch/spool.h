@@ -135,11 +135,11 @@ int spool_commit(struct spool *s, char *msg, size_t msglen);
 
 /* The oldest committed alert that sink has not acked: *json (not
  * NUL-terminated) and *len stay valid until the next call on s, id gets
- * its id.  Returns 0 with *json = NULL when the sink has nothing pending.
+ * its id, *added (when not NULL) the wall-clock second it was added.  Returns 0 with *json = NULL when the sink has nothing pending.
  * -EINVAL for a bad sink index, -EBADMSG when the record no longer reads
  * back as written, -EIO when the spool failed earlier, other -errno. */
 int spool_peek(struct spool *s, size_t sink, const char **json, size_t *len, char id[SPOOL_ID_LEN + 1],
-	       char *msg, size_t msglen);
+	       int64_t *added, char *msg, size_t msglen);
 
 /* Records durably (append and fdatasync of the ack log) that sink delivered
  * the alert spool_peek gave it, so it is not given to that sink again, even
