@@ -5,6 +5,13 @@
 PREFIX ?= /usr
 SYSCONFDIR ?= /etc
 DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+DOCDIR ?= $(DATADIR)/doc/trailwatch
+# systemd's unit directory.
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+CATALOGDIR ?= $(PREFIX)/lib/systemd/catalog
 VERSION := 0.1.0
 
 CC ?= cc
@@ -42,7 +49,7 @@ else
 BIN := $(BUILD)/trailwatch
 endif
 
-.PHONY: all deps check check-plain check-asan test-suite bench fuzz demo install clean
+.PHONY: all deps check check-plain check-asan test-suite bench fuzz demo man install clean
 
 all: $(BIN)
 
@@ -112,14 +119,37 @@ demo: deps
 	$(MAKE) all
 	./trailwatch replay examples/sample-trail
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/trailwatch/rules.d
-	install -m 0755 trailwatch $(DESTDIR)$(PREFIX)/bin/trailwatch
-	install -m 0644 $(RULE_FILES) $(DESTDIR)$(PREFIX)/share/trailwatch/rules.d/
-	install -d $(DESTDIR)$(PREFIX)/lib/systemd/catalog
-	install -m 0644 systemd/trailwatch.catalog $(DESTDIR)$(PREFIX)/lib/systemd/catalog/trailwatch.catalog
-	install -d $(DESTDIR)$(PREFIX)/share/man/man8
-	install -m 0644 man/trailwatch.8 $(DESTDIR)$(PREFIX)/share/man/man8/trailwatch.8
+# Man pages: scdoc sources in man/, roff in build/man/.
+MAN_PAGES := $(patsubst man/%.scd,build/man/%,$(wildcard man/*.scd))
+
+man: $(MAN_PAGES)
+
+build/man/%: man/%.scd
+	@mkdir -p build/man
+	scdoc < $< > $@.tmp
+	mv $@.tmp $@
+
+# make install DESTDIR=... PREFIX=/usr SYSCONFDIR=/etc.  The configuration is
+# the commented example, installed only where none exists yet.
+install: all man
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/trailwatch/rules.d
+	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/trailwatch
+	install -m 0644 $(RULE_FILES) $(DESTDIR)$(DATADIR)/trailwatch/rules.d/
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(CATALOGDIR)
+	sed 's|^ExecStart=/usr/bin/trailwatch |ExecStart=$(BINDIR)/trailwatch |' systemd/trailwatch.service \
+		> $(DESTDIR)$(UNITDIR)/trailwatch.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/trailwatch.service
+	install -m 0644 systemd/trailwatch.catalog $(DESTDIR)$(CATALOGDIR)/trailwatch.catalog
+	install -d $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 $(filter %.5,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 $(filter %.7,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man7/
+	install -m 0644 $(filter %.8,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man8/
+	install -d $(DESTDIR)$(SYSCONFDIR)/trailwatch/rules.d
+	test -e $(DESTDIR)$(SYSCONFDIR)/trailwatch/trailwatch.yaml || \
+		install -m 0644 examples/trailwatch.yaml $(DESTDIR)$(SYSCONFDIR)/trailwatch/trailwatch.yaml
+	install -d $(DESTDIR)$(DOCDIR)/examples
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 examples/trailwatch.yaml systemd/trailwatch-ipaddress.conf.example $(DESTDIR)$(DOCDIR)/examples/
 
 clean:
 	rm -rf build build-asan build-fuzz trailwatch
