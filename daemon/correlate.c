@@ -755,6 +755,71 @@ void correlator_free(struct correlator *c)
 	free(c);
 }
 
+/* The same rule in two rulesets: equal fingerprints, and for a correlation
+ * the same rules feeding it, in the same order. */
+static bool same_rule(const struct rule *a, const struct rule *b)
+{
+	if (a->kind != b->kind || a->fingerprint != b->fingerprint)
+		return false;
+	if (a->kind != RULE_CORRELATION)
+		return true;
+	if (a->corr->nrules != b->corr->nrules)
+		return false;
+	for (size_t i = 0; i < a->corr->nrules; i++)
+		if (a->corr->rules[i]->fingerprint != b->corr->rules[i]->fingerprint)
+			return false;
+	return true;
+}
+
+/* Points the throttle groups' first matches at the rule they now belong to. */
+static void rebind_table(struct table *t, const struct rule *rule)
+{
+	for (size_t i = 0; i < t->nb; i++)
+		for (struct group *g = t->b[i]; g; g = g->next)
+			if (g->has_first)
+				g->first.rule = rule;
+}
+
+size_t correlator_adopt(struct correlator *to, struct correlator *from)
+{
+	const struct ruleset *nrs = to->rs, *ors = from->rs;
+	bool *taken = calloc(ors->nrules + 1, sizeof(bool));
+	size_t moved = 0;
+
+	if (!taken)
+		return 0;
+	for (size_t i = 0; i < nrs->nrules; i++) {
+		const struct rule *nr = nrs->rules[i];
+
+		for (size_t j = 0; j < ors->nrules; j++) {
+			const struct rule *orule = ors->rules[j];
+			struct rstate *os = &from->st[j];
+
+			if (taken[j] || !same_rule(nr, orule))
+				continue;
+			taken[j] = true;
+			if (os->corr.n == 0 && os->thr.n == 0)
+				break;
+			table_free(&to->st[i].corr);
+			table_free(&to->st[i].thr);
+			to->st[i] = *os;
+			memset(os, 0, sizeof(*os));
+			rebind_table(&to->st[i].thr, nr);
+			moved++;
+			break;
+		}
+	}
+	if (from->newest != TIME_UNKNOWN && (to->newest == TIME_UNKNOWN || from->newest > to->newest))
+		to->newest = from->newest;
+	if (from->last_sweep > to->last_sweep)
+		to->last_sweep = from->last_sweep;
+	to->stats.groups = 0;
+	for (size_t i = 0; i < nrs->nrules; i++)
+		to->stats.groups += to->st[i].corr.n + to->st[i].thr.n;
+	free(taken);
+	return moved;
+}
+
 void correlator_stats(const struct correlator *c, struct corr_stats *ret)
 {
 	*ret = c->stats;

@@ -64,6 +64,20 @@ struct delivery {
 	struct backoff backoff;
 };
 
+/* "sink NAME: ..." with the sink's name as a journal field. */
+static void __attribute__((format(printf, 3, 4)))
+sink_log(enum log_level level, const struct sink *s, const char *fmt, ...)
+{
+	struct log_about about = { .sink = s->c->name };
+	char text[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	log_about(level, &about, "sink %s: %s", s->c->name, text);
+}
+
 static long long now_ms(void)
 {
 	struct timespec t;
@@ -376,7 +390,7 @@ static void dead_letter(struct delivery *d, struct sink *s, const char *json, si
 	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	if (statefile_mkdirs(dir, emsg, sizeof(emsg)) < 0 || statefile_write(dir, name, text, strlen(text), emsg,
 									  sizeof(emsg)) < 0)
-		log_error("sink %s: dead letter for alert %s not kept: %s", s->c->name, s->id, emsg);
+		sink_log(LOG_LEVEL_ERROR, s, "dead letter for alert %s not kept: %s", s->id, emsg);
 	json_object_put(o);
 }
 
@@ -399,7 +413,7 @@ static int finish_http(struct delivery *d, struct sink *s, int result)
 		if (r < 0)
 			log_error("spool: %s", msg);
 		if (s->failures)
-			log_info("sink %s: delivering again after %d failed attempts", s->c->name, s->failures);
+			sink_log(LOG_LEVEL_INFO, s, "delivering again after %d failed attempts", s->failures);
 		s->failures = 0;
 		s->st.sent++;
 		s->last_sent_ms = now_ms();
@@ -408,7 +422,7 @@ static int finish_http(struct delivery *d, struct sink *s, int result)
 		size_t len;
 		char id[SPOOL_ID_LEN + 1];
 		body_excerpt(&s->resp.body, body, sizeof(body));
-		log_error("sink %s: alert %s refused with HTTP %ld: %s (kept in %s/%s)", s->c->name, s->id, status,
+		sink_log(LOG_LEVEL_ERROR, s, "alert %s refused with HTTP %ld: %s (kept in %s/%s)", s->id, status,
 			  body, d->dead_dir, s->c->name);
 		snprintf(msg, sizeof(msg), "HTTP %ld: %s", status, body);
 		if (spool_peek(d->spool, s->index, &json, &len, id, NULL, NULL, 0) == 0 && json && strcmp(id, s->id) == 0)
@@ -421,10 +435,10 @@ static int finish_http(struct delivery *d, struct sink *s, int result)
 		long wait = backoff_ms(&d->backoff, ++s->failures, status == 429 ? s->resp.retry_after : -1);
 		if (s->failures == 1 || s->failures % 10 == 0) {
 			if (result < 0)
-				log_warning("sink %s: %s (attempt %d; retrying in %ld ms)", s->c->name, s->resp.error,
+				sink_log(LOG_LEVEL_WARNING, s, "%s (attempt %d; retrying in %ld ms)", s->resp.error,
 					    s->failures, wait);
 			else
-				log_warning("sink %s: HTTP %ld (attempt %d; retrying in %ld ms)", s->c->name, status,
+				sink_log(LOG_LEVEL_WARNING, s, "HTTP %ld (attempt %d; retrying in %ld ms)", status,
 					    s->failures, wait);
 		}
 		s->next_ms = now_ms() + wait;
@@ -455,7 +469,7 @@ static int offer(struct delivery *d, struct sink *s, const char *json, size_t le
 		} else if (r < 0) {
 			long wait = backoff_ms(&d->backoff, ++s->failures, -1);
 			if (s->failures == 1 || s->failures % 10 == 0)
-				log_warning("sink %s: %s (retrying in %ld ms)", s->c->name, msg, wait);
+				sink_log(LOG_LEVEL_WARNING, s, "%s (retrying in %ld ms)", msg, wait);
 			s->next_ms = now_ms() + wait;
 			s->st.retried++;
 			r = 1;
@@ -472,7 +486,7 @@ static int offer(struct delivery *d, struct sink *s, const char *json, size_t le
 			s->in_flight = true;
 			r = 1;
 		} else if (r != -ENOMEM) {
-			log_error("sink %s: alert %s cannot be formatted: %s", s->c->name, s->id, msg);
+			sink_log(LOG_LEVEL_ERROR, s, "alert %s cannot be formatted: %s", s->id, msg);
 			dead_letter(d, s, json, len, msg);
 			s->st.dead++;
 			r = 0;
@@ -521,9 +535,9 @@ static int feed(struct delivery *d, struct sink *s)
 		}
 	}
 	if (expired)
-		log_error("sink %s: %lu alerts waited longer than spool.max_age (%llds) and were moved to %s/%s "
-			  "(%lu so far)", s->c->name, expired, (long long)d->cfg->spool_max_age, d->dead_dir,
-			  s->c->name, s->st.expired);
+		sink_log(LOG_LEVEL_ERROR, s, "%lu alerts waited longer than spool.max_age (%llds) and were moved to "
+			 "%s/%s (%lu so far)", expired, (long long)d->cfg->spool_max_age, d->dead_dir, s->c->name,
+			 s->st.expired);
 	return r;
 }
 
@@ -620,6 +634,22 @@ bool delivery_busy(const struct delivery *d)
 		if (d->s[i].in_flight || d->s[i].next_ms > now)
 			return true;
 	return false;
+}
+
+bool delivery_in_flight(const struct delivery *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (d->s[i].in_flight)
+			return true;
+	return false;
+}
+
+unsigned long delivery_pending(const struct delivery *d, size_t i)
+{
+	struct spool_stats st;
+
+	spool_stats(d->spool, &st);
+	return i < st.nsinks ? (unsigned long)st.sink[i].pending : 0;
 }
 
 int delivery_run(struct delivery *d, long budget_ms)

@@ -203,7 +203,8 @@ int dirsource_poll(struct dirsource *d, int64_t now, const struct source_sink *s
 		if (r == -ENOMEM)
 			break;
 		if (r < 0) {
-			log_error("%s: %s", path, err);
+			struct log_about about = { .source = d->c->name, .object = path, .error = -r };
+			log_about(LOG_LEVEL_ERROR, &about, "%s: %s", path, err);
 			d->stats.failed_files++;
 			r = 0;
 		} else {

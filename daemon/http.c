@@ -15,6 +15,7 @@
 #include <openssl/crypto.h>
 
 #include "trailwatch/http.h"
+#include "trailwatch/notify.h"
 
 #ifndef TRAILWATCH_VERSION
 #define TRAILWATCH_VERSION "dev"
@@ -130,6 +131,14 @@ static bool header_value(const char *p, size_t n, const char *name, char *out, s
 	return true;
 }
 
+/* libcurl calls this about once a second while a transfer lives: the
+ * service's watchdog learns that the loop waits on a bounded transfer. */
+static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+	notify_keepalive();
+	return 0;
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *ctx)
 {
 	struct xfer *x = ctx;
@@ -230,6 +239,8 @@ static int xfer_setup(struct xfer *x, const struct http_options *o, const struct
 	curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(x->easy, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(x->easy, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
 	if (strcmp(rq->method, "GET") == 0) {
 		curl_easy_setopt(x->easy, CURLOPT_HTTPGET, 1L);

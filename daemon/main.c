@@ -37,7 +37,9 @@ struct args {
 	size_t nrule_dirs;
 	unsigned jobs;
 	bool sinks;		/* replay --sinks */
-	const char *log_level;
+	const char *log_level;	/* --log-level, checked */
+	enum log_level level;
+	const char *run_config;	/* the file `run` loads, and reloads */
 	char **paths;
 	size_t npaths;
 };
@@ -125,6 +127,10 @@ static int parse_args(int argc, char **argv, struct args *a)
 			a->jobs = (unsigned)v;
 			break;
 		case 'L':
+			if (log_level_from_string(optarg, &a->level) < 0) {
+				fprintf(stderr, "trailwatch: --log-level takes error, warning, info or debug\n");
+				return -EINVAL;
+			}
 			a->log_level = optarg;
 			break;
 		case 'S':
@@ -146,51 +152,56 @@ static int parse_args(int argc, char **argv, struct args *a)
 	return 0;
 }
 
-/* Loads config and rules; prints every error.  Returns 0 or an exit status. */
-static int load(const struct args *a, const char *config_path, struct config **cfg, struct ruleset **rs,
-		bool need_rules)
+/* Loads config and rules, every problem in d, and sets the log level.
+ * Returns 0, or a negative errno (*cfg may then be set: the caller frees
+ * it). */
+static int load_into(const struct args *a, const char *config_path, struct config **cfg, struct ruleset **rs,
+		     struct diag *d)
 {
 	struct rule_source *src;
-	struct diag d;
 	size_t nsrc;
 	int r;
 
-	diag_init(&d);
-	r = config_load(config_path, cfg, &d);
-	if (r < 0) {
-		diag_print(&d, stderr);
-		if (r == -ENOMEM)
-			fprintf(stderr, "trailwatch: out of memory\n");
-		diag_free(&d);
-		return 1;
-	}
-	if (a->log_level) {
-		enum log_level l;
-		if (log_level_from_string(a->log_level, &l) < 0) {
-			fprintf(stderr, "trailwatch: --log-level takes error, warning, info or debug\n");
-			return 1;
-		}
-		log_set_level(l);
-	} else {
-		log_set_level((*cfg)->log_level);
-	}
-	if (!need_rules)
-		return 0;
+	r = config_load(config_path, cfg, d);
+	if (r < 0)
+		return r;
 	r = config_rule_sources(*cfg, a->rule_dirs, a->nrule_dirs, &src, &nsrc);
 	if (r == 0)
-		r = ruleset_load(src, nsrc, &(*cfg)->lists, rs, &d);
+		r = ruleset_load(src, nsrc, &(*cfg)->lists, rs, d);
+	if (r < 0)
+		return r;
+	log_set_level(a->log_level ? a->level : (*cfg)->log_level);
+	return 0;
+}
+
+/* Loads config and rules; prints every error.  Returns 0 or an exit status. */
+static int load(const struct args *a, const char *config_path, struct config **cfg, struct ruleset **rs)
+{
+	struct diag d;
+	int r;
+
+	diag_init(&d);
+	r = load_into(a, config_path, cfg, rs, &d);
 	if (r < 0) {
 		diag_print(&d, stderr);
 		if (r == -ENOMEM)
 			fprintf(stderr, "trailwatch: out of memory\n");
-		else
+		else if (*cfg)
 			fprintf(stderr, "trailwatch: %zu error%s in the rules\n", diag_errors(&d),
 				diag_errors(&d) == 1 ? "" : "s");
-		diag_free(&d);
-		return 1;
 	}
 	diag_free(&d);
-	return 0;
+	return r < 0 ? 1 : 0;
+}
+
+/* service_loader: what `run` loaded at start, loaded again (SIGHUP). */
+static int reload_run(void *ctx, struct config **cfg, struct ruleset **rs, struct diag *d)
+{
+	const struct args *a = ctx;
+
+	*cfg = NULL;
+	*rs = NULL;
+	return load_into(a, a->run_config, cfg, rs, d);
 }
 
 static void rule_summary(const struct ruleset *rs, FILE *f)
@@ -230,7 +241,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "trailwatch replay: give at least one file or directory\n");
 			return 2;
 		}
-		status = load(&a, a.config, &cfg, &rs, true);
+		status = load(&a, a.config, &cfg, &rs);
 		if (status)
 			goto out;
 		o.paths = (const char *const *)a.paths;
@@ -244,7 +255,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "trailwatch %s: unexpected argument '%s'\n", a.command, a.paths[0]);
 			return 2;
 		}
-		status = load(&a, a.config, &cfg, &rs, true);
+		status = load(&a, a.config, &cfg, &rs);
 		if (status)
 			goto out;
 		if (strcmp(a.command, "check") == 0) {
@@ -258,10 +269,15 @@ int main(int argc, char **argv)
 			fprintf(stderr, "trailwatch run: unexpected argument '%s'\n", a.paths[0]);
 			return 2;
 		}
-		status = load(&a, a.config ? a.config : CONFIG_DEFAULT_PATH, &cfg, &rs, true);
+		struct service_loader loader = { reload_run, &a };
+
+		a.run_config = a.config ? a.config : CONFIG_DEFAULT_PATH;
+		status = load(&a, a.run_config, &cfg, &rs);
 		if (status)
 			goto out;
-		status = service_run(cfg, rs);
+		status = service_run(cfg, rs, &loader);	/* it frees them */
+		cfg = NULL;
+		rs = NULL;
 	} else {
 		fprintf(stderr, "trailwatch: unknown command '%s'\n", a.command);
 		usage(stderr);

@@ -286,3 +286,8 @@ int dispatch_flush(struct dispatch *d)
 {
 	return correlator_flush(d->corr, count_emit, d);
 }
+
+size_t dispatch_adopt(struct dispatch *to, struct dispatch *from)
+{
+	return correlator_adopt(to->corr, from->corr);
+}

@@ -1720,6 +1720,38 @@ static int legacy_aggregation(struct loader *L, struct rule *rule, const struct 
 	return 0;
 }
 
+/* FNV-1a over a document's tree: node kinds, keys and values, not their
+ * places, so a rule moved in its file or re-indented keeps its fingerprint. */
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t len)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= b[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+static uint64_t hash_node(uint64_t h, const struct ynode *n)
+{
+	unsigned char kind = (unsigned char)n->type;
+
+	h = hash_bytes(h, &kind, 1);
+	if (n->type == YNODE_SCALAR) {
+		h = hash_bytes(h, &n->len, sizeof(n->len));
+		h = hash_bytes(h, n->value, n->len);
+		return hash_bytes(h, &n->plain, sizeof(n->plain));
+	}
+	h = hash_bytes(h, &n->n, sizeof(n->n));
+	for (size_t i = 0; i < n->n; i++) {
+		if (n->type == YNODE_MAP)
+			h = hash_node(h, n->keys[i]);
+		h = hash_node(h, n->items[i]);
+	}
+	return h;
+}
+
 static int load_document(struct loader *L, const struct ydoc *doc)
 {
 	const struct ynode *root = doc->root, *n, *ls, *detn, *corrn, *filtn, *ext;
@@ -1750,6 +1782,7 @@ static int load_document(struct loader *L, const struct ydoc *doc)
 	if (!rule)
 		return -ENOMEM;
 	rule->line = root->line;
+	rule->fingerprint = hash_node(1469598103934665603ull, root);
 	rule->kind = detn ? RULE_DETECTION : corrn ? RULE_CORRELATION : RULE_FILTER;
 	rule->title = get_str(L, root, "title", true);
 	rule->id = get_str(L, root, "id", false);

@@ -15,6 +15,7 @@
 
 #include "trailwatch/backoff.h"
 #include "trailwatch/http.h"
+#include "trailwatch/notify.h"
 #include "trailwatch/s3.h"
 
 struct s3_client {
@@ -292,6 +293,7 @@ static int wait_ms(struct s3_client *s, long ms)
 		struct timespec ts = { 0, slice * 1000000L };
 		if (s->c.stop && *s->c.stop)
 			return -ECANCELED;
+		notify_keepalive();	/* a bounded wait, not a wedged loop */
 		nanosleep(&ts, NULL);
 		ms -= slice;
 	}

@@ -534,6 +534,7 @@ static int fetched(void *ctx, size_t index, const char *key, int err, const char
 		   const char *msg)
 {
 	struct batch *b = ctx;
+	struct log_about about = { .source = b->s->c.name, .error = -err };
 	char name[2048];
 	int r;
 
@@ -553,13 +554,15 @@ static int fetched(void *ctx, size_t index, const char *key, int err, const char
 	}
 	if (err == -ENOMEM || err == -ECANCELED)
 		return err;
+	s3_object_name(b->s->s3, key, name, sizeof(name));
+	about.object = name;
 	if (err == -EAGAIN || err == -EACCES) {
 		/* throttling, network, credentials, a denied read: the next
 		 * polls try again, up to MAX_RETRIES, before it is given up */
-		log_warning("%s (will retry at the next poll)", msg);
+		log_about(LOG_LEVEL_WARNING, &about, "%s (will retry at the next poll)", msg);
 		b->out[index] = OUT_RETRY;
 	} else {
-		log_error("%s", msg);
+		log_about(LOG_LEVEL_ERROR, &about, "%s", msg);
 		b->out[index] = OUT_FAILED;
 		b->s->stats.failed_objects++;
 	}
@@ -843,7 +846,11 @@ void s3source_stats(const struct s3source *s, struct s3source_stats *ret)
 	*ret = s->stats;
 	ret->leaves = s->nleaves;
 	ret->pending_retry = 0;
-	for (size_t i = 0; i < s->nleaves; i++)
+	ret->newest = 0;
+	for (size_t i = 0; i < s->nleaves; i++) {
 		ret->pending_retry += s->leaves[i]->nretry;
+		if (s->leaves[i]->newest > ret->newest)
+			ret->newest = s->leaves[i]->newest;
+	}
 	s3_stats(s->s3, &ret->s3);
 }

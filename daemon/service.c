@@ -4,9 +4,13 @@
  * objects (several GETs in flight), detect on each, spool its alerts, commit
  * the spool, move the checkpoint (s3source), deliver the spool to the sinks
  * (delivery.c), which also get the time between polls.
+ *
+ * What a configuration decides (the rules, the engine's state, the sources)
+ * is one `struct gen`; a reload builds a new one beside the old and swaps
+ * them only when the new one is complete.  The spool and the sinks are
+ * reopened for the new configuration at the swap.
  */
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +23,7 @@
 #include "trailwatch/dirsource.h"
 #include "trailwatch/http.h"
 #include "trailwatch/log.h"
+#include "trailwatch/notify.h"
 #include "trailwatch/process.h"
 #include "trailwatch/s3source.h"
 #include "trailwatch/service.h"
@@ -26,13 +31,21 @@
 #include "trailwatch/statefile.h"
 
 #define STOP_GRACE 5		/* seconds a stop gives the sinks to take what is spooled */
+#define SETTLE_MS (DELIVERY_TIMEOUT_MS + 1000)	/* a reload waits this long for requests in flight */
+#define STATUS_EVERY_MS 5000	/* STATUS= refresh */
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reload_requested;
+/* Set by every signal that wants the loop back: the sources stop after the
+ * object in hand when it is set. */
+static volatile sig_atomic_t interrupted;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	stop_requested = 1;
+	if (sig == SIGHUP)
+		reload_requested = 1;
+	else
+		stop_requested = 1;
+	interrupted = 1;
 }
 
 /* The credentials of one source, as s3.h asks for them. */
@@ -42,10 +55,15 @@ struct source_creds {
 	int64_t warned;			/* last "refresh failed" warning */
 };
 
-struct service {
-	const struct config *cfg;
-	const struct ruleset *rs;
-	struct spool *spool;
+/* Counters that outlive a generation. */
+struct totals {
+	unsigned long objects, failed, alerts;
+};
+
+/* What one configuration decides. */
+struct gen {
+	struct config *cfg;
+	struct ruleset *rs;
 	struct processor proc;
 	bool proc_ready;
 	struct dispatch d;
@@ -55,8 +73,25 @@ struct service {
 	struct dirsource **dir;
 	int64_t *next_poll;
 	size_t nsources;
-	struct delivery *delivery;
 };
+
+struct service {
+	struct gen g;
+	struct spool *spool;
+	struct delivery *delivery;
+	const struct service_loader *loader;
+	const char *source;		/* the source being polled, for messages */
+	struct totals past;		/* of the generations before g */
+	long long status_ms;		/* when STATUS= was last sent */
+};
+
+static long long now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
 
 static int get_creds(void *ctx, struct sigv4_credentials *out, char *msg, size_t msglen)
 {
@@ -80,6 +115,78 @@ static int get_creds(void *ctx, struct sigv4_credentials *out, char *msg, size_t
 	return 0;
 }
 
+/* ---- status ------------------------------------------------------------- */
+
+static void gen_totals(const struct gen *g, struct totals *t)
+{
+	memset(t, 0, sizeof(*t));
+	if (g->dispatch_ready)
+		t->alerts = g->d.alerts;
+	for (size_t i = 0; i < g->nsources; i++) {
+		struct s3source_stats st;
+		struct dirsource_stats ds;
+
+		if (g->s3 && g->s3[i]) {
+			s3source_stats(g->s3[i], &st);
+			t->objects += st.objects;
+			t->failed += st.failed_objects;
+		}
+		if (g->dir && g->dir[i]) {
+			dirsource_stats(g->dir[i], &ds);
+			t->objects += ds.files;
+			t->failed += ds.failed_files;
+		}
+	}
+}
+
+/* "2 sources, 3204 objects, 17 alerts, lag 42s, soc-slack: 2 pending" */
+static void status_line(const struct service *sv, char *out, size_t size)
+{
+	const struct gen *g = &sv->g;
+	const char *names[SPOOL_MAX_SINKS];
+	struct totals t;
+	int64_t newest = 0;
+	size_t len, n;
+
+	gen_totals(g, &t);
+	for (size_t i = 0; i < g->nsources; i++) {
+		struct s3source_stats st;
+		if (g->s3 && g->s3[i]) {
+			s3source_stats(g->s3[i], &st);
+			if (st.newest > newest)
+				newest = st.newest;
+		}
+	}
+	snprintf(out, size, "%zu source%s, %lu objects, %lu alerts", g->nsources, g->nsources == 1 ? "" : "s",
+		 sv->past.objects + t.objects, sv->past.alerts + t.alerts);
+	len = strlen(out);
+	if (t.failed + sv->past.failed && len < size)
+		len += (size_t)snprintf(out + len, size - len, ", %lu unreadable", t.failed + sv->past.failed);
+	if (newest && len < size)
+		len += (size_t)snprintf(out + len, size - len, ", lag %llds", (long long)(time(NULL) - newest));
+	if (!sv->delivery)
+		return;
+	n = delivery_sink_names(g->cfg, names, SPOOL_MAX_SINKS);
+	for (size_t i = 0; i < n && i < SPOOL_MAX_SINKS && len < size; i++)
+		len += (size_t)snprintf(out + len, size - len, ", %s: %lu pending", names[i],
+					delivery_pending(sv->delivery, i));
+}
+
+/* The loop's heartbeat: the watchdog, and STATUS= now and then. */
+static void tick(struct service *sv)
+{
+	char status[512];
+
+	notify_keepalive();
+	if (now_ms() - sv->status_ms < STATUS_EVERY_MS)
+		return;
+	sv->status_ms = now_ms();
+	status_line(sv, status, sizeof(status));
+	notify_status(status);
+}
+
+/* ---- the sink the sources feed ------------------------------------------ */
+
 /* dispatch -> spool */
 static int spool_alert(void *ctx, const struct alert *a)
 {
@@ -91,18 +198,20 @@ static int spool_alert(void *ctx, const struct alert *a)
 static int on_object(void *ctx, const char *name, const char *data, size_t len)
 {
 	struct service *sv = ctx;
+	struct log_about about = { .source = sv->source, .object = name };
 	struct file_result res;
 	int r;
 
+	tick(sv);
 	file_result_init(&res);
-	r = processor_run_buffer(&sv->proc, name, data, len, &res);
+	r = processor_run_buffer(&sv->g.proc, name, data, len, &res);
 	if (r == 0) {
 		for (size_t i = 0; i < res.nerrors; i++)
-			log_error("%s", res.errors[i]);
+			log_about(LOG_LEVEL_ERROR, &about, "%s", res.errors[i]);
 		if (res.errors_dropped)
-			log_error("%s: %zu more errors not shown", name, res.errors_dropped);
+			log_about(LOG_LEVEL_ERROR, &about, "%s: %zu more errors not shown", name, res.errors_dropped);
 		log_debug("%s: %zu records, %zu matches", name, res.records, res.nmatches);
-		r = dispatch_result(&sv->d, &res);
+		r = dispatch_result(&sv->g.d, &res);
 	}
 	file_result_free(&res);
 	return r;
@@ -114,6 +223,7 @@ static int on_commit(void *ctx)
 	char msg[512];
 	int r = spool_commit(sv->spool, msg, sizeof(msg));
 
+	tick(sv);
 	if (r < 0) {
 		log_error("spool: %s", msg);
 		return r;
@@ -121,131 +231,308 @@ static int on_commit(void *ctx)
 	return delivery_run(sv->delivery, 0);	/* alerts go out as soon as they are durable */
 }
 
-static void service_free(struct service *sv)
+/* ---- one configuration's parts ------------------------------------------- */
+
+static void gen_free(struct gen *g)
 {
-	for (size_t i = 0; i < sv->nsources; i++) {
-		if (sv->s3)
-			s3source_free(sv->s3[i]);
-		if (sv->dir)
-			dirsource_free(sv->dir[i]);
-		if (sv->creds)
-			creds_provider_free(sv->creds[i].p);
+	for (size_t i = 0; i < g->nsources; i++) {
+		if (g->s3)
+			s3source_free(g->s3[i]);
+		if (g->dir)
+			dirsource_free(g->dir[i]);
+		if (g->creds)
+			creds_provider_free(g->creds[i].p);
 	}
-	free(sv->s3);
-	free(sv->dir);
-	free(sv->creds);
-	free(sv->next_poll);
-	if (sv->dispatch_ready)
-		dispatch_free(&sv->d);
-	if (sv->proc_ready)
-		processor_free(&sv->proc);
-	delivery_free(sv->delivery);
-	spool_close(sv->spool);
+	free(g->s3);
+	free(g->dir);
+	free(g->creds);
+	free(g->next_poll);
+	if (g->dispatch_ready)
+		dispatch_free(&g->d);
+	if (g->proc_ready)
+		processor_free(&g->proc);
+	ruleset_free(g->rs);
+	config_free(g->cfg);
+	memset(g, 0, sizeof(*g));
 }
 
 /* How much of the past rebuilds the stateful rules: the longest
  * correlation window or throttle, plus the lateness; 0 without any. */
-static int64_t warmup_span(const struct service *sv)
+static int64_t warmup_span(const struct gen *g)
 {
 	int64_t span = 0;
 
-	for (size_t i = 0; i < sv->rs->nrules; i++) {
-		const struct rule *r = sv->rs->rules[i];
+	for (size_t i = 0; i < g->rs->nrules; i++) {
+		const struct rule *r = g->rs->rules[i];
 		if (r->corr && r->corr->timespan > span)
 			span = r->corr->timespan;
 		if (r->throttle && r->throttle->timespan > span)
 			span = r->throttle->timespan;
 	}
-	return span ? span + sv->cfg->corr.lateness : 0;
+	return span ? span + g->cfg->corr.lateness : 0;
 }
 
-/* Everything that can fail at startup, each failure logged. */
-static int service_start(struct service *sv)
+/* Sets up the engine and the sources of g->cfg and g->rs; every failure
+ * is logged.  warm: whether sources re-read the past to rebuild the
+ * correlation state (at start; a reload keeps that state instead). */
+static int gen_start(struct service *sv, struct gen *g, bool warm)
 {
+	const struct config *cfg = g->cfg;
 	char msg[CREDS_MESSAGE_SIZE];
 	int r;
 
-	if (sv->cfg->nsources == 0) {
+	if (cfg->nsources == 0) {
 		log_error("%s: no sources configured: nothing to watch (see 'sources:' in docs/config.md)",
-			  sv->cfg->path ? sv->cfg->path : "built-in configuration");
+			  cfg->path ? cfg->path : "built-in configuration");
 		return -EINVAL;
 	}
-	r = delivery_spool_open(sv->cfg, &sv->spool, msg, sizeof(msg));
-	if (r < 0) {
-		log_error("spool: %s", msg);
-		return r;
-	}
-	r = delivery_new(sv->cfg, sv->rs, sv->spool, &sv->delivery, msg, sizeof(msg));
-	if (r < 0) {
-		log_error("%s", msg);
-		return r;
-	}
-	r = processor_init(&sv->proc, sv->rs, &sv->cfg->limits);
+	r = processor_init(&g->proc, g->rs, &cfg->limits);
 	if (r < 0)
 		return r;
-	sv->proc_ready = true;
-	r = dispatch_init(&sv->d, sv->rs, &sv->cfg->corr, spool_alert, sv);
+	g->proc_ready = true;
+	r = dispatch_init(&g->d, g->rs, &cfg->corr, spool_alert, sv);
 	if (r < 0)
 		return r;
-	sv->dispatch_ready = true;
-	sv->creds = calloc(sv->cfg->nsources, sizeof(*sv->creds));
-	sv->s3 = calloc(sv->cfg->nsources, sizeof(*sv->s3));
-	sv->dir = calloc(sv->cfg->nsources, sizeof(*sv->dir));
-	sv->next_poll = calloc(sv->cfg->nsources, sizeof(*sv->next_poll));
-	if (!sv->creds || !sv->s3 || !sv->dir || !sv->next_poll)
+	g->dispatch_ready = true;
+	g->creds = calloc(cfg->nsources, sizeof(*g->creds));
+	g->s3 = calloc(cfg->nsources, sizeof(*g->s3));
+	g->dir = calloc(cfg->nsources, sizeof(*g->dir));
+	g->next_poll = calloc(cfg->nsources, sizeof(*g->next_poll));
+	if (!g->creds || !g->s3 || !g->dir || !g->next_poll)
 		return -ENOMEM;
-	sv->nsources = sv->cfg->nsources;
-	for (size_t i = 0; i < sv->nsources; i++) {
-		const struct source_config *src = &sv->cfg->sources[i];
+	g->nsources = cfg->nsources;
+	for (size_t i = 0; i < g->nsources; i++) {
+		const struct source_config *src = &cfg->sources[i];
+		struct log_about about = { .source = src->name };
 		struct creds_options co = { .region = src->region, .role_arn = src->role_arn,
 					    .external_id = src->external_id };
 		struct s3source_options so = { 0 };
 		const struct creds *c;
 
+		notify_keepalive();
 		if (src->type == SOURCE_DIR) {
-			r = dirsource_new(src, sv->cfg->state_dir, sv->cfg->limits.input.max_object, &stop_requested,
-					  &sv->dir[i], msg, sizeof(msg));
+			r = dirsource_new(src, cfg->state_dir, cfg->limits.input.max_object, &interrupted,
+					  &g->dir[i], msg, sizeof(msg));
 			if (r < 0) {
-				log_error("%s: %s", src->name, msg);
+				log_about(LOG_LEVEL_ERROR, &about, "%s: %s", src->name, msg);
 				return r;
 			}
 			continue;
 		}
-		sv->creds[i].name = src->name;
-		r = creds_provider_new(&co, &sv->creds[i].p, msg, sizeof(msg));
+		g->creds[i].name = src->name;
+		r = creds_provider_new(&co, &g->creds[i].p, msg, sizeof(msg));
 		if (r == 0) {
-			r = creds_get(sv->creds[i].p, time(NULL), &c, msg, sizeof(msg));
+			r = creds_get(g->creds[i].p, time(NULL), &c, msg, sizeof(msg));
 			if (r >= 0)
-				log_info("%s: AWS credentials from %s", src->name, c->source);
+				log_about(LOG_LEVEL_INFO, &about, "%s: AWS credentials from %s", src->name, c->source);
 		}
 		if (r < 0) {
-			log_error("%s: %s", src->name, msg);
+			log_about(LOG_LEVEL_ERROR, &about, "%s: %s", src->name, msg);
 			return r;
 		}
-		so.state_dir = sv->cfg->state_dir;
-		so.step = sv->cfg->corr.lateness / 2;
-		so.warmup = warmup_span(sv);
-		so.max_object = sv->cfg->limits.input.max_object;
+		so.state_dir = cfg->state_dir;
+		so.step = cfg->corr.lateness / 2;
+		so.warmup = warm ? warmup_span(g) : 0;
+		so.max_object = cfg->limits.input.max_object;
 		so.creds = get_creds;
-		so.creds_ctx = &sv->creds[i];
-		so.stop = &stop_requested;
-		r = s3source_new(src, &so, &sv->s3[i], msg, sizeof(msg));
+		so.creds_ctx = &g->creds[i];
+		so.stop = &interrupted;
+		r = s3source_new(src, &so, &g->s3[i], msg, sizeof(msg));
 		if (r < 0) {
-			log_error("%s: %s", src->name, msg);
+			log_about(LOG_LEVEL_ERROR, &about, "%s: %s", src->name, msg);
 			return r;
 		}
 	}
 	return 0;
 }
 
-/* Sleeps until `until` (wall clock) or a stop signal. */
-/* Until `until` (wall clock) or a stop signal, the sinks get the time. */
+/* ---- the spool and the sinks --------------------------------------------- */
+
+static void close_delivery(struct service *sv)
+{
+	delivery_free(sv->delivery);
+	spool_close(sv->spool);
+	sv->delivery = NULL;
+	sv->spool = NULL;
+}
+
+/* Opens the spool and the sinks of cfg; failures are logged. */
+static int open_delivery(struct service *sv, const struct config *cfg, const struct ruleset *rs)
+{
+	char msg[CREDS_MESSAGE_SIZE];
+	int r = delivery_spool_open(cfg, &sv->spool, msg, sizeof(msg));
+
+	if (r < 0) {
+		log_error("spool: %s", msg);
+		return r;
+	}
+	r = delivery_new(cfg, rs, sv->spool, &sv->delivery, msg, sizeof(msg));
+	if (r < 0) {
+		log_error("%s", msg);
+		spool_close(sv->spool);
+		sv->spool = NULL;
+	}
+	return r;
+}
+
+/* Lets the requests in flight finish (so that no alert is sent twice
+ * across a reload) and commits the spool. */
+static int settle_delivery(struct service *sv)
+{
+	char msg[512];
+	long long until = now_ms() + SETTLE_MS;
+	int r = spool_commit(sv->spool, msg, sizeof(msg));
+
+	if (r < 0) {
+		log_error("spool: %s", msg);
+		return r;
+	}
+	while (r == 0 && delivery_in_flight(sv->delivery) && now_ms() < until) {
+		notify_keepalive();
+		r = delivery_run(sv->delivery, 200);
+	}
+	return r;
+}
+
+static void log_sink_stats(const struct service *sv)
+{
+	const char *names[SPOOL_MAX_SINKS];
+	size_t n = delivery_sink_names(sv->g.cfg, names, SPOOL_MAX_SINKS);
+
+	for (size_t i = 0; i < n && i < SPOOL_MAX_SINKS; i++) {
+		struct delivery_sink_stats ds;
+		char sent[48], dead[48];
+		const char *extra[] = { sent, dead, NULL };
+		struct log_about about = { .sink = names[i], .extra = extra };
+
+		delivery_stats(sv->delivery, i, &ds);
+		snprintf(sent, sizeof(sent), "TRAILWATCH_SENT=%lu", ds.sent);
+		snprintf(dead, sizeof(dead), "TRAILWATCH_DEAD_LETTERS=%lu", ds.dead + ds.evicted + ds.expired);
+		log_about(LOG_LEVEL_INFO, &about,
+			  "sink %s: %lu sent, %lu retried, %lu dead letters, %lu evicted, %lu expired, "
+			  "%lu filtered out", names[i], ds.sent, ds.retried, ds.dead, ds.evicted, ds.expired,
+			  ds.filtered);
+	}
+}
+
+static void log_source_stats(const struct gen *g)
+{
+	for (size_t i = 0; i < g->nsources; i++) {
+		const char *name = g->cfg->sources[i].name;
+		char objects[48], failed[48];
+		const char *extra[] = { objects, failed, NULL };
+		struct log_about about = { .source = name, .extra = extra };
+		struct s3source_stats st;
+		struct dirsource_stats ds;
+
+		if (g->dir && g->dir[i]) {
+			dirsource_stats(g->dir[i], &ds);
+			snprintf(objects, sizeof(objects), "TRAILWATCH_OBJECTS=%lu", ds.files);
+			snprintf(failed, sizeof(failed), "TRAILWATCH_FAILED=%lu", ds.failed_files);
+			log_about(LOG_LEVEL_INFO, &about, "%s: %lu polls, %lu files, %lu failed", name, ds.polls,
+				  ds.files, ds.failed_files);
+		}
+		if (!g->s3 || !g->s3[i])
+			continue;
+		s3source_stats(g->s3[i], &st);
+		snprintf(objects, sizeof(objects), "TRAILWATCH_OBJECTS=%lu", st.objects);
+		snprintf(failed, sizeof(failed), "TRAILWATCH_FAILED=%lu", st.failed_objects);
+		log_about(LOG_LEVEL_INFO, &about,
+			  "%s: %lu polls, %lu objects (%lu more read again to warm up), %lu failed; "
+			  "%lu LIST and %lu GET requests, %lu retries",
+			  name, st.cycles, st.objects, st.warmup_objects, st.failed_objects, st.s3.lists, st.s3.gets,
+			  st.s3.retries);
+	}
+}
+
+/* ---- reload ------------------------------------------------------------- */
+
+/* SIGHUP: a new generation, or the old one kept.  Returns 0, or a negative
+ * errno when the service cannot go on (the spool could not be reopened for
+ * either configuration). */
+static int reload(struct service *sv)
+{
+	struct gen ng;
+	struct diag d;
+	char status[512];
+	size_t kept;
+	struct totals t;
+	int r;
+
+	memset(&ng, 0, sizeof(ng));
+	notify_reloading("reloading the configuration and the rules");
+	if (!sv->loader) {
+		log_warning("reload requested, but this service cannot reload: ignored");
+		goto done;
+	}
+	log_info("reloading %s", sv->g.cfg->path ? sv->g.cfg->path : "the built-in configuration");
+	diag_init(&d);
+	r = sv->loader->load(sv->loader->ctx, &ng.cfg, &ng.rs, &d);
+	if (r < 0) {
+		for (size_t i = 0; i < d.count; i++)
+			log_error("%s", d.messages[i]);
+		if (d.dropped)
+			log_error("%zu more errors not shown", d.dropped);
+		if (r == -ENOMEM)
+			log_error("out of memory");
+		log_error("reload failed: %zu error%s; the previous configuration and rules keep running",
+			  diag_errors(&d), diag_errors(&d) == 1 ? "" : "s");
+		diag_free(&d);
+		ruleset_free(ng.rs);
+		config_free(ng.cfg);
+		goto done;
+	}
+	diag_free(&d);
+	r = gen_start(sv, &ng, false);
+	if (r < 0) {
+		if (r == -ENOMEM)
+			log_error("out of memory");
+		log_error("reload failed: the new sources could not be set up; the previous configuration and "
+			  "rules keep running");
+		gen_free(&ng);
+		goto done;
+	}
+	/* the point of no return for the engine: the sinks move over */
+	r = settle_delivery(sv);
+	if (r < 0) {
+		gen_free(&ng);
+		return r;
+	}
+	close_delivery(sv);
+	if (open_delivery(sv, ng.cfg, ng.rs) < 0) {
+		log_error("reload failed: the new sinks could not be opened; the previous configuration and "
+			  "rules keep running");
+		gen_free(&ng);
+		r = open_delivery(sv, sv->g.cfg, sv->g.rs);
+		if (r < 0)
+			return r;
+		goto done;
+	}
+	kept = dispatch_adopt(&ng.d, &sv->g.d);
+	gen_totals(&sv->g, &t);
+	sv->past.objects += t.objects;
+	sv->past.failed += t.failed;
+	sv->past.alerts += t.alerts;
+	gen_free(&sv->g);
+	sv->g = ng;
+	log_info("reloaded: %zu source%s, %zu rules (%zu kept their correlation and throttle state)",
+		 sv->g.nsources, sv->g.nsources == 1 ? "" : "s", sv->g.rs->nrules, kept);
+done:
+	status_line(sv, status, sizeof(status));
+	notify_ready(status);
+	return 0;
+}
+
+/* ---- the loop ----------------------------------------------------------- */
+
+/* Until `until` (wall clock) or a signal, the sinks get the time. */
 static int deliver_until(struct service *sv, int64_t until)
 {
-	while (!stop_requested && time(NULL) < until) {
+	while (!interrupted && time(NULL) < until) {
 		int r = delivery_run(sv->delivery, 200);
 		if (r < 0)
 			return r;
+		tick(sv);
 		if (!delivery_busy(sv->delivery)) {
 			struct timespec ts = { 0, 200 * 1000000L };
 			nanosleep(&ts, NULL);
@@ -254,16 +541,58 @@ static int deliver_until(struct service *sv, int64_t until)
 	return 0;
 }
 
-int service_run(const struct config *cfg, const struct ruleset *rs)
+/* Polls every source that is due.  Returns 0 or a fatal negative errno. */
+static int poll_sources(struct service *sv)
 {
-	struct source_sink sink;
+	struct gen *g = &sv->g;
+	struct source_sink sink = { .object = on_object, .commit = on_commit, .ctx = sv };
+	int64_t now = time(NULL);
+	int r = 0;
+
+	for (size_t i = 0; i < g->nsources && !interrupted; i++) {
+		if (now < g->next_poll[i])
+			continue;
+		sv->source = g->cfg->sources[i].name;
+		if (g->s3[i])
+			r = s3source_poll(g->s3[i], now, &sink);
+		else
+			r = dirsource_poll(g->dir[i], now, &sink);
+		sv->source = NULL;
+		if (r == -ECANCELED)
+			return 0;	/* a signal: this source is polled again after it */
+		if (r < 0) {
+			struct log_about about = { .source = g->cfg->sources[i].name, .error = -r };
+			log_about(LOG_LEVEL_ERROR, &about, "%s: stopping: %s", g->cfg->sources[i].name,
+				  strerror(-r));
+			return r;
+		}
+		g->next_poll[i] = now + g->cfg->sources[i].poll_interval;
+	}
+	return 0;
+}
+
+static int64_t next_due(const struct gen *g)
+{
+	int64_t next = INT64_MAX;
+
+	for (size_t i = 0; i < g->nsources; i++)
+		if (g->next_poll[i] < next)
+			next = g->next_poll[i];
+	return next;
+}
+
+int service_run(struct config *cfg, struct ruleset *rs, const struct service_loader *loader)
+{
 	struct service sv;
 	struct sigaction sa;
-	int r, status = 1;
+	char status[512];
+	int r, status_code = 1;
 
 	memset(&sv, 0, sizeof(sv));
-	sv.cfg = cfg;
-	sv.rs = rs;
+	sv.g.cfg = cfg;
+	sv.g.rs = rs;
+	sv.loader = loader;
+	notify_init();
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	/* SA_RESTART: a write to stdout that a signal interrupts goes on,
@@ -272,12 +601,15 @@ int service_run(const struct config *cfg, const struct ruleset *rs)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (http_global_init() < 0) {
 		log_error("cannot initialise libcurl");
-		return 1;
+		goto out;
 	}
-	r = service_start(&sv);
+	r = open_delivery(&sv, cfg, rs);
+	if (r == 0)
+		r = gen_start(&sv, &sv.g, true);
 	if (r == -ENOMEM)
 		log_error("out of memory");
 	if (r < 0)
@@ -285,34 +617,25 @@ int service_run(const struct config *cfg, const struct ruleset *rs)
 	/* alerts left undelivered by the last run go first */
 	if (delivery_run(sv.delivery, 0) < 0)
 		goto out;
-	sink.object = on_object;
-	sink.commit = on_commit;
-	sink.ctx = &sv;
-	log_info("watching %zu source%s; state in %s", sv.nsources, sv.nsources == 1 ? "" : "s", cfg->state_dir);
+	log_info("watching %zu source%s; state in %s", sv.g.nsources, sv.g.nsources == 1 ? "" : "s",
+		 sv.g.cfg->state_dir);
+	status_line(&sv, status, sizeof(status));
+	notify_ready(status);
+	sv.status_ms = now_ms();
 	while (!stop_requested) {
-		int64_t now = time(NULL), next = INT64_MAX;
-
-		for (size_t i = 0; i < sv.nsources && !stop_requested; i++) {
-			if (now < sv.next_poll[i])
-				continue;
-			if (sv.s3[i])
-				r = s3source_poll(sv.s3[i], now, &sink);
-			else
-				r = dirsource_poll(sv.dir[i], now, &sink);
-			if (r < 0 && r != -ECANCELED) {
-				log_error("%s: stopping: %s", cfg->sources[i].name, strerror(-r));
+		if (reload_requested) {
+			reload_requested = 0;
+			interrupted = stop_requested;
+			if (reload(&sv) < 0)
 				goto out;
-			}
-			sv.next_poll[i] = now + cfg->sources[i].poll_interval;
+			continue;
 		}
-		for (size_t i = 0; i < sv.nsources; i++)
-			if (sv.next_poll[i] < next)
-				next = sv.next_poll[i];
-		if (deliver_until(&sv, next) < 0)
+		if (poll_sources(&sv) < 0 || deliver_until(&sv, next_due(&sv.g)) < 0)
 			goto out;
 	}
 	/* a clean stop: open throttle windows report, everything is delivered */
-	r = dispatch_flush(&sv.d);
+	notify_stopping("stopping: delivering what is spooled");
+	r = dispatch_flush(&sv.g.d);
 	if (r == 0)
 		r = on_commit(&sv);
 	for (int64_t until = time(NULL) + STOP_GRACE; r == 0 && delivery_busy(sv.delivery) && time(NULL) < until;)
@@ -322,38 +645,18 @@ int service_run(const struct config *cfg, const struct ruleset *rs)
 		if (spool_compact(sv.spool, msg, sizeof(msg)) < 0)
 			log_warning("spool: %s", msg);
 		log_info("stopped");
-		status = 0;
+		status_code = 0;
 	}
 out:
+	if (status_code != 0)
+		notify_stopping("failed");
 	if (sv.delivery) {
-		const char *names[SPOOL_MAX_SINKS];
-		size_t n = delivery_sink_names(cfg, names, SPOOL_MAX_SINKS);
-		for (size_t i = 0; i < n && i < SPOOL_MAX_SINKS; i++) {
-			struct delivery_sink_stats ds;
-			delivery_stats(sv.delivery, i, &ds);
-			log_info("sink %s: %lu sent, %lu retried, %lu dead letters, %lu evicted, %lu expired, "
-				 "%lu filtered out", names[i], ds.sent, ds.retried, ds.dead, ds.evicted, ds.expired,
-				 ds.filtered);
-		}
+		log_sink_stats(&sv);
+		if (delivery_dropped(sv.delivery))
+			log_error("%lu alerts were dropped because the spool was full", delivery_dropped(sv.delivery));
 	}
-	if (sv.delivery && delivery_dropped(sv.delivery))
-		log_error("%lu alerts were dropped because the spool was full", delivery_dropped(sv.delivery));
-	for (size_t i = 0; i < sv.nsources; i++) {
-		struct s3source_stats st;
-		struct dirsource_stats ds;
-		if (sv.dir && sv.dir[i]) {
-			dirsource_stats(sv.dir[i], &ds);
-			log_info("%s: %lu polls, %lu files, %lu failed", cfg->sources[i].name, ds.polls, ds.files,
-				 ds.failed_files);
-		}
-		if (!sv.s3 || !sv.s3[i])
-			continue;
-		s3source_stats(sv.s3[i], &st);
-		log_info("%s: %lu polls, %lu objects (%lu more read again to warm up), %lu failed; "
-			 "%lu LIST and %lu GET requests, %lu retries",
-			 cfg->sources[i].name, st.cycles, st.objects, st.warmup_objects, st.failed_objects, st.s3.lists,
-			 st.s3.gets, st.s3.retries);
-	}
-	service_free(&sv);
-	return status;
+	log_source_stats(&sv.g);
+	close_delivery(&sv);
+	gen_free(&sv.g);
+	return status_code;
 }

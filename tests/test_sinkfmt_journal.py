@@ -357,3 +357,87 @@ class RunJournalTest(unittest.TestCase):
             self.assertEqual(got, want_ids, err)
             self.assertIn("sink journal: %d sent" % len(want_ids), err)
 
+
+
+LOG_SCRIPT = r"""
+set -e
+mount -t tmpfs tmpfs /run
+mkdir -p /run/systemd/journal
+if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; else mount -t tmpfs tmpfs /var/log; fi
+"$JOURNALD" &
+i=0
+while [ ! -S /run/systemd/journal/socket ]; do
+    i=$((i + 1))
+    if [ $i -gt 100 ]; then echo "systemd-journald did not start" >&2; exit 3; fi
+    sleep 0.1
+done
+: > "$OUT/run.err"
+# what systemd does for StandardError=journal: JOURNAL_STREAM names stderr
+export JOURNAL_STREAM="$(stat -c %d:%i "$OUT/run.err")"
+"$TW" run -c "$CONFIG" 2>> "$OUT/run.err" &
+pid=$!
+i=0
+while [ "$(wc -l < "$OUT/alerts.jsonl" 2>/dev/null || echo 0)" -lt 1 ] && [ $i -lt 300 ]; do
+    i=$((i + 1)); sleep 0.1
+done
+sleep 2
+kill -TERM $pid
+wait $pid
+journalctl --sync 2>/dev/null || sleep 1
+journalctl --no-pager --all -o json SYSLOG_IDENTIFIER=trailwatch > "$OUT/entries.json"
+"""
+
+
+class RunLogsToJournalTest(unittest.TestCase):
+    """`trailwatch run`'s own messages, when stderr is the journal (JOURNAL_STREAM),
+    go to journald natively with structured fields; secrets stay out."""
+
+    def test_messages_are_structured_journal_entries(self):
+        problem = namespace_problem() or (None if os.environ.get("TW") else "TW is not set")
+        if problem:
+            self.skipTest(problem)
+        from twtest import record, write_log
+        secret_url = "http://127.0.0.1:9/hook-SECRET-TOKEN-4f1a"
+        with tempfile.TemporaryDirectory() as tmp:
+            inbox = os.path.join(tmp, "inbox")
+            bad = os.path.join(inbox, "111122223333_CloudTrail_us-east-1_20261126T1000Z_bad.json")
+            os.makedirs(inbox)
+            with open(bad, "w") as f:
+                f.write('{"Records": [ {"eventVersion": "1.09", oops} ]}')
+            write_log(os.path.join(inbox, "111122223333_CloudTrail_us-east-1_20261126T1005Z_good.json.gz"),
+                      [record(eventName="DeleteBucket", requestParameters={"bucketName": "v", "Host": "s3.amazonaws.com"})])
+            old = time.time() - 60
+            for name in os.listdir(inbox):
+                os.utime(os.path.join(inbox, name), (old, old))
+            with open(os.path.join(tmp, "hook-url"), "w") as f:
+                f.write(secret_url + "\n")
+            config = os.path.join(tmp, "c.yaml")
+            with open(config, "w") as f:
+                f.write(f"state_dir: {tmp}/state\nsources:\n  - {{type: dir, path: {inbox}, poll_interval: 1s}}\n"
+                        f"sinks:\n  - {{type: file, path: {tmp}/alerts.jsonl}}\n"
+                        f"  - {{name: hook, type: webhook, url_file: {tmp}/hook-url}}\n")
+            env = dict(os.environ, JOURNALD=journald_path(), TW=os.environ["TW"], CONFIG=config, OUT=tmp)
+            p = subprocess.run(["unshare", "-m", "-p", "-f", "--mount-proc", "sh", "-c", LOG_SCRIPT],
+                               capture_output=True, text=True, env=env, timeout=180)
+            with open(os.path.join(tmp, "run.err")) as f:
+                err = f.read()
+            self.assertEqual(p.returncode, 0, p.stderr + err)
+            self.assertEqual(err, "")           # everything went to the journal, natively
+            with open(os.path.join(tmp, "entries.json")) as f:
+                raw = f.read()
+            entries = [json.loads(l) for l in raw.splitlines() if l.strip()]
+            self.assertNotIn("SECRET-TOKEN", raw)
+            # the bad object: an error naming the source and the object
+            bad_entries = [e for e in entries if value(e, "TRAILWATCH_OBJECT") == bad]
+            self.assertTrue(bad_entries, [value(e, "MESSAGE") for e in entries])
+            self.assertEqual(value(bad_entries[0], "PRIORITY"), "3")
+            self.assertEqual(value(bad_entries[0], "TRAILWATCH_SOURCE"), inbox)
+            self.assertIn("bad.json", value(bad_entries[0], "MESSAGE"))
+            # the unreachable sink: a warning naming it
+            hook = [e for e in entries if value(e, "TRAILWATCH_SINK") == "hook" and value(e, "PRIORITY") == "4"]
+            self.assertTrue(hook, [value(e, "MESSAGE") for e in entries])
+            # the exit summary carries counts as fields
+            summary = [e for e in entries if value(e, "TRAILWATCH_SOURCE") == inbox and value(e, "TRAILWATCH_OBJECTS")]
+            self.assertEqual([value(e, "TRAILWATCH_OBJECTS") for e in summary], ["2"])
+            self.assertEqual(value(summary[0], "TRAILWATCH_FAILED"), "0")
+            self.assertEqual(value(summary[0], "PRIORITY"), "6")

@@ -61,6 +61,13 @@ int correlator_alert(struct correlator *c, const struct alert *a, alert_fn emit,
 /* End of input: emits the summaries of throttle windows still open. */
 int correlator_flush(struct correlator *c, alert_fn emit, void *ctx);
 
+/* After a reload: every rule of to's ruleset that is the same rule in
+ * from's (equal fingerprints; for a correlation, the same rules feeding it)
+ * takes over from's windows and throttles, which from loses.  Returns how
+ * many rules brought state with them.  Allocation failure moves nothing
+ * (the state is rebuilt from new events, as after a restart). */
+size_t correlator_adopt(struct correlator *to, struct correlator *from);
+
 void correlator_stats(const struct correlator *c, struct corr_stats *ret);
 
 #endif

@@ -101,4 +101,9 @@ int dispatch_result(struct dispatch *d, const struct file_result *res);
 /* End of input: throttle summaries still open. */
 int dispatch_flush(struct dispatch *d);
 
+/* After a reload: to (on the new ruleset) takes over the correlation and
+ * throttle state of the rules that did not change (correlator_adopt).
+ * Returns how many rules kept their state. */
+size_t dispatch_adopt(struct dispatch *to, struct dispatch *from);
+
 #endif

@@ -221,6 +221,8 @@ struct rule {
 	struct rule_test *tests;
 	size_t ntests;
 	size_t index;		/* position in ruleset->rules */
+	uint64_t fingerprint;	/* of the document's content (not its place): equal
+				 * fingerprints mean the same rule, across reloads */
 };
 
 /* Slots every alert reads, added to the field index by ruleset_load. */

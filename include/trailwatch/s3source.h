@@ -57,6 +57,7 @@
 
 struct s3source_stats {
 	unsigned long cycles, rounds, discoveries, leaves, objects, warmup_objects, failed_objects, pending_retry;
+	int64_t newest;		/* the time in the name of the newest object processed, any prefix; 0: none */
 	struct s3_stats s3;
 };
 

@@ -1,0 +1,314 @@
+"""`trailwatch run` as systemd sees it, without systemd as PID 1.
+
+NOTIFY_SOCKET points at this test's own datagram socket and WATCHDOG_USEC is
+set, as a Type=notify unit with WatchdogSec= would do.  Checked: READY=1
+only once the sources are set up (and never when they cannot be); STATUS=
+kept current; WATCHDOG=1 at half the interval; RELOADING=1 with
+MONOTONIC_USEC, then READY=1, on SIGHUP; a bad configuration on reload is
+reported with file:line:column and the old one keeps running; correlation
+state of unchanged rules survives a reload, that of a changed rule does not;
+STOPPING=1 and exit 0 on SIGTERM.
+"""
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+import json
+
+import twtest
+
+WATCHDOG_USEC = 1000000
+
+
+class NotifySocket:
+    """A datagram socket standing in for systemd's: every message, timed."""
+
+    def __init__(self, path):
+        self.path = path
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.s.bind(path)
+        self.s.settimeout(0.2)
+        self.msgs = []          # (monotonic time, {key: value})
+        self._stop = False
+        self._t = threading.Thread(target=self._read, daemon=True)
+        self._t.start()
+
+    def _read(self):
+        while not self._stop:
+            try:
+                data = self.s.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            fields = {}
+            for line in data.decode().split("\n"):
+                if "=" in line:
+                    k, v = line.split("=", 1)
+                    fields[k] = v
+            self.msgs.append((time.monotonic(), fields))
+
+    def close(self):
+        self._stop = True
+        self._t.join(2)
+        self.s.close()
+
+    def having(self, key):
+        return [(t, m) for t, m in list(self.msgs) if key in m]
+
+    def wait_for(self, key, n=1, timeout=30, value=None):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            got = [(t, m) for t, m in self.having(key) if value is None or m[key] == value]
+            if len(got) >= n:
+                return got
+            time.sleep(0.05)
+        raise AssertionError(f"{key} x{n} not received in {timeout}s; got {self.msgs}")
+
+
+class Daemon:
+    def __init__(self, args, env):
+        self.p = subprocess.Popen([twtest.TW, "run"] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env=env, text=True)
+        self.lines, self.err = [], []
+        self._t = [threading.Thread(target=self._pump, args=(self.p.stdout, self.lines), daemon=True),
+                   threading.Thread(target=self._pump, args=(self.p.stderr, self.err), daemon=True)]
+        for t in self._t:
+            t.start()
+
+    @staticmethod
+    def _pump(f, out):
+        for line in f:
+            out.append(line)
+
+    def alerts(self):
+        return [json.loads(l) for l in list(self.lines) if l.strip()]
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+        try:
+            self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+        for t in self._t:
+            t.join(5)
+        return self.p.returncode
+
+    def stderr(self):
+        return "".join(self.err)
+
+
+def denied(i, arn="arn:aws:iam::111122223333:user/mallory"):
+    return twtest.record(eventName="GetObject", errorCode="AccessDenied", eventID="10000000-0000-4000-8000-%012d" % i,
+                         eventTime="2026-11-26T10:00:%02dZ" % i,
+                         userIdentity={"type": "IAMUser", "arn": arn, "accountId": "111122223333"},
+                         requestParameters={"bucketName": "b", "key": "k%d" % i, "Host": "b.s3.amazonaws.com"})
+
+
+def delete_bucket(i):
+    return twtest.record(eventName="DeleteBucket", eventID="20000000-0000-4000-8000-%012d" % i,
+                         eventTime="2026-11-26T11:00:%02dZ" % i,
+                         requestParameters={"bucketName": "victim-%d" % i, "Host": "s3.amazonaws.com"})
+
+
+BASE_RULE = """title: Denied
+name: t_denied
+id: 3c0ad1d4-0000-4000-8000-000000000001
+logsource: {product: aws, service: cloudtrail}
+detection:
+    selection: {eventSource: s3.amazonaws.com, errorCode: AccessDenied}
+    condition: selection
+level: low
+"""
+
+CORR_RULE = """title: Three denials
+id: 3c0ad1d4-0000-4000-8000-000000000002
+correlation:
+    type: event_count
+    rules: [t_denied]
+    group-by: [userIdentity.arn]
+    timespan: 1h
+    condition: {gte: 3}
+level: high
+"""
+
+DELETE_RULE = """title: Bucket deleted
+id: 3c0ad1d4-0000-4000-8000-000000000003
+logsource: {product: aws, service: cloudtrail}
+detection:
+    selection: {eventSource: s3.amazonaws.com, eventName: DeleteBucket}
+    condition: selection
+level: high
+"""
+
+
+class ServiceTest(unittest.TestCase):
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="tw-svc-")
+        self.tmp = self._tmp.name
+        self.inbox = os.path.join(self.tmp, "inbox")
+        self.state = os.path.join(self.tmp, "state")
+        self.rules = os.path.join(self.tmp, "rules")
+        os.makedirs(self.inbox)
+        os.makedirs(self.rules)
+        self.config = os.path.join(self.tmp, "trailwatch.yaml")
+        self.write_config()
+        self.write_rules(BASE_RULE + "---\n" + CORR_RULE)
+        self.sock = NotifySocket(os.path.join(self.tmp, "notify.sock"))
+        self.n = 0
+        self.daemons = []
+
+    def tearDown(self):
+        for d in self.daemons:
+            d.stop(signal.SIGKILL)
+        self.sock.close()
+        self._tmp.cleanup()
+
+    def write_config(self, extra=""):
+        with open(self.config, "w") as f:
+            f.write(f"state_dir: {self.state}\nrules: [{self.rules}]\n"
+                    f"sources:\n  - {{type: dir, path: {self.inbox}, poll_interval: 1s}}\n{extra}")
+
+    def write_rules(self, text, name="local.yml"):
+        with open(os.path.join(self.rules, name), "w") as f:
+            f.write(text)
+
+    def drop(self, records):
+        path = os.path.join(self.inbox, "111122223333_CloudTrail_us-east-1_20261126T10%02dZ_f%d.json.gz"
+                            % (self.n % 60, self.n))
+        self.n += 1
+        twtest.write_log(path, records)
+        old = time.time() - 60
+        os.utime(path, (old, old))
+
+    def start(self, env_extra=None):
+        env = dict(os.environ)
+        env.pop("JOURNAL_STREAM", None)
+        env["NOTIFY_SOCKET"] = self.sock.path
+        env["WATCHDOG_USEC"] = str(WATCHDOG_USEC)
+        env.update(env_extra or {})
+        d = Daemon(["-c", self.config], env)
+        self.daemons.append(d)
+        return d
+
+    def wait_alerts(self, d, n, timeout=30):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and len(d.alerts()) < n:
+            time.sleep(0.1)
+        return d.alerts()
+
+    def test_ready_status_watchdog_stopping(self):
+        self.drop([delete_bucket(1)])
+        self.write_rules(DELETE_RULE, "delete.yml")
+        d = self.start()
+        t_ready, ready = self.sock.wait_for("READY")[0]
+        # READY came after the source and the spool were set up
+        self.assertTrue(os.path.isdir(os.path.join(self.state, "spool")))
+        self.assertTrue(os.path.isdir(os.path.join(self.state, "checkpoints")))
+        self.assertRegex(ready.get("STATUS", ""), r"^1 source, \d+ objects, \d+ alerts, stdout: \d+ pending$")
+        self.assertEqual(len(self.wait_alerts(d, 1)), 1)
+        # STATUS is refreshed and counts what happened
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
+            statuses = [m["STATUS"] for t, m in self.sock.having("STATUS") if t > t_ready]
+            if any(s.startswith("1 source, 1 objects, 1 alerts") for s in statuses):
+                break
+            time.sleep(0.2)
+        else:
+            self.fail(f"no STATUS with the alert counted: {statuses}")
+        # the watchdog: pings at half the interval, never a gap of a whole one
+        time.sleep(3)
+        pings = [t for t, m in self.sock.having("WATCHDOG")]
+        self.assertGreaterEqual(len(pings), 5, pings)
+        gaps = [b - a for a, b in zip(pings, pings[1:])]
+        self.assertLess(max(gaps), WATCHDOG_USEC / 1e6 * 0.9, gaps)
+        self.assertGreater(min(gaps), WATCHDOG_USEC / 1e6 * 0.4, gaps)
+        self.assertEqual(d.stop(), 0, d.stderr())
+        stopping = self.sock.wait_for("STOPPING", timeout=5)
+        self.assertGreater(stopping[0][0], pings[-1] - 1)
+        self.assertEqual(len(self.sock.having("READY")), 1)
+
+    def test_no_ready_when_a_source_cannot_be_set_up(self):
+        # an S3 source with no credentials anywhere: the service must not claim to be ready
+        self.write_config()
+        with open(self.config, "a") as f:
+            f.write("  - {type: s3, bucket: trail, region: us-east-1, endpoint: 'http://127.0.0.1:9'}\n")
+        env = {"AWS_SHARED_CREDENTIALS_FILE": os.path.join(self.tmp, "none"),
+               "AWS_CONFIG_FILE": os.path.join(self.tmp, "none"), "AWS_EC2_METADATA_DISABLED": "true",
+               "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}
+        d = self.start(env)
+        code = d.p.wait(60)
+        self.assertEqual(code, 1, d.stderr())
+        time.sleep(0.3)
+        self.assertEqual(self.sock.having("READY"), [], d.stderr())
+
+    def test_reload_keeps_unchanged_correlations_and_survives_a_bad_config(self):
+        d = self.start()
+        self.sock.wait_for("READY")
+        self.drop([denied(1), denied(2)])
+        time.sleep(2.5)
+        self.assertEqual(d.alerts(), [])        # two of the three denials
+        # a new rule file: the correlation itself is unchanged
+        self.write_rules(DELETE_RULE, "delete.yml")
+        d.p.send_signal(signal.SIGHUP)
+        reloading = self.sock.wait_for("RELOADING")
+        self.assertIn("MONOTONIC_USEC", reloading[0][1])
+        mono = int(reloading[0][1]["MONOTONIC_USEC"])
+        self.assertLess(abs(mono / 1e6 - time.clock_gettime(time.CLOCK_MONOTONIC)), 30)
+        ready = self.sock.wait_for("READY", n=2)
+        self.assertGreater(ready[1][0], reloading[0][0])
+        self.drop([denied(3), delete_bucket(1)])
+        alerts = self.wait_alerts(d, 2)
+        self.assertEqual(sorted(a["title"].split(" (")[0] for a in alerts), ["Bucket deleted", "Three denials"],
+                         d.stderr())
+        self.assertIn("1 kept their correlation", d.stderr())
+
+        # a broken config: logged with its place, the old set keeps running
+        with open(self.config, "a") as f:
+            f.write("sinks:\n  - {type: carrier-pigeon}\n")
+        d.p.send_signal(signal.SIGHUP)
+        self.sock.wait_for("RELOADING", n=2)
+        self.sock.wait_for("READY", n=3)
+        time.sleep(0.5)
+        self.assertRegex(d.stderr(), r"trailwatch\.yaml:6:\d+: a sink needs a type")
+        self.assertIn("the previous configuration and rules keep running", d.stderr())
+        self.drop([delete_bucket(2)])
+        self.assertEqual(len(self.wait_alerts(d, 3)), 3)
+
+        # a broken rule: the same
+        self.write_config()
+        self.write_rules("title: x\nlogsource: {product: aws, service: cloudtrail}\ndetection: {sel: {a: 1}, "
+                         "condition: nope}\n", "broken.yml")
+        d.p.send_signal(signal.SIGHUP)
+        self.sock.wait_for("READY", n=4)
+        time.sleep(0.5)
+        self.assertRegex(d.stderr(), r"broken\.yml:\d+:\d+: ")
+        os.unlink(os.path.join(self.rules, "broken.yml"))
+
+        # the correlation rule changes (a higher threshold): its state starts over
+        self.drop([denied(4, arn="arn:aws:iam::111122223333:user/eve"),
+                   denied(5, arn="arn:aws:iam::111122223333:user/eve")])
+        time.sleep(2.5)
+        self.write_rules(BASE_RULE + "---\n" + CORR_RULE.replace("gte: 3", "gte: 4"))
+        d.p.send_signal(signal.SIGHUP)
+        self.sock.wait_for("READY", n=5)
+        self.drop([denied(6, arn="arn:aws:iam::111122223333:user/eve"),
+                   denied(7, arn="arn:aws:iam::111122223333:user/eve")])
+        time.sleep(3)
+        # four denials by eve in all, but only two since the rule changed
+        self.assertEqual(len(d.alerts()), 3, d.alerts())
+        self.drop([denied(8, arn="arn:aws:iam::111122223333:user/eve"),
+                   denied(9, arn="arn:aws:iam::111122223333:user/eve")])
+        self.assertEqual(len(self.wait_alerts(d, 4)), 4)
+        self.assertEqual(d.stop(), 0, d.stderr())
+        self.sock.wait_for("STOPPING", timeout=5)
+
+
+if __name__ == "__main__":
+    unittest.main()
