@@ -9,7 +9,8 @@ BINDIR ?= $(PREFIX)/bin
 DATADIR ?= $(PREFIX)/share
 MANDIR ?= $(DATADIR)/man
 DOCDIR ?= $(DATADIR)/doc/trailwatch
-# systemd's unit directory.
+# systemd's unit directory.  Debian 12's debhelper looks for units in
+# /lib/systemd/system, so packaging/debian/rules sets UNITDIR=/lib/systemd/system.
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 CATALOGDIR ?= $(PREFIX)/lib/systemd/catalog
 VERSION := 0.1.0
@@ -49,7 +50,7 @@ else
 BIN := $(BUILD)/trailwatch
 endif
 
-.PHONY: all deps check check-plain check-asan test-suite bench fuzz demo man install clean
+.PHONY: all deps deps-check check check-plain check-asan test-suite bench fuzz demo man install deb clean
 
 all: $(BIN)
 
@@ -89,19 +90,23 @@ $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_OBJS)
 deps:
 	scripts/install-deps
 
+# make check also builds and inspects the Debian package (tests/test_package.py).
+deps-check:
+	scripts/install-deps --package
+
 # The whole suite against one build; TW is the binary under test.
 test-suite: $(BIN) $(BUILD)/unit $(CTEST_BINS) $(BUILD)/creds_tool $(BUILD)/journal_send
 	TW=$(abspath $(BIN)) UNIT=$(abspath $(BUILD)/unit) CTESTS="$(abspath $(CTEST_BINS))" \
 		CREDS_TOOL=$(abspath $(BUILD)/creds_tool) JOURNAL_SEND=$(abspath $(BUILD)/journal_send) \
 		python3 tests/run.py
 
-check-plain: deps
+check-plain: deps-check
 	$(MAKE) test-suite
 
-check-asan: deps
+check-asan: deps-check
 	$(MAKE) BUILD=build-asan SANITIZE=1 test-suite
 
-check: deps
+check: deps-check
 	$(MAKE) test-suite
 	$(MAKE) BUILD=build-asan SANITIZE=1 test-suite
 
@@ -150,6 +155,26 @@ install: all man
 	install -d $(DESTDIR)$(DOCDIR)/examples
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 	install -m 0644 examples/trailwatch.yaml systemd/trailwatch-ipaddress.conf.example $(DESTDIR)$(DOCDIR)/examples/
+
+# The Debian package, built from a copy of the work tree (tracked and new
+# files, not ignored ones) with packaging/debian as debian/, into build/deb/.
+# Rebuilt only when a file of the tree changed.  See docs/packaging.md.
+DEB_ARCH = $(shell dpkg --print-architecture)
+DEB_FILE = build/deb/trailwatch_$(VERSION)_$(DEB_ARCH).deb
+DEB_INPUTS = $(wildcard $(shell git ls-files --cached --others --exclude-standard 2>/dev/null))
+
+deb: deps-check
+	$(MAKE) $(DEB_FILE)
+
+build/deb/trailwatch_%.deb: $(DEB_INPUTS)
+	@test -n "$(DEB_INPUTS)" || { echo "make deb: needs a git work tree"; exit 1; }
+	rm -rf build/deb
+	mkdir -p build/deb/trailwatch-$(VERSION)
+	printf '%s\n' $(DEB_INPUTS) | tar -cf - -T - | tar -xf - -C build/deb/trailwatch-$(VERSION)
+	rm -rf build/deb/trailwatch-$(VERSION)/debian
+	cp -R packaging/debian build/deb/trailwatch-$(VERSION)/debian
+	cd build/deb/trailwatch-$(VERSION) && dpkg-buildpackage -us -uc -b
+	test -f $@
 
 clean:
 	rm -rf build build-asan build-fuzz trailwatch
