@@ -101,6 +101,7 @@ int walk_files(const char *path, bool (*accept)(const char *file, void *ctx), vo
 
 	if (r < 0)
 		return r;
-	qsort(out->paths + first, out->n - first, sizeof(*out->paths), cmp_paths);
+	if (out->n > first)	/* an empty directory leaves paths NULL: no qsort(NULL) */
+		qsort(out->paths + first, out->n - first, sizeof(*out->paths), cmp_paths);
 	return 0;
 }
