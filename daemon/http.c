@@ -28,6 +28,7 @@ struct xfer {
 	size_t body_len;
 	struct http_response *resp;
 	void *tag;
+	volatile sig_atomic_t *cancel;	/* http_options.cancel */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -132,11 +133,14 @@ static bool header_value(const char *p, size_t n, const char *name, char *out, s
 }
 
 /* libcurl calls this about once a second while a transfer lives: the
- * service's watchdog learns that the loop waits on a bounded transfer. */
+ * service's watchdog learns that the loop waits on a bounded transfer, and
+ * a stop abandons the transfer (non-zero: CURLE_ABORTED_BY_CALLBACK). */
 static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
+	struct xfer *x = ctx;
+
 	notify_keepalive();
-	return 0;
+	return x->cancel && *x->cancel ? 1 : 0;
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *ctx)
@@ -239,7 +243,9 @@ static int xfer_setup(struct xfer *x, const struct http_options *o, const struct
 	curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, x->errbuf);
+	x->cancel = o->cancel;
 	curl_easy_setopt(x->easy, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(x->easy, CURLOPT_XFERINFODATA, x);
 	curl_easy_setopt(x->easy, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
 	if (strcmp(rq->method, "GET") == 0) {
@@ -276,6 +282,11 @@ static int xfer_result(struct xfer *x, CURLcode code)
 		else
 			snprintf(r->error, sizeof(r->error), "response body refused: %s", strerror(-r->data_error));
 		return r->data_error;
+	}
+	if (code == CURLE_ABORTED_BY_CALLBACK) {
+		snprintf(r->error, sizeof(r->error), "stopped");
+		r->status = 0;
+		return -ECANCELED;
 	}
 	snprintf(r->error, sizeof(r->error), "%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(code));
 	if (code == CURLE_OUT_OF_MEMORY)

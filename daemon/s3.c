@@ -137,6 +137,7 @@ int s3_client_new(const struct s3_config *c, s3_creds_fn creds, void *creds_ctx,
 	s->c.endpoint = NULL;
 	s->c.ca_file = s->ca_file;
 	ho.ca_file = s->ca_file;
+	ho.cancel = s->c.stop;	/* a stop abandons a request in progress */
 	r = http_client_new(&ho, &s->http);
 	if (r < 0)
 		goto fail;
@@ -504,7 +505,7 @@ static long ms_until(const struct timespec *t)
 
 int s3_get_many(struct s3_client *s, const char *const *keys, size_t nkeys, s3_fetched_fn done, void *ctx)
 {
-	struct http_options ho = { .ca_file = s->ca_file };
+	struct http_options ho = { .ca_file = s->ca_file, .cancel = s->c.stop };
 	struct http_multi *m = NULL;
 	struct item *items = calloc(nkeys + 1, sizeof(*items));
 	struct prepared p;

@@ -19,6 +19,7 @@ import time
 import unittest
 import json
 
+import receivers
 import twtest
 
 WATCHDOG_USEC = 1000000
@@ -233,6 +234,37 @@ class ServiceTest(unittest.TestCase):
         stopping = self.sock.wait_for("STOPPING", timeout=5)
         self.assertGreater(stopping[0][0], pings[-1] - 1)
         self.assertEqual(len(self.sock.having("READY")), 1)
+
+    def test_watchdog_goes_on_while_s3_hangs(self):
+        # S3 that never answers: the LIST waits (libcurl times it out after a
+        # minute), the loop is not wedged, so the pings go on meanwhile.  They
+        # come from libcurl's progress callback, about once a second, so the
+        # interval here is 3 s (WatchdogSec= of a few seconds or more works)
+        with receivers.Receiver() as s3:
+            s3.hang()
+            with open(self.config, "w") as f:
+                f.write(f"state_dir: {self.state}\nsources:\n  - {{type: s3, bucket: trail, region: us-east-1, "
+                        f"endpoint: '{s3.base_url}', path_style: true}}\n")
+            d = self.start({"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret",
+                            "AWS_EC2_METADATA_DISABLED": "true", "WATCHDOG_USEC": "3000000"})
+            t_ready = self.sock.wait_for("READY")[0][0]
+            end = time.monotonic() + 20
+            while time.monotonic() < end and s3.hanging() == 0:
+                time.sleep(0.1)
+            self.assertGreater(s3.hanging(), 0)
+            t_hang = time.monotonic()
+            time.sleep(8)
+            self.assertGreater(s3.hanging(), 0)     # still the same turn of the loop
+            pings = [t for t, m in self.sock.having("WATCHDOG") if t >= t_hang]
+            self.assertGreaterEqual(len(pings), 3, self.sock.msgs)
+            gaps = [b - a for a, b in zip([t_hang] + pings, pings + [time.monotonic()])]
+            self.assertLess(max(gaps), 2.5, gaps)
+            self.assertGreater(t_hang, t_ready)
+            # SIGTERM abandons the hanging request at once (TimeoutStopSec=30
+            # would not wait for libcurl's own timeout)
+            t = time.monotonic()
+            self.assertEqual(d.stop(), 0, d.stderr())
+            self.assertLess(time.monotonic() - t, 5)
 
     def test_no_ready_when_a_source_cannot_be_set_up(self):
         # an S3 source with no credentials anywhere: the service must not claim to be ready

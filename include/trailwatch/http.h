@@ -13,6 +13,7 @@
 #define TRAILWATCH_HTTP_H
 
 #include <stdbool.h>
+#include <signal.h>
 #include <stddef.h>
 
 #include "trailwatch/buf.h"
@@ -61,6 +62,10 @@ struct http_options {
 	long low_speed_seconds;		/* abort below 1 byte/s for this long; default 30 */
 	const char *ca_file;		/* NULL: the system's */
 	const char *user_agent;		/* NULL: "trailwatch/VERSION" */
+	/* When *cancel becomes non-zero (a signal handler sets it), transfers
+	 * in progress are abandoned within about a second and fail with
+	 * -ECANCELED.  NULL: never. */
+	volatile sig_atomic_t *cancel;
 };
 
 struct http_client;
