@@ -509,6 +509,11 @@ static int reload(struct service *sv)
 		goto done;
 	}
 	kept = dispatch_adopt(&ng.d, &sv->g.d);
+	/* throttles of rules that changed or went away report what they held
+	 * back, as at a stop (the adopted ones moved: nothing of theirs left) */
+	r = dispatch_flush(&sv->g.d);
+	if (r == 0)
+		r = on_commit(sv);
 	gen_totals(&sv->g, &t);
 	sv->past.objects += t.objects;
 	sv->past.failed += t.failed;
@@ -517,6 +522,8 @@ static int reload(struct service *sv)
 	sv->g = ng;
 	log_info("reloaded: %zu source%s, %zu rules (%zu kept their correlation and throttle state)",
 		 sv->g.nsources, sv->g.nsources == 1 ? "" : "s", sv->g.rs->nrules, kept);
+	if (r < 0)
+		return r;	/* the spool failed (logged) */
 done:
 	status_line(sv, status, sizeof(status));
 	notify_ready(status);

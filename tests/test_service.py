@@ -149,6 +149,12 @@ level: high
 """
 
 
+THROTTLED_RULE = DELETE_RULE + """trailwatch:
+    throttle:
+        timespan: 1h
+"""
+
+
 class ServiceTest(unittest.TestCase):
     def setUp(self):
         self._tmp = tempfile.TemporaryDirectory(prefix="tw-svc-")
@@ -265,6 +271,26 @@ class ServiceTest(unittest.TestCase):
             t = time.monotonic()
             self.assertEqual(d.stop(), 0, d.stderr())
             self.assertLess(time.monotonic() - t, 5)
+
+    def test_reload_reports_what_a_changed_throttle_held(self):
+        self.write_rules(THROTTLED_RULE, "delete.yml")
+        d = self.start()
+        self.sock.wait_for("READY")
+        self.drop([delete_bucket(1), delete_bucket(2), delete_bucket(3)])
+        self.assertEqual(len(self.wait_alerts(d, 1)), 1)
+        time.sleep(2)
+        self.assertEqual(len(d.alerts()), 1)        # two held back
+        # the throttled rule changes: what it held is reported at the reload,
+        # not lost with the old rule set
+        self.write_rules(THROTTLED_RULE.replace("level: high", "level: critical"), "delete.yml")
+        d.p.send_signal(signal.SIGHUP)
+        self.sock.wait_for("READY", n=2)
+        alerts = self.wait_alerts(d, 2, timeout=10)
+        self.assertEqual(len(alerts), 2, d.stderr())
+        self.assertEqual(alerts[1]["count"], 3)
+        self.assertEqual(alerts[1]["severity"], "high")    # the old rule's summary
+        self.assertEqual(d.stop(), 0, d.stderr())
+        self.assertEqual(len(d.alerts()), 2)
 
     def test_no_ready_when_a_source_cannot_be_set_up(self):
         # an S3 source with no credentials anywhere: the service must not claim to be ready
