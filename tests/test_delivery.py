@@ -46,12 +46,8 @@ class Env:
 
     def drop(self, records):
         """A log file in the inbox, old enough to be read at once."""
-        path = os.path.join(self.inbox, "111122223333_CloudTrail_us-east-1_20261126T10%02dZ_f%d.json.gz"
-                            % (self.n % 60, self.n))
+        twtest.drop_log(self.inbox, self.n, records)
         self.n += 1
-        twtest.write_log(path, records)
-        old = time.time() - 60
-        os.utime(path, (old, old))
 
     def write(self, sinks):
         with open(self.config, "w") as f:

@@ -12,15 +12,14 @@ STOPPING=1 and exit 0 on SIGTERM.
 import os
 import signal
 import socket
-import subprocess
 import tempfile
 import threading
 import time
 import unittest
-import json
 
 import receivers
 import twtest
+from test_run import Runner
 
 WATCHDOG_USEC = 1000000
 
@@ -69,40 +68,6 @@ class NotifySocket:
                 return got
             time.sleep(0.05)
         raise AssertionError(f"{key} x{n} not received in {timeout}s; got {self.msgs}")
-
-
-class Daemon:
-    def __init__(self, args, env):
-        self.p = subprocess.Popen([twtest.TW, "run"] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  env=env, text=True)
-        self.lines, self.err = [], []
-        self._t = [threading.Thread(target=self._pump, args=(self.p.stdout, self.lines), daemon=True),
-                   threading.Thread(target=self._pump, args=(self.p.stderr, self.err), daemon=True)]
-        for t in self._t:
-            t.start()
-
-    @staticmethod
-    def _pump(f, out):
-        for line in f:
-            out.append(line)
-
-    def alerts(self):
-        return [json.loads(l) for l in list(self.lines) if l.strip()]
-
-    def stop(self, sig=signal.SIGTERM, timeout=30):
-        if self.p.poll() is None:
-            self.p.send_signal(sig)
-        try:
-            self.p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
-        for t in self._t:
-            t.join(5)
-        return self.p.returncode
-
-    def stderr(self):
-        return "".join(self.err)
 
 
 def denied(i, arn="arn:aws:iam::111122223333:user/mallory"):
@@ -187,12 +152,8 @@ class ServiceTest(unittest.TestCase):
             f.write(text)
 
     def drop(self, records):
-        path = os.path.join(self.inbox, "111122223333_CloudTrail_us-east-1_20261126T10%02dZ_f%d.json.gz"
-                            % (self.n % 60, self.n))
+        twtest.drop_log(self.inbox, self.n, records)
         self.n += 1
-        twtest.write_log(path, records)
-        old = time.time() - 60
-        os.utime(path, (old, old))
 
     def start(self, env_extra=None):
         env = dict(os.environ)
@@ -200,7 +161,7 @@ class ServiceTest(unittest.TestCase):
         env["NOTIFY_SOCKET"] = self.sock.path
         env["WATCHDOG_USEC"] = str(WATCHDOG_USEC)
         env.update(env_extra or {})
-        d = Daemon(["-c", self.config], env)
+        d = Runner(self.config, env)
         self.daemons.append(d)
         return d
 

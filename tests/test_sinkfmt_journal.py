@@ -289,11 +289,9 @@ class JournalSinkTest(unittest.TestCase):
         self.assertIn(f"Principal:  {a['principal']}", self.explained)
 
 
-if __name__ == "__main__":
-    unittest.main()
 
-
-RUN_SCRIPT = r"""
+# A private journald, started and waited for (the namespace is the caller's).
+JOURNALD_UP = r"""
 set -e
 mount -t tmpfs tmpfs /run
 mkdir -p /run/systemd/journal
@@ -305,6 +303,9 @@ while [ ! -S /run/systemd/journal/socket ]; do
     if [ $i -gt 100 ]; then echo "systemd-journald did not start" >&2; exit 3; fi
     sleep 0.1
 done
+"""
+
+RUN_SCRIPT = JOURNALD_UP + r"""
 "$TW" run -c "$CONFIG" 2> "$OUT/run.err" &
 pid=$!
 i=0
@@ -359,18 +360,7 @@ class RunJournalTest(unittest.TestCase):
 
 
 
-LOG_SCRIPT = r"""
-set -e
-mount -t tmpfs tmpfs /run
-mkdir -p /run/systemd/journal
-if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; else mount -t tmpfs tmpfs /var/log; fi
-"$JOURNALD" &
-i=0
-while [ ! -S /run/systemd/journal/socket ]; do
-    i=$((i + 1))
-    if [ $i -gt 100 ]; then echo "systemd-journald did not start" >&2; exit 3; fi
-    sleep 0.1
-done
+LOG_SCRIPT = JOURNALD_UP + r"""
 : > "$OUT/run.err"
 # what systemd does for StandardError=journal: JOURNAL_STREAM names stderr
 export JOURNAL_STREAM="$(stat -c %d:%i "$OUT/run.err")"
@@ -441,3 +431,7 @@ class RunLogsToJournalTest(unittest.TestCase):
             self.assertEqual([value(e, "TRAILWATCH_OBJECTS") for e in summary], ["2"])
             self.assertEqual(value(summary[0], "TRAILWATCH_FAILED"), "0")
             self.assertEqual(value(summary[0], "PRIORITY"), "6")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -2,6 +2,7 @@
 import gzip
 import json
 import os
+import time
 import subprocess
 import tempfile
 import uuid
@@ -56,6 +57,16 @@ def write_log(path, records, gz=True):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:
         f.write(gzip.compress(body, mtime=0) if gz else body)
+    return path
+
+
+def drop_log(inbox, n, records):
+    """Log file number n in a watched inbox (type: dir), its mtime a minute
+    back so the source reads it at once; returns its path."""
+    path = os.path.join(inbox, "111122223333_CloudTrail_us-east-1_20261126T10%02dZ_f%d.json.gz" % (n % 60, n))
+    write_log(path, records)
+    old = time.time() - 60
+    os.utime(path, (old, old))
     return path
 
 
