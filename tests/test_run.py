@@ -333,6 +333,30 @@ class RunTest(unittest.TestCase):
         self.assertEqual(score.returncode, 0, score.stdout[-3000:])
         self.env.assert_no_rejections()
 
+    def test_reloads_during_the_backfill_lose_and_repeat_nothing(self):
+        """SIGHUP ten times while the trail is being read (GETs in flight):
+        every reload abandons the batch in hand and starts the sources again
+        from their checkpoints, keeping the correlation state, so the result
+        is replay's, with no alert twice."""
+        self.env.upload_tree(self.tree)
+        write_config(self.config, self.env.endpoint_url, self.state, poll="1s")
+        self.env.set_delay(0.03)
+        r = self.start()
+        rng = random.Random(9)
+        for _ in range(10):
+            time.sleep(rng.uniform(0.3, 1.5))
+            r.p.send_signal(signal.SIGHUP)
+        self.env.set_delay(0)
+        self.assertTrue(self.wait_idle(r), r.stderr())
+        self.assertEqual(r.stop(), 0, r.stderr())
+        self.assertEqual(r.stderr().count("reloaded:"), 10, r.stderr())
+        ids = [a["id"] for a in r.alerts()]
+        self.assertEqual(len(ids), len(set(ids)))
+        self.assertEqual(set(ids), {a["id"] for a in self.replay_alerts})
+        score = self.score(r.alerts())
+        self.assertEqual(score.returncode, 0, score.stdout[-3000:])
+        self.env.assert_no_rejections()
+
     def test_refused_reads_retried_and_a_stop_mid_batch(self):
         """403 on the first GETs (a read refused for a while): the objects are
         retried at later polls, not given up; SIGTERM in the middle of the
