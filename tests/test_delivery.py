@@ -223,6 +223,38 @@ class DeliveryTest(unittest.TestCase):
             self.assertIn("waited longer than spool.max_age", r.stderr())
             self.assertIn("5 expired", r.stderr())
 
+    def test_a_sink_added_by_a_reload(self):
+        a = os.path.join(self._tmp.name, "a.jsonl")
+        b = os.path.join(self._tmp.name, "b.jsonl")
+
+        def count(path):
+            return sum(1 for _ in open(path)) if os.path.exists(path) else 0
+
+        def wait(path, n):
+            end = time.monotonic() + 30
+            while time.monotonic() < end and count(path) < n:
+                time.sleep(0.1)
+            return count(path)
+
+        self.e.write(f"  - {{name: a, type: file, path: {a}}}\n")
+        self.e.drop(events(3))
+        r = self.start()
+        self.assertEqual(wait(a, 3), 3)
+        self.e.write(f"  - {{name: a, type: file, path: {a}}}\n  - {{name: b, type: file, path: {b}}}\n")
+        r.p.send_signal(signal.SIGHUP)
+        end = time.monotonic() + 30
+        while time.monotonic() < end and "reloaded:" not in r.stderr():
+            time.sleep(0.1)
+        self.e.drop(events(2, start=10))
+        self.assertEqual(wait(a, 5), 5)
+        self.assertEqual(wait(b, 2), 2)
+        time.sleep(1)
+        self.assertEqual(r.stop(), 0, r.stderr())
+        # the new sink starts with the alerts raised after it came: 2, not 5
+        self.assertEqual((count(a), count(b)), (5, 2))
+        with open(a) as fa, open(b) as fb:
+            self.assertLess({json.loads(l)["id"] for l in fb}, {json.loads(l)["id"] for l in fa})
+
     def test_replay_into_the_sinks(self):
         with receivers.Receiver() as hook:
             self.e.write(f"  - {{name: hook, type: webhook, url: '{hook.url}', hmac_secret: {SECRET}}}\n")
