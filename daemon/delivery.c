@@ -574,10 +574,13 @@ int delivery_evict(struct delivery *d, size_t max_alerts)
 		s->st.evicted++;
 		n++;
 	}
-	if (n)
-		log_error("spool full: sink %s had %llu alerts pending; its %zu oldest were moved to %s/%s "
-			  "(%lu evicted so far)", s->c->name, (unsigned long long)st.sink[st.holding_sink].pending, n,
-			  d->dead_dir, s->c->name, s->st.evicted);
+	if (n) {
+		struct log_about about = { .sink = s->c->name };
+		log_about(LOG_LEVEL_ERROR, &about, "spool full: sink %s had %llu alerts pending; its %zu oldest were "
+			  "moved to %s/%s (%lu evicted so far)", s->c->name,
+			  (unsigned long long)st.sink[st.holding_sink].pending, n, d->dead_dir, s->c->name,
+			  s->st.evicted);
+	}
 	return (int)n;
 }
 
