@@ -535,9 +535,9 @@ static int feed(struct delivery *d, struct sink *s)
 		}
 	}
 	if (expired)
-		sink_log(LOG_LEVEL_ERROR, s, "%lu alerts waited longer than spool.max_age (%llds) and were moved to "
-			 "%s/%s (%lu so far)", expired, (long long)d->cfg->spool_max_age, d->dead_dir, s->c->name,
-			 s->st.expired);
+		sink_log(LOG_LEVEL_ERROR, s,
+			 "%lu alerts waited longer than spool.max_age (%llds) and were moved to %s/%s (%lu so far)",
+			 expired, (long long)d->cfg->spool_max_age, d->dead_dir, s->c->name, s->st.expired);
 	return r;
 }
 
@@ -576,9 +576,9 @@ int delivery_evict(struct delivery *d, size_t max_alerts)
 	}
 	if (n) {
 		struct log_about about = { .sink = s->c->name };
-		log_about(LOG_LEVEL_ERROR, &about, "spool full: sink %s had %llu alerts pending; its %zu oldest were "
-			  "moved to %s/%s (%lu evicted so far)", s->c->name,
-			  (unsigned long long)st.sink[st.holding_sink].pending, n, d->dead_dir, s->c->name,
+		log_about(LOG_LEVEL_ERROR, &about,
+			  "spool full: sink %s had %llu alerts pending; its %zu oldest were moved to %s/%s (%lu evicted so far)",
+			  s->c->name, (unsigned long long)st.sink[st.holding_sink].pending, n, d->dead_dir, s->c->name,
 			  s->st.evicted);
 	}
 	return (int)n;

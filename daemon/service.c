@@ -409,9 +409,8 @@ static void log_sink_stats(const struct service *sv)
 		snprintf(sent, sizeof(sent), "TRAILWATCH_SENT=%lu", ds.sent);
 		snprintf(dead, sizeof(dead), "TRAILWATCH_DEAD_LETTERS=%lu", ds.dead + ds.evicted + ds.expired);
 		log_about(LOG_LEVEL_INFO, &about,
-			  "sink %s: %lu sent, %lu retried, %lu dead letters, %lu evicted, %lu expired, "
-			  "%lu filtered out", names[i], ds.sent, ds.retried, ds.dead, ds.evicted, ds.expired,
-			  ds.filtered);
+			  "sink %s: %lu sent, %lu retried, %lu dead letters, %lu evicted, %lu expired, %lu filtered out",
+			  names[i], ds.sent, ds.retried, ds.dead, ds.evicted, ds.expired, ds.filtered);
 	}
 }
 
@@ -438,8 +437,7 @@ static void log_source_stats(const struct gen *g)
 		snprintf(objects, sizeof(objects), "TRAILWATCH_OBJECTS=%lu", st.objects);
 		snprintf(failed, sizeof(failed), "TRAILWATCH_FAILED=%lu", st.failed_objects);
 		log_about(LOG_LEVEL_INFO, &about,
-			  "%s: %lu polls, %lu objects (%lu more read again to warm up), %lu failed; "
-			  "%lu LIST and %lu GET requests, %lu retries",
+			  "%s: %lu polls, %lu objects (%lu more read again to warm up), %lu failed; %lu LIST and %lu GET requests, %lu retries",
 			  name, st.cycles, st.objects, st.warmup_objects, st.failed_objects, st.s3.lists, st.s3.gets,
 			  st.s3.retries);
 	}
@@ -487,8 +485,7 @@ static int reload(struct service *sv)
 	if (r < 0) {
 		if (r == -ENOMEM)
 			log_error("out of memory");
-		log_error("reload failed: the new sources could not be set up; the previous configuration and "
-			  "rules keep running");
+		log_error("reload failed: the new sources could not be set up; the previous configuration and rules keep running");
 		gen_free(&ng);
 		goto done;
 	}
@@ -500,8 +497,7 @@ static int reload(struct service *sv)
 	}
 	close_delivery(sv);
 	if (open_delivery(sv, ng.cfg, ng.rs) < 0) {
-		log_error("reload failed: the new sinks could not be opened; the previous configuration and "
-			  "rules keep running");
+		log_error("reload failed: the new sinks could not be opened; the previous configuration and rules keep running");
 		gen_free(&ng);
 		r = open_delivery(sv, sv->g.cfg, sv->g.rs);
 		if (r < 0)
