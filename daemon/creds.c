@@ -623,7 +623,9 @@ struct node {
 	char *ak;
 	char *sk, *st;			/* secrets */
 	int64_t expiration;
-	int64_t next_attempt;		/* no refresh before, while the credentials are valid */
+	int64_t next_attempt;		/* no refresh before (see node_fetch) */
+	int error;			/* the last refresh's failure, repeated until next_attempt */
+	char error_msg[CREDS_MESSAGE_SIZE];
 };
 
 struct creds_provider {
@@ -1231,7 +1233,10 @@ static int node_refresh(struct creds_provider *p, struct node *n, int64_t now, s
 }
 
 /* Makes n's credentials current: 0 (nothing to do, or refreshed); 1 when a refresh failed but
- * the old ones are still valid (msg says why); negative with msg "LABEL: why". */
+ * the old ones are still valid (msg says why); negative with msg "LABEL: why".  A source is asked
+ * at most once per CREDS_RETRY_SECONDS after a failure, or after it gave credentials that were
+ * already due: until then the last answer stands (the same error, or the credentials), so that
+ * a failing source is not asked again by every request. */
 static int node_fetch(struct creds_provider *p, struct node *n, int64_t now, char *msg, size_t msglen)
 {
 	struct fetched f = { 0 };
@@ -1239,13 +1244,29 @@ static int node_fetch(struct creds_provider *p, struct node *n, int64_t now, cha
 	bool usable = n->valid && (!n->expiration || n->expiration > now);
 	int r;
 
-	if (!due(n, now) || (usable && now < n->next_attempt))
+	if (!due(n, now))
 		return 0;
+	if (now < n->next_attempt) {
+		if (usable)
+			return 0;
+		if (n->error) {
+			msgf(msg, msglen, "%s (asked again in %llds)", n->error_msg, (long long)(n->next_attempt - now));
+			return n->error;
+		}
+	}
 	r = node_refresh(p, n, now, &f, detail, sizeof(detail));
 	if (r >= 0) {
 		node_install(n, &f);
+		n->error = 0;
 		/* credentials that come already due are not asked for again at once */
 		n->next_attempt = due(n, now) ? now + CREDS_RETRY_SECONDS : 0;
+		if (n->expiration && n->expiration <= now) {
+			/* useless, and asking again gives the same: most likely this host's clock is wrong */
+			r = -EKEYEXPIRED;
+			msgf(detail, sizeof(detail), "the credentials it gave expired %llds before now: is this host's clock right?",
+			     (long long)(now - n->expiration));
+			goto fail;
+		}
 		if (r == 1)
 			msgf(msg, msglen, "%s: %s", n->label, detail);
 		return r;
@@ -1257,7 +1278,10 @@ static int node_fetch(struct creds_provider *p, struct node *n, int64_t now, cha
 		     n->label, (long long)(n->expiration - now), detail);
 		return 1;
 	}
-	msgf(msg, msglen, "%s: %s", n->label, detail);
+fail:
+	n->error = r;
+	msgf(n->error_msg, sizeof(n->error_msg), "%s: %s", n->label, detail);
+	msgf(msg, msglen, "%s", n->error_msg);
 	return r;
 }
 

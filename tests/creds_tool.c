@@ -3,10 +3,11 @@
  *
  *   creds_tool [--profile P] [--role-arn A] [--external-id E] [--session-name S]
  *              [--duration N] [--sts-endpoint URL] [--container-endpoint URL]
- *              [--region R] [--now EPOCH] [--twice]
+ *              [--region R] [--now EPOCH] [--twice] [--calls N]
  *
  * One creds_get at --now (default: the clock), or with --twice a first one at the clock and a
- * second at --now, to show a refresh.  Prints one JSON line for the last call:
+ * second at --now, to show a refresh.  --calls N makes N calls at --now instead (N-1 before the
+ * last one, each failure of those printed as "creds_tool: call K: MESSAGE" on stderr).  Prints one JSON line for the last call:
  *   {"access_key_id":..., "secret_sha256_prefix": first 8 hex of SHA-256(secret),
  *    "has_token":bool, "token_sha256_prefix":... or null, "expiration":N, "source":...,
  *    "kept_old":bool, "warning":... or null}
@@ -51,6 +52,7 @@ int main(int argc, char **argv)
 	char msg[CREDS_MESSAGE_SIZE], hash[9];
 	long long now = (long long)time(NULL);
 	bool twice = false;
+	long calls = 1;
 	int r = 0, status = 0;
 
 	for (int i = 1; i < argc; i++) {
@@ -80,6 +82,8 @@ int main(int argc, char **argv)
 			o.region = v;
 		else if (strcmp(a, "--now") == 0)
 			now = strtoll(v, NULL, 10);
+		else if (strcmp(a, "--calls") == 0)
+			calls = strtol(v, NULL, 10);
 		else
 			return usage();
 	}
@@ -99,6 +103,11 @@ int main(int argc, char **argv)
 			status = 2;
 			goto out;
 		}
+	}
+	for (long k = 1; k < calls; k++) {
+		r = creds_get(p, (int64_t)now, &c, msg, sizeof(msg));
+		if (r < 0)
+			fprintf(stderr, "creds_tool: call %ld: %s\n", k, msg);
 	}
 	r = creds_get(p, (int64_t)now, &c, msg, sizeof(msg));
 	if (r < 0) {

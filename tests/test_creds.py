@@ -184,8 +184,12 @@ class Container(StandIn):
     """ECS / EKS Pod Identity credentials endpoint; auth: the Authorization value required
     (None: no header required)."""
 
-    def __init__(self, auth=None, **kw):
+    def __init__(self, auth=None, later_lifetime=3600, fail_after=None, **kw):
         self.auth = auth
+        # the first credentials expire in an hour, later ones in later_lifetime seconds (negative:
+        # already expired); after fail_after of them every request gets a 500
+        self.later_lifetime = later_lifetime
+        self.fail_after = fail_after
         self.issued = []
         super().__init__(**kw)
 
@@ -197,8 +201,10 @@ class Container(StandIn):
                                                         "message": "Authorization token is wrong"})
         with self.lock:
             n = len(self.issued) + 1
+            if self.fail_after is not None and n > self.fail_after:
+                return 500, "application/json", json.dumps({"code": "InternalError", "message": "try later"})
             cred = {"ak": "ASIAECS%013d" % n, "secret": "ecs/secret+%d" % n, "token": "ECSTOKEN%d=" % n,
-                    "exp": int(time.time()) + 3600, "path": req["path"]}
+                    "exp": int(time.time()) + (3600 if n == 1 else self.later_lifetime), "path": req["path"]}
             self.issued.append(cred)
         return 200, "application/json", json.dumps({
             "AccessKeyId": cred["ak"], "SecretAccessKey": cred["secret"], "Token": cred["token"],
@@ -578,6 +584,35 @@ class CredsTest(unittest.TestCase):
         self.assertCred(out, ecs.issued[0]["ak"], ecs.issued[0]["secret"], ecs.issued[0]["token"],
                         "container (%s)" % ecs.url)   # logged: no credentials path
         self.assertEqual(out["expiration"], ecs.issued[0]["exp"])
+
+    def test_credentials_expired_on_arrival_are_an_error_asked_for_once(self):
+        # at the refresh the endpoint gives credentials that are already expired (a host clock hours
+        # off): an error naming the clock, and the endpoint is not asked again by every request
+        ecs = self.start(Container(later_lifetime=-7200))
+        due = int(time.time()) + 3600 - 100
+        err = self.fails({"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/x"},
+                         "--container-endpoint", ecs.url, "--twice", "--now", str(due), "--calls", "3")
+        lines = err.splitlines()
+        self.assertRegex(lines[0], r"call 1: .*the credentials it gave expired \d+s before now: "
+                                   r"is this host's clock right\?$")
+        self.assertRegex(lines[1], r"call 2: .*clock right\? \(asked again in 30s\)$")
+        self.assertRegex(lines[2], r"clock right\? \(asked again in 30s\)$")
+        self.assertEqual(len(ecs.issued), 2)
+        for c in ecs.issued:
+            self.assertNotIn(c["secret"], err)
+
+    def test_a_failing_refresh_is_retried_only_after_the_pause(self):
+        # the old credentials have expired and the endpoint fails: each request gets the error,
+        # but the endpoint is asked once per CREDS_RETRY_SECONDS (30 s), not once per request
+        ecs = self.start(Container(fail_after=1))
+        after = int(time.time()) + 3600 + 10
+        env = {"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/x"}
+        err = self.fails(env, "--container-endpoint", ecs.url, "--twice", "--now", str(after), "--calls", "4")
+        # the first credentials, then the one refresh (two attempts of one request); before, each of
+        # the four calls made a refresh of its own: 9 requests
+        self.assertEqual(len(ecs.requests()), 3, err)
+        self.assertEqual(err.count("HTTP 500"), 4, err)
+        self.assertEqual(err.count("(asked again in 30s)"), 3, err)
 
     def test_container_full_uri_with_token_file(self):
         ecs = self.start(Container(auth="eks-pod-identity-token-1"))

@@ -46,7 +46,10 @@
  * are asked again when credentials are due: those with an expiration are refreshed when
  * CREDS_REFRESH_MARGIN seconds or less remain (an assumed role's base credentials as well, when
  * the role is assumed again).  A failed refresh keeps the old credentials until they actually
- * expire (creds_get returns 1 and says why) and is not tried again for CREDS_RETRY_SECONDS.
+ * expire (creds_get returns 1 and says why) and is not tried again for CREDS_RETRY_SECONDS;
+ * once they have expired, calls inside that pause return the refresh's error again without
+ * asking.  Credentials that arrive already expired (a host clock far off) are such an error
+ * (-EKEYEXPIRED, the message asks about the clock), not a success.
  *
  * Nothing here logs.  Messages never contain a secret (secret keys, session tokens, web
  * identity or container tokens); secrets are wiped (OPENSSL_cleanse) when dropped, as are the
