@@ -10,7 +10,9 @@
  *     dropped), so xmlns="http://s3.amazonaws.com/doc/2006-03-01/" and
  *     prefixed forms are both fine;
  *   - text collects the character data of the innermost open element, up to
- *     S3XML_MAX_TEXT bytes (text_too_long says that more was cut off);
+ *     TEXT_ROOM bytes (text_too_long says that more was cut off); each
+ *     parser bounds the fields it takes (S3XML_MAX_TEXT, or the session
+ *     token's S3XML_MAX_SESSION_TOKEN) with leaf_value();
  *   - a parser's start() runs when an element opens (path already includes
  *     it), its end() when it closes (path still includes it, text is its
  *     text).  leaf_value() hands a parser the text of a leaf it wants, enforcing
@@ -114,6 +116,9 @@ static enum tag tag_of(const char *name)
 struct engine;
 typedef int (*handler_fn)(struct engine *e, void *ctx);
 
+/* Text kept of one element: the longest field any parser takes. */
+#define TEXT_ROOM S3XML_MAX_SESSION_TOKEN
+
 struct engine {
 	XML_Parser parser;
 	handler_fn start, end;		/* either may be NULL */
@@ -122,7 +127,7 @@ struct engine {
 	unsigned depth;
 	uint8_t path[S3XML_MAX_DEPTH];	/* enum tag of each open element */
 	bool has_children[S3XML_MAX_DEPTH];
-	char text[S3XML_MAX_TEXT + 1];
+	char text[TEXT_ROOM + 1];
 	size_t text_len;
 	bool text_too_long;
 	size_t fed;			/* bytes of the document so far */
@@ -236,7 +241,7 @@ static void XMLCALL on_end(void *data, const XML_Char *name)
 static void XMLCALL on_text(void *data, const XML_Char *s, int len)
 {
 	struct engine *e = data;
-	size_t n = (size_t)len, room = S3XML_MAX_TEXT - e->text_len;
+	size_t n = (size_t)len, room = TEXT_ROOM - e->text_len;
 
 	if (e->err)
 		return;

@@ -588,7 +588,7 @@ static int parse_sts(const char *doc, struct s3xml_credentials *c, char *msg, si
 static void test_sts(void)
 {
 	static struct s3xml_credentials c, untouched;
-	static char doc[16384];
+	static char doc[40000];
 	char msg[256], *p;
 	int r;
 
@@ -642,6 +642,21 @@ static void test_sts(void)
 	r = parse_sts(doc, &c, msg, sizeof(msg));
 	CHECKF(r == -EINVAL && strstr(msg, "SecretAccessKey longer than 128 bytes") && !strstr(msg, "SS"),
 	      "long secret: %d %s", r, msg);
+	/* A session token longer than S3XML_MAX_TEXT (session tags make them long) is
+	 * taken whole, up to S3XML_MAX_SESSION_TOKEN, as the credentials module does. */
+	for (size_t n = 10000; n <= S3XML_MAX_SESSION_TOKEN + 1; n += S3XML_MAX_SESSION_TOKEN + 1 - 10000) {
+		p = doc + sprintf(doc, "<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>ASIAX</AccessKeyId>"
+				  "<SecretAccessKey>s</SecretAccessKey><SessionToken>");
+		memset(p, 'T', n);
+		sprintf(p + n, "</SessionToken><Expiration>2026-11-27T10:00:00Z</Expiration></Credentials>"
+			"</AssumeRoleResult></AssumeRoleResponse>");
+		r = parse_sts(doc, &c, msg, sizeof(msg));
+		if (n <= S3XML_MAX_SESSION_TOKEN)
+			CHECKF(r == 0 && strlen(c.session_token) == n, "token of %zu bytes: %d %s", n, r, msg);
+		else
+			CHECKF(r == -EINVAL && strstr(msg, "SessionToken longer than 16384 bytes") && !strstr(msg, "TT"),
+			       "token of %zu bytes: %d %s", n, r, msg);
+	}
 	r = parse_sts("<AssumeRoleResponse><AssumeRoleResult><Credentials>"
 		      "<Expiration>2026-11-27</Expiration></Credentials></AssumeRoleResult></AssumeRoleResponse>",
 		      &c, msg, sizeof(msg));

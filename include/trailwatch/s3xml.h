@@ -28,8 +28,11 @@
 #include <stdint.h>
 
 /* Bounds.  The text of one element (S3 keys are at most 1024 bytes of UTF-8,
- * continuation tokens and session tokens are well below this): */
+ * continuation tokens are well below this): */
 #define S3XML_MAX_TEXT 4096
+/* An STS session token: AWS fixes no maximum (session policies and tags make
+ * it longer); the credentials module takes up to this many bytes too: */
+#define S3XML_MAX_SESSION_TOKEN (16u << 10)
 /* Elements open at once, the root included (S3 and STS documents use 4): */
 #define S3XML_MAX_DEPTH 16
 /* Bytes of one document, counted as fed: */
@@ -126,7 +129,7 @@ int s3xml_parse_error(const void *data, size_t len, struct s3xml_error *ret, cha
 
 #define S3XML_ACCESS_KEY_ID_SIZE 129	/* buffer sizes, NUL included */
 #define S3XML_SECRET_KEY_SIZE 129
-#define S3XML_SESSION_TOKEN_SIZE (S3XML_MAX_TEXT + 1)
+#define S3XML_SESSION_TOKEN_SIZE (S3XML_MAX_SESSION_TOKEN + 1)
 
 /* Secrets: the caller wipes this (explicit_bzero) when done with it. */
 struct s3xml_credentials {
