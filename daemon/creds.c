@@ -836,6 +836,12 @@ static int json_credentials(const struct http_response *resp, bool imds, struct 
 		}
 	}
 	exp = json_str(o, "Expiration");
+	if (!exp && json_str(o, "Token")) {
+		/* as the AWS SDKs: without it they would never be refreshed, and fail for good
+		 * once their session ends */
+		msgf(msg, msglen, "temporary credentials (with a Token) but no Expiration: there is no telling when to refresh them");
+		goto out;
+	}
 	if (exp && parse_time(exp, &expiration) < 0) {
 		msgf(msg, msglen, "Expiration %.64s is not an ISO 8601 UTC time", exp);
 		goto out;

@@ -184,8 +184,9 @@ class Container(StandIn):
     """ECS / EKS Pod Identity credentials endpoint; auth: the Authorization value required
     (None: no header required)."""
 
-    def __init__(self, auth=None, later_lifetime=3600, fail_after=None, **kw):
+    def __init__(self, auth=None, later_lifetime=3600, fail_after=None, expiration=True, **kw):
         self.auth = auth
+        self.expiration = expiration    # False: the answer has no Expiration
         # the first credentials expire in an hour, later ones in later_lifetime seconds (negative:
         # already expired); after fail_after of them every request gets a 500
         self.later_lifetime = later_lifetime
@@ -206,9 +207,11 @@ class Container(StandIn):
             cred = {"ak": "ASIAECS%013d" % n, "secret": "ecs/secret+%d" % n, "token": "ECSTOKEN%d=" % n,
                     "exp": int(time.time()) + (3600 if n == 1 else self.later_lifetime), "path": req["path"]}
             self.issued.append(cred)
-        return 200, "application/json", json.dumps({
-            "AccessKeyId": cred["ak"], "SecretAccessKey": cred["secret"], "Token": cred["token"],
-            "Expiration": iso(cred["exp"]), "RoleArn": "arn:aws:iam::111122223333:role/task"})
+        body = {"AccessKeyId": cred["ak"], "SecretAccessKey": cred["secret"], "Token": cred["token"],
+                "Expiration": iso(cred["exp"]), "RoleArn": "arn:aws:iam::111122223333:role/task"}
+        if not self.expiration:
+            del body["Expiration"]
+        return 200, "application/json", json.dumps(body)
 
 
 class STS(StandIn):
@@ -600,6 +603,14 @@ class CredsTest(unittest.TestCase):
         self.assertEqual(len(ecs.issued), 2)
         for c in ecs.issued:
             self.assertNotIn(c["secret"], err)
+
+    def test_temporary_credentials_without_expiration_are_an_error(self):
+        # they could never be refreshed: the service would fail for good when the session ends
+        ecs = self.start(Container(expiration=False))
+        err = self.fails({"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/x"},
+                         "--container-endpoint", ecs.url)
+        self.assertIn("temporary credentials (with a Token) but no Expiration", err)
+        self.assertNotIn(ecs.issued[0]["token"], err)
 
     def test_a_failing_refresh_is_retried_only_after_the_pause(self):
         # the old credentials have expired and the endpoint fails: each request gets the error,

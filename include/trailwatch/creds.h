@@ -49,7 +49,9 @@
  * expire (creds_get returns 1 and says why) and is not tried again for CREDS_RETRY_SECONDS;
  * once they have expired, calls inside that pause return the refresh's error again without
  * asking.  Credentials that arrive already expired (a host clock far off) are such an error
- * (-EKEYEXPIRED, the message asks about the clock), not a success.
+ * (-EKEYEXPIRED, the message asks about the clock), not a success.  A container or instance
+ * metadata answer with a Token but no Expiration is refused, as the AWS SDKs do: it could never
+ * be refreshed.
  *
  * Nothing here logs.  Messages never contain a secret (secret keys, session tokens, web
  * identity or container tokens); secrets are wiped (OPENSSL_cleanse) when dropped, as are the
