@@ -186,8 +186,7 @@ int dirsource_poll(struct dirsource *d, int64_t now, const struct source_sink *s
 			i++;
 	}
 	/* read in delivery order, as replay does */
-	if (files.n)
-		qsort(files.paths, files.n, sizeof(*files.paths), input_cmp_delivery);
+	pathlist_sort(&files, 0, input_cmp_delivery);
 	for (size_t i = 0; i < files.n && r == 0; i++) {
 		const char *path = files.paths[i];
 		struct stat st;

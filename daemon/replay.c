@@ -314,8 +314,7 @@ int replay_run(const struct config *cfg, const struct ruleset *rs, const struct 
 	/* Correlations need time order across accounts and regions, as a live
 	 * poller sees it; key order would replay one region's day after
 	 * another's. */
-	if (files.n)
-		qsort(files.paths, files.n, sizeof(*files.paths), input_cmp_delivery);
+	pathlist_sort(&files, 0, input_cmp_delivery);
 	if (o->sinks) {
 		r = open_sinks(cfg, rs, &spool, &dl);
 		if (r < 0) {

@@ -19,6 +19,13 @@ void pathlist_free(struct pathlist *l)
 	memset(l, 0, sizeof(*l));
 }
 
+void pathlist_sort(struct pathlist *l, size_t first, int (*cmp)(const void *a, const void *b))
+{
+	/* an empty list has no array at all: qsort(NULL, 0) is undefined */
+	if (l->n > first)
+		qsort(l->paths + first, l->n - first, sizeof(*l->paths), cmp);
+}
+
 static int push(struct pathlist *l, const char *path)
 {
 	char **np, *p;
@@ -101,7 +108,6 @@ int walk_files(const char *path, bool (*accept)(const char *file, void *ctx), vo
 
 	if (r < 0)
 		return r;
-	if (out->n > first)	/* an empty directory leaves paths NULL: no qsort(NULL) */
-		qsort(out->paths + first, out->n - first, sizeof(*out->paths), cmp_paths);
+	pathlist_sort(out, first, cmp_paths);
 	return 0;
 }

@@ -21,6 +21,10 @@ struct pathlist {
 
 void pathlist_free(struct pathlist *l);
 
+/* Sorts paths[first..n) with cmp (a qsort comparator of char * elements);
+ * an empty list is fine. */
+void pathlist_sort(struct pathlist *l, size_t first, int (*cmp)(const void *a, const void *b));
+
 /* Appends the files under path (path itself when it is a file) for which
  * accept(file, ctx) returns true (accept may be NULL: every file), sorted.
  * Returns 0, or a negative errno with a message in err (the path that failed). */
