@@ -28,6 +28,7 @@
 #include "trailwatch/creds.h"
 #include "trailwatch/ctlog.h"
 #include "trailwatch/http.h"
+#include "trailwatch/msg.h"
 #include "trailwatch/s3xml.h"
 #include "trailwatch/sigv4.h"
 
@@ -45,37 +46,6 @@
 #define MAX_URL 2048
 
 /* ---- helpers -------------------------------------------------------------------------------- */
-
-static void msgf(char *msg, size_t msglen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void msg_add(char *msg, size_t msglen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-/* Sets msg (NUL-terminated, cut to msglen). */
-static void msgf(char *msg, size_t msglen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!msg || !msglen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, msglen, fmt, ap);
-	va_end(ap);
-}
-
-/* Appends to msg. */
-static void msg_add(char *msg, size_t msglen, const char *fmt, ...)
-{
-	va_list ap;
-	size_t n;
-
-	if (!msg || !msglen)
-		return;
-	n = strnlen(msg, msglen);
-	if (n + 1 >= msglen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg + n, msglen - n, fmt, ap);
-	va_end(ap);
-}
 
 static void wipe_free(char *s)
 {
@@ -203,19 +173,19 @@ int creds_read_file(const char *path, size_t limit, struct buf *out, char *msg, 
 	if (fd < 0) {
 		r = -errno;
 		if (r == -ENOENT)
-			msgf(msg, msglen, "%s: no such file", path);
+			msg_set(msg, msglen, "%s: no such file", path);
 		else
-			msgf(msg, msglen, "%s: %s", path, strerror(-r));
+			msg_set(msg, msglen, "%s: %s", path, strerror(-r));
 		return r;
 	}
 	if (fstat(fd, &st) < 0) {
 		r = -errno;
-		msgf(msg, msglen, "%s: %s", path, strerror(-r));
+		msg_set(msg, msglen, "%s: %s", path, strerror(-r));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		r = -EINVAL;
-		msgf(msg, msglen, "%s: not a regular file", path);
+		msg_set(msg, msglen, "%s: not a regular file", path);
 		goto out;
 	}
 	for (;;) {
@@ -224,7 +194,7 @@ int creds_read_file(const char *path, size_t limit, struct buf *out, char *msg, 
 			continue;
 		if (n < 0) {
 			r = -errno;
-			msgf(msg, msglen, "%s: %s", path, strerror(-r));
+			msg_set(msg, msglen, "%s: %s", path, strerror(-r));
 			break;
 		}
 		if (n == 0)
@@ -232,7 +202,7 @@ int creds_read_file(const char *path, size_t limit, struct buf *out, char *msg, 
 		r = buf_append(out, chunk, (size_t)n);
 		if (r == -E2BIG) {
 			r = -EINVAL;
-			msgf(msg, msglen, "%s: larger than %zu bytes", path, limit);
+			msg_set(msg, msglen, "%s: larger than %zu bytes", path, limit);
 		}
 		if (r < 0)
 			break;
@@ -469,14 +439,14 @@ int creds_profiles_parse(const char *file, const char *text, size_t len, bool co
 	int r = 0;
 
 	if (len > CREDS_MAX_FILE) {
-		msgf(msg, msglen, "%s: larger than %u bytes", file, CREDS_MAX_FILE);
+		msg_set(msg, msglen, "%s: larger than %u bytes", file, CREDS_MAX_FILE);
 		return -EINVAL;
 	}
 	if ((nul = memchr(text, '\0', len))) {
 		size_t line = 1;
 		for (const char *c = text; c < nul; c++)
 			line += *c == '\n';
-		msgf(msg, msglen, "%s:%zu: NUL byte", file, line);
+		msg_set(msg, msglen, "%s:%zu: NUL byte", file, line);
 		return -EINVAL;
 	}
 	if (!(ps = calloc(1, sizeof(*ps))))
@@ -506,14 +476,14 @@ int creds_profiles_parse(const char *file, const char *text, size_t len, bool co
 			size_t nrest, nname;
 
 			if (!close) {
-				msgf(msg, msglen, "%s:%zu: '[' without ']'", file, lineno);
+				msg_set(msg, msglen, "%s:%zu: '[' without ']'", file, lineno);
 				goto invalid;
 			}
 			rest = close + 1;
 			nrest = n - (size_t)(rest - line);
 			span_trim(&rest, &nrest);
 			if (nrest && rest[0] != '#' && rest[0] != ';') {
-				msgf(msg, msglen, "%s:%zu: text after ']'", file, lineno);
+				msg_set(msg, msglen, "%s:%zu: text after ']'", file, lineno);
 				goto invalid;
 			}
 			nname = (size_t)(close - name);
@@ -531,12 +501,12 @@ int creds_profiles_parse(const char *file, const char *text, size_t len, bool co
 				span_trim(&name, &nname);
 			}
 			if (nname == 0) {
-				msgf(msg, msglen, "%s:%zu: section without a profile name", file, lineno);
+				msg_set(msg, msglen, "%s:%zu: section without a profile name", file, lineno);
 				goto invalid;
 			}
 			r = profile_add(ps, name, nname, &cur);
 			if (r == -E2BIG) {
-				msgf(msg, msglen, "%s:%zu: more than %d sections", file, lineno,
+				msg_set(msg, msglen, "%s:%zu: more than %d sections", file, lineno,
 				     CREDS_MAX_PROFILES);
 				goto invalid;
 			}
@@ -548,18 +518,18 @@ int creds_profiles_parse(const char *file, const char *text, size_t len, bool co
 			size_t nkey, nvalue;
 
 			if (section == SEC_NONE) {
-				msgf(msg, msglen, "%s:%zu: a property before any [section]", file, lineno);
+				msg_set(msg, msglen, "%s:%zu: a property before any [section]", file, lineno);
 				goto invalid;
 			}
 			if (!eq) {
-				msgf(msg, msglen, "%s:%zu: expected '[section]' or 'key = value'", file,
+				msg_set(msg, msglen, "%s:%zu: expected '[section]' or 'key = value'", file,
 				     lineno);
 				goto invalid;
 			}
 			nkey = (size_t)(eq - line);
 			span_trim(&key, &nkey);
 			if (nkey == 0) {
-				msgf(msg, msglen, "%s:%zu: '=' without a key", file, lineno);
+				msg_set(msg, msglen, "%s:%zu: '=' without a key", file, lineno);
 				goto invalid;
 			}
 			value = eq + 1;
@@ -575,7 +545,7 @@ int creds_profiles_parse(const char *file, const char *text, size_t len, bool co
 				continue;
 			r = prop_set(cur, key, nkey, value, nvalue, &last);
 			if (r == -E2BIG) {
-				msgf(msg, msglen, "%s:%zu: more than %d keys in profile %s", file, lineno,
+				msg_set(msg, msglen, "%s:%zu: more than %d keys in profile %s", file, lineno,
 				     CREDS_MAX_PROPERTIES, cur->name);
 				goto invalid;
 			}
@@ -661,15 +631,15 @@ static int fetched_set(struct fetched *f, const char *ak, const char *sk, const 
 		       char *msg, size_t msglen)
 {
 	if (!cred_safe(ak, MAX_KEY_ID)) {
-		msgf(msg, msglen, "unusable access key id (empty, too long, or with spaces or controls)");
+		msg_set(msg, msglen, "unusable access key id (empty, too long, or with spaces or controls)");
 		return -EIO;
 	}
 	if (!cred_safe(sk, MAX_SECRET)) {
-		msgf(msg, msglen, "unusable secret access key (empty, too long, or with spaces or controls)");
+		msg_set(msg, msglen, "unusable secret access key (empty, too long, or with spaces or controls)");
 		return -EIO;
 	}
 	if (st && *st && !cred_safe(st, MAX_SESSION_TOKEN)) {
-		msgf(msg, msglen, "unusable session token (too long, or with spaces or controls)");
+		msg_set(msg, msglen, "unusable session token (too long, or with spaces or controls)");
 		return -EIO;
 	}
 	memset(f, 0, sizeof(*f));
@@ -772,14 +742,14 @@ static int perform(struct creds_provider *p, const struct http_request *rq, int 
 	if (r == 0)
 		return 0;
 	if (r == -E2BIG) {
-		msgf(msg, msglen, "response larger than %u bytes", CREDS_MAX_RESPONSE);
+		msg_set(msg, msglen, "response larger than %u bytes", CREDS_MAX_RESPONSE);
 		r = -EIO;
 	} else if (r == -ENOMEM) {
-		msgf(msg, msglen, "out of memory");
+		msg_set(msg, msglen, "out of memory");
 	} else if (r == -EIO) {
-		msgf(msg, msglen, "%s", resp->error);
+		msg_set(msg, msglen, "%s", resp->error);
 	} else {
-		msgf(msg, msglen, "request refused by libcurl: %s", strerror(-r));
+		msg_set(msg, msglen, "request refused by libcurl: %s", strerror(-r));
 	}
 	return r;
 }
@@ -824,13 +794,13 @@ static int json_credentials(const struct http_response *resp, bool imds, struct 
 	int r = -EIO;
 
 	if (!o) {
-		msgf(msg, msglen, "the response is not a JSON object");
+		msg_set(msg, msglen, "the response is not a JSON object");
 		return -EIO;
 	}
 	if (imds) {
 		const char *code = json_str(o, "Code");
 		if (!code || strcmp(code, "Success") != 0) {
-			msgf(msg, msglen, "the credentials' Code is %.64s, not Success",
+			msg_set(msg, msglen, "the credentials' Code is %.64s, not Success",
 			     code ? code : "missing");
 			goto out;
 		}
@@ -839,15 +809,15 @@ static int json_credentials(const struct http_response *resp, bool imds, struct 
 	if (!exp && json_str(o, "Token")) {
 		/* as the AWS SDKs: without it they would never be refreshed, and fail for good
 		 * once their session ends */
-		msgf(msg, msglen, "temporary credentials (with a Token) but no Expiration: there is no telling when to refresh them");
+		msg_set(msg, msglen, "temporary credentials (with a Token) but no Expiration: there is no telling when to refresh them");
 		goto out;
 	}
 	if (exp && parse_time(exp, &expiration) < 0) {
-		msgf(msg, msglen, "Expiration %.64s is not an ISO 8601 UTC time", exp);
+		msg_set(msg, msglen, "Expiration %.64s is not an ISO 8601 UTC time", exp);
 		goto out;
 	}
 	if (!json_str(o, "AccessKeyId") || !json_str(o, "SecretAccessKey")) {
-		msgf(msg, msglen, "the response has no AccessKeyId or SecretAccessKey");
+		msg_set(msg, msglen, "the response has no AccessKeyId or SecretAccessKey");
 		goto out;
 	}
 	r = fetched_set(f, json_str(o, "AccessKeyId"), json_str(o, "SecretAccessKey"), json_str(o, "Token"),
@@ -888,7 +858,7 @@ static int sts_call(struct creds_provider *p, struct node *n, const struct node 
 	sigv4_signed_init(&sig);
 	http_response_init(&resp, CREDS_MAX_RESPONSE);
 	if (url_split(p->sts_endpoint, &ui) < 0) {
-		msgf(msg, msglen, "STS endpoint %s is not an http or https URL", p->sts_endpoint);
+		msg_set(msg, msglen, "STS endpoint %s is not an http or https URL", p->sts_endpoint);
 		r = -EINVAL;
 		goto out;
 	}
@@ -902,14 +872,14 @@ static int sts_call(struct creds_provider *p, struct node *n, const struct node 
 		buf_free(&token);
 		r = creds_read_file(n->token_file, CREDS_MAX_TOKEN_FILE, &token, detail, sizeof(detail));
 		if (r < 0) {
-			msgf(msg, msglen, "web identity token file %s", detail);
+			msg_set(msg, msglen, "web identity token file %s", detail);
 			if (r != -ENOMEM)
 				r = -EINVAL;
 			goto out;
 		}
 		buf_trim_end(&token);
 		if (!token.len) {
-			msgf(msg, msglen, "web identity token file %s is empty", n->token_file);
+			msg_set(msg, msglen, "web identity token file %s is empty", n->token_file);
 			r = -EINVAL;
 			goto out;
 		}
@@ -929,7 +899,7 @@ static int sts_call(struct creds_provider *p, struct node *n, const struct node 
 		sigv4_sha256_hex(body.data ? body.data : "", body.len, hash);
 		r = sigv4_sign_header(&c, &sc, &srq, NULL, &sig);
 		if (r < 0) {
-			msgf(msg, msglen, "STS %s %s: the request cannot be signed", action, n->role_arn);
+			msg_set(msg, msglen, "STS %s %s: the request cannot be signed", action, n->role_arn);
 			goto out;
 		}
 		h[nh++] = (struct http_header){ "X-Amz-Date", sig.amz_date };
@@ -944,15 +914,15 @@ static int sts_call(struct creds_provider *p, struct node *n, const struct node 
 		r = perform(p, &rq, 2, &resp, detail, sizeof(detail));
 	}
 	if (r < 0) {
-		msgf(msg, msglen, "STS %s %s at %s: %s", action, n->role_arn, p->sts_endpoint, detail);
+		msg_set(msg, msglen, "STS %s %s at %s: %s", action, n->role_arn, p->sts_endpoint, detail);
 		goto out;
 	}
 	if (resp.status != 200) {
 		if (resp.body.len && s3xml_parse_error(resp.body.data, resp.body.len, &xe, NULL, 0) == 0)
-			msgf(msg, msglen, "STS %s %s: HTTP %ld %s: %s", action, n->role_arn, resp.status,
+			msg_set(msg, msglen, "STS %s %s: HTTP %ld %s: %s", action, n->role_arn, resp.status,
 			     xe.code, xe.message);
 		else
-			msgf(msg, msglen, "STS %s %s at %s: HTTP %ld", action, n->role_arn, p->sts_endpoint,
+			msg_set(msg, msglen, "STS %s %s at %s: HTTP %ld", action, n->role_arn, p->sts_endpoint,
 			     resp.status);
 		r = -EIO;
 		goto out;
@@ -967,7 +937,7 @@ static int sts_call(struct creds_provider *p, struct node *n, const struct node 
 		r = fetched_set(f, xc->access_key_id, xc->secret_access_key, xc->session_token,
 				xc->expiration, detail, sizeof(detail));
 	if (r < 0 && r != -ENOMEM) {
-		msgf(msg, msglen, "STS %s %s: unexpected response: %s", action, n->role_arn, detail);
+		msg_set(msg, msglen, "STS %s %s: unexpected response: %s", action, n->role_arn, detail);
 		r = -EIO;
 	}
 out:
@@ -1000,14 +970,14 @@ static int container_fetch(struct creds_provider *p, struct node *n, struct fetc
 		buf_free(&token);
 		r = creds_read_file(n->auth_file, CREDS_MAX_TOKEN_FILE, &token, detail, sizeof(detail));
 		if (r < 0) {
-			msgf(msg, msglen, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s", detail);
+			msg_set(msg, msglen, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s", detail);
 			if (r != -ENOMEM)
 				r = -EINVAL;
 			goto out;
 		}
 		buf_trim_end(&token);
 		if (!token.len || !header_safe(token.data, token.len)) {
-			msgf(msg, msglen, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s: empty, or with controls",
+			msg_set(msg, msglen, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s: empty, or with controls",
 			     n->auth_file);
 			r = -EINVAL;
 			goto out;
@@ -1023,13 +993,13 @@ static int container_fetch(struct creds_provider *p, struct node *n, struct fetc
 		r = perform(p, &rq, 2, &resp, detail, sizeof(detail));
 	}
 	if (r < 0) {
-		msgf(msg, msglen, "%s: %s", n->url, detail);
+		msg_set(msg, msglen, "%s: %s", n->url, detail);
 		goto out;
 	}
 	if (resp.status != 200) {
 		struct json_object *o = json_body(&resp);
 		const char *code = o ? json_str(o, "code") : NULL, *text = o ? json_str(o, "message") : NULL;
-		msgf(msg, msglen, "%s: HTTP %ld%s%.128s%s%.512s", n->url, resp.status, code ? " " : "",
+		msg_set(msg, msglen, "%s: HTTP %ld%s%.128s%s%.512s", n->url, resp.status, code ? " " : "",
 		     code ? code : "", text ? ": " : "", text ? text : "");
 		json_object_put(o);
 		r = -EIO;
@@ -1037,7 +1007,7 @@ static int container_fetch(struct creds_provider *p, struct node *n, struct fetc
 	}
 	r = json_credentials(&resp, false, f, detail, sizeof(detail));
 	if (r < 0)
-		msgf(msg, msglen, "%s: %s", n->url, detail);
+		msg_set(msg, msglen, "%s: %s", n->url, detail);
 out:
 	response_wipe(&resp);
 	http_response_free(&resp);
@@ -1071,22 +1041,22 @@ static int imds_token(struct creds_provider *p, struct node *n, int64_t now, cha
 	}
 	if (r < 0) {
 		if (r == -EIO && timed_out(detail))
-			msgf(msg, msglen, "%s: token request (PUT /latest/api/token): %s (in a container? the instance's metadata hop limit, HttpPutResponseHopLimit, must be 2 or more)",
+			msg_set(msg, msglen, "%s: token request (PUT /latest/api/token): %s (in a container? the instance's metadata hop limit, HttpPutResponseHopLimit, must be 2 or more)",
 			     n->endpoint, detail);
 		else
-			msgf(msg, msglen, "%s: token request (PUT /latest/api/token): %s", n->endpoint,
+			msg_set(msg, msglen, "%s: token request (PUT /latest/api/token): %s", n->endpoint,
 			     detail);
 		goto out;
 	}
 	if (resp.status != 200) {
-		msgf(msg, msglen, "%s: token request (PUT /latest/api/token): HTTP %ld", n->endpoint,
+		msg_set(msg, msglen, "%s: token request (PUT /latest/api/token): HTTP %ld", n->endpoint,
 		     resp.status);
 		r = -EIO;
 		goto out;
 	}
 	buf_trim_end(&resp.body);
 	if (!resp.body.len || !cred_safe(resp.body.data, MAX_IMDS_TOKEN)) {
-		msgf(msg, msglen, "%s: token request (PUT /latest/api/token): unusable token", n->endpoint);
+		msg_set(msg, msglen, "%s: token request (PUT /latest/api/token): unusable token", n->endpoint);
 		r = -EIO;
 		goto out;
 	}
@@ -1122,7 +1092,7 @@ static int imds_get(struct creds_provider *p, struct node *n, const char *path, 
 		h[0] = (struct http_header){ "X-aws-ec2-metadata-token", n->imds_token };
 		r = perform(p, &rq, 2, resp, detail, sizeof(detail));
 		if (r < 0) {
-			msgf(msg, msglen, "%s: GET %s: %s", n->endpoint, path, detail);
+			msg_set(msg, msglen, "%s: GET %s: %s", n->endpoint, path, detail);
 			return r;
 		}
 		if (resp->status != 401)
@@ -1146,13 +1116,13 @@ static int imds_fetch(struct creds_provider *p, struct node *n, int64_t now, str
 	if (r < 0)
 		goto out;
 	if (resp.status == 404) {
-		msgf(msg, msglen, "%s: no IAM role attached to this instance (HTTP 404 for %s)", n->endpoint,
+		msg_set(msg, msglen, "%s: no IAM role attached to this instance (HTTP 404 for %s)", n->endpoint,
 		     IMDS_ROLE_PATH);
 		r = -EIO;
 		goto out;
 	}
 	if (resp.status != 200) {
-		msgf(msg, msglen, "%s: GET %s: HTTP %ld", n->endpoint, IMDS_ROLE_PATH, resp.status);
+		msg_set(msg, msglen, "%s: GET %s: HTTP %ld", n->endpoint, IMDS_ROLE_PATH, resp.status);
 		r = -EIO;
 		goto out;
 	}
@@ -1162,14 +1132,14 @@ static int imds_fetch(struct creds_provider *p, struct node *n, int64_t now, str
 	while (len && is_blank(list[len - 1]))
 		len--;
 	if (len == 0 || len >= sizeof(role)) {
-		msgf(msg, msglen, "%s: GET %s: no role name in the response", n->endpoint, IMDS_ROLE_PATH);
+		msg_set(msg, msglen, "%s: GET %s: no role name in the response", n->endpoint, IMDS_ROLE_PATH);
 		r = -EIO;
 		goto out;
 	}
 	memcpy(role, list, len);
 	role[len] = '\0';
 	if (!chars_ok(role, 1, 64, "_+=,.@-")) {
-		msgf(msg, msglen, "%s: GET %s: not a role name", n->endpoint, IMDS_ROLE_PATH);
+		msg_set(msg, msglen, "%s: GET %s: not a role name", n->endpoint, IMDS_ROLE_PATH);
 		r = -EIO;
 		goto out;
 	}
@@ -1178,13 +1148,13 @@ static int imds_fetch(struct creds_provider *p, struct node *n, int64_t now, str
 	if (r < 0)
 		goto out;
 	if (resp.status != 200) {
-		msgf(msg, msglen, "%s: GET %s: HTTP %ld", n->endpoint, path, resp.status);
+		msg_set(msg, msglen, "%s: GET %s: HTTP %ld", n->endpoint, path, resp.status);
 		r = -EIO;
 		goto out;
 	}
 	r = json_credentials(&resp, true, f, detail, sizeof(detail));
 	if (r < 0) {
-		msgf(msg, msglen, "%s: GET %s: %s", n->endpoint, path, detail);
+		msg_set(msg, msglen, "%s: GET %s: %s", n->endpoint, path, detail);
 		goto out;
 	}
 	snprintf(n->label, sizeof(n->label), "instance metadata (role %s)", role);
@@ -1222,19 +1192,19 @@ static int node_refresh(struct creds_provider *p, struct node *n, int64_t now, s
 		warning[0] = '\0';
 		rb = node_fetch(p, n->base, now, warning, sizeof(warning));
 		if (rb < 0) {
-			msgf(msg, msglen, "base credentials: %s", warning);
+			msg_set(msg, msglen, "base credentials: %s", warning);
 			return rb;
 		}
 		r = sts_call(p, n, n->base, now, f, msg, msglen);
 		if (r == 0 && rb == 1) {
-			msgf(msg, msglen, "base credentials: %s", warning);
+			msg_set(msg, msglen, "base credentials: %s", warning);
 			return 1;
 		}
 		return r;
 	case NODE_STATIC:
 		break;
 	}
-	msgf(msg, msglen, "static credentials cannot be refreshed");
+	msg_set(msg, msglen, "static credentials cannot be refreshed");
 	return -EINVAL;
 }
 
@@ -1256,7 +1226,7 @@ static int node_fetch(struct creds_provider *p, struct node *n, int64_t now, cha
 		if (usable)
 			return 0;
 		if (n->error) {
-			msgf(msg, msglen, "%s (asked again in %llds)", n->error_msg, (long long)(n->next_attempt - now));
+			msg_set(msg, msglen, "%s (asked again in %llds)", n->error_msg, (long long)(n->next_attempt - now));
 			return n->error;
 		}
 	}
@@ -1269,25 +1239,25 @@ static int node_fetch(struct creds_provider *p, struct node *n, int64_t now, cha
 		if (n->expiration && n->expiration <= now) {
 			/* useless, and asking again gives the same: most likely this host's clock is wrong */
 			r = -EKEYEXPIRED;
-			msgf(detail, sizeof(detail), "the credentials it gave expired %llds before now: is this host's clock right?",
+			msg_set(detail, sizeof(detail), "the credentials it gave expired %llds before now: is this host's clock right?",
 			     (long long)(now - n->expiration));
 			goto fail;
 		}
 		if (r == 1)
-			msgf(msg, msglen, "%s: %s", n->label, detail);
+			msg_set(msg, msglen, "%s: %s", n->label, detail);
 		return r;
 	}
 	fetched_wipe(&f);
 	n->next_attempt = now + CREDS_RETRY_SECONDS;
 	if (usable) {
-		msgf(msg, msglen, "%s: refresh failed, keeping credentials that expire in %llds: %s",
+		msg_set(msg, msglen, "%s: refresh failed, keeping credentials that expire in %llds: %s",
 		     n->label, (long long)(n->expiration - now), detail);
 		return 1;
 	}
 fail:
 	n->error = r;
-	msgf(n->error_msg, sizeof(n->error_msg), "%s: %s", n->label, detail);
-	msgf(msg, msglen, "%s", n->error_msg);
+	msg_set(n->error_msg, sizeof(n->error_msg), "%s: %s", n->label, detail);
+	msg_set(msg, msglen, "%s", n->error_msg);
 	return r;
 }
 
@@ -1303,7 +1273,7 @@ static int static_node(struct creds_provider *p, const char *label, const char *
 	int r = fetched_set(&f, ak, sk, st, 0, detail, sizeof(detail));
 
 	if (r < 0) {
-		msgf(msg, msglen, "%s: %s", label, detail);
+		msg_set(msg, msglen, "%s: %s", label, detail);
 		return r == -ENOMEM ? r : -EINVAL;
 	}
 	if (!(n = node_new(p, NODE_STATIC, label))) {
@@ -1322,13 +1292,13 @@ static int env_node(struct creds_provider *p, struct node **ret, char *msg, size
 	const char *ak = env("AWS_ACCESS_KEY_ID"), *sk = env("AWS_SECRET_ACCESS_KEY");
 
 	if (!ak && !sk) {
-		msgf(msg, msglen, "AWS_ACCESS_KEY_ID not set");
+		msg_set(msg, msglen, "AWS_ACCESS_KEY_ID not set");
 		return -ENOENT;
 	}
 	if (!ak || !sk) {
 		const char *set = ak ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY";
 		const char *unset = ak ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID";
-		msgf(msg, msglen, "environment: %s is set but %s is not", set, unset);
+		msg_set(msg, msglen, "environment: %s is set but %s is not", set, unset);
 		return -EINVAL;
 	}
 	return static_node(p, "environment", ak, sk, env("AWS_SESSION_TOKEN"), ret, msg, msglen);
@@ -1361,15 +1331,15 @@ static int check_role(const char *where, const char *role_arn, const char *exter
 		      const char *session_name, char *msg, size_t msglen)
 {
 	if (!role_arn_ok(role_arn)) {
-		msgf(msg, msglen, "%s: role ARN %.256s is not an ARN", where, role_arn);
+		msg_set(msg, msglen, "%s: role ARN %.256s is not an ARN", where, role_arn);
 		return -EINVAL;
 	}
 	if (external_id && !external_id_ok(external_id)) {
-		msgf(msg, msglen, "%s: external id: 2 to 1224 characters of A-Z a-z 0-9 _+=,.@:/-", where);
+		msg_set(msg, msglen, "%s: external id: 2 to 1224 characters of A-Z a-z 0-9 _+=,.@:/-", where);
 		return -EINVAL;
 	}
 	if (session_name && !session_name_ok(session_name)) {
-		msgf(msg, msglen, "%s: role session name %.64s: 2 to 64 characters of A-Z a-z 0-9 _+=,.@-",
+		msg_set(msg, msglen, "%s: role session name %.64s: 2 to 64 characters of A-Z a-z 0-9 _+=,.@-",
 		     where, session_name);
 		return -EINVAL;
 	}
@@ -1386,11 +1356,11 @@ static int web_identity_env_node(struct creds_provider *p, struct node **ret, ch
 	int r;
 
 	if (!file) {
-		msgf(msg, msglen, "AWS_WEB_IDENTITY_TOKEN_FILE not set");
+		msg_set(msg, msglen, "AWS_WEB_IDENTITY_TOKEN_FILE not set");
 		return -ENOENT;
 	}
 	if (!arn) {
-		msgf(msg, msglen, "web identity: AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not");
+		msg_set(msg, msglen, "web identity: AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not");
 		return -EINVAL;
 	}
 	if ((r = check_role("web identity", arn, NULL, session, msg, msglen)) < 0)
@@ -1441,32 +1411,32 @@ static int container_node(struct creds_provider *p, struct node **ret, char *msg
 	bool oom = false;
 
 	if (!rel && !full) {
-		msgf(msg, msglen, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI and AWS_CONTAINER_CREDENTIALS_FULL_URI not set");
+		msg_set(msg, msglen, "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI and AWS_CONTAINER_CREDENTIALS_FULL_URI not set");
 		return -ENOENT;
 	}
 	if (rel) {
 		const char *base = p->container_endpoint ? p->container_endpoint : CONTAINER_DEFAULT_ENDPOINT;
 		if (rel[0] != '/' || (size_t)snprintf(url, sizeof(url), "%s%s", base, rel) >= sizeof(url) ||
 		    url_split(url, &ui) < 0) {
-			msgf(msg, msglen, "container: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI %.256s is not a path",
+			msg_set(msg, msglen, "container: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI %.256s is not a path",
 			     rel);
 			return -EINVAL;
 		}
 	} else {
 		if ((size_t)snprintf(url, sizeof(url), "%s", full) >= sizeof(url) ||
 		    url_split(url, &ui) < 0) {
-			msgf(msg, msglen, "container: AWS_CONTAINER_CREDENTIALS_FULL_URI %.256s is not an http or https URL",
+			msg_set(msg, msglen, "container: AWS_CONTAINER_CREDENTIALS_FULL_URI %.256s is not an http or https URL",
 			     full);
 			return -EINVAL;
 		}
 		if (strcmp(ui.scheme, "https") != 0 && !allowed_container_host(ui.host)) {
-			msgf(msg, msglen, "container: AWS_CONTAINER_CREDENTIALS_FULL_URI host %s is not allowed: use https, or a loopback address, 169.254.170.2, 169.254.170.23 or fd00:ec2::23",
+			msg_set(msg, msglen, "container: AWS_CONTAINER_CREDENTIALS_FULL_URI host %s is not allowed: use https, or a loopback address, 169.254.170.2, 169.254.170.23 or fd00:ec2::23",
 			     ui.host);
 			return -EINVAL;
 		}
 	}
 	if (!file && token && !header_safe(token, strlen(token))) {
-		msgf(msg, msglen, "container: AWS_CONTAINER_AUTHORIZATION_TOKEN has control characters");
+		msg_set(msg, msglen, "container: AWS_CONTAINER_AUTHORIZATION_TOKEN has control characters");
 		return -EINVAL;
 	}
 	{
@@ -1497,13 +1467,13 @@ static int imds_node(struct creds_provider *p, struct node **ret, char *msg, siz
 	size_t len;
 
 	if (disabled && strcasecmp(disabled, "true") == 0) {
-		msgf(msg, msglen, "disabled (AWS_EC2_METADATA_DISABLED=true)");
+		msg_set(msg, msglen, "disabled (AWS_EC2_METADATA_DISABLED=true)");
 		return -ENOENT;
 	}
 	if (!ep)
 		ep = mode && strcasecmp(mode, "IPv6") == 0 ? IMDS_IPV6_ENDPOINT : IMDS_DEFAULT_ENDPOINT;
 	if (url_split(ep, &ui) < 0) {
-		msgf(msg, msglen, "instance metadata: AWS_EC2_METADATA_SERVICE_ENDPOINT %.256s is not an http or https URL",
+		msg_set(msg, msglen, "instance metadata: AWS_EC2_METADATA_SERVICE_ENDPOINT %.256s is not an http or https URL",
 		     ep);
 		return -EINVAL;
 	}
@@ -1542,8 +1512,8 @@ static void chain_text(char *out, size_t outlen, const char *const *visited, siz
 {
 	out[0] = '\0';
 	for (size_t i = 0; i < n; i++)
-		msg_add(out, outlen, "%s -> ", visited[i]);
-	msg_add(out, outlen, "%s", last);
+		msg_append(out, outlen, "%s -> ", visited[i]);
+	msg_append(out, outlen, "%s", last);
 }
 
 /* The credentials of profile `name`.  is_source: reached through source_profile (static keys
@@ -1571,7 +1541,7 @@ static int profile_node(struct creds_provider *p, const struct shared *s, const 
 	snprintf(where, sizeof(where), "profile %s", name);
 	if (has_static && !(ak && *ak && sk && *sk)) {
 		bool has_ak = ak && *ak;
-		msgf(msg, msglen, "%s: %s without %s", where,
+		msg_set(msg, msglen, "%s: %s without %s", where,
 		     has_ak ? "aws_access_key_id" : "aws_secret_access_key",
 		     has_ak ? "aws_secret_access_key" : "aws_access_key_id");
 		return -EINVAL;
@@ -1580,11 +1550,11 @@ static int profile_node(struct creds_provider *p, const struct shared *s, const 
 		return static_node(p, where, ak, sk, st, ret, msg, msglen);
 	if (!role_arn || !*role_arn) {
 		if (wif && *wif) {
-			msgf(msg, msglen, "%s: web_identity_token_file without role_arn", where);
+			msg_set(msg, msglen, "%s: web_identity_token_file without role_arn", where);
 			return -EINVAL;
 		}
 		if (source && *source) {
-			msgf(msg, msglen, "%s: source_profile without role_arn", where);
+			msg_set(msg, msglen, "%s: source_profile without role_arn", where);
 			return -EINVAL;
 		}
 		/* credential_process and SSO are not supported: say so rather than
@@ -1592,11 +1562,11 @@ static int profile_node(struct creds_provider *p, const struct shared *s, const 
 		if (shared_get(s, name, "credential_process") || shared_get(s, name, "sso_session") ||
 		    shared_get(s, name, "sso_start_url") || shared_get(s, name, "sso_account_id") ||
 		    shared_get(s, name, "login_session")) {
-			msgf(msg, msglen, "%s uses credential_process or SSO, which trailwatch does not support: give it "
+			msg_set(msg, msglen, "%s uses credential_process or SSO, which trailwatch does not support: give it "
 				     "keys, a role_arn or a web identity, or use environment variables", where);
 			return -EINVAL;
 		}
-		msgf(msg, msglen, "%s has no credentials", where);
+		msg_set(msg, msglen, "%s has no credentials", where);
 		return -ENOENT;
 	}
 	if ((r = check_role(where, role_arn, ext, session && *session ? session : NULL, msg, msglen)) < 0)
@@ -1612,12 +1582,12 @@ static int profile_node(struct creds_provider *p, const struct shared *s, const 
 		errno = 0;
 		duration = strtol(dur, &end, 10);
 		if (errno || end == dur || *end || duration < 900 || duration > 43200) {
-			msgf(msg, msglen, "%s: duration_seconds %.32s is not 900 to 43200", where, dur);
+			msg_set(msg, msglen, "%s: duration_seconds %.32s is not 900 to 43200", where, dur);
 			return -EINVAL;
 		}
 	}
 	if (source && *source && csource && *csource) {
-		msgf(msg, msglen, "%s: both source_profile and credential_source", where);
+		msg_set(msg, msglen, "%s: both source_profile and credential_source", where);
 		return -EINVAL;
 	}
 	if (source && *source) {
@@ -1627,7 +1597,7 @@ static int profile_node(struct creds_provider *p, const struct shared *s, const 
 		if (seen && !(strcmp(source, name) == 0 && has_static)) {
 			visited[depth] = name;
 			chain_text(chain, sizeof(chain), visited, depth + 1, source);
-			msgf(msg, msglen, "%s: source_profile cycle: %s", where, chain);
+			msg_set(msg, msglen, "%s: source_profile cycle: %s", where, chain);
 			return -EINVAL;
 		}
 		if (seen) {
@@ -1635,17 +1605,17 @@ static int profile_node(struct creds_provider *p, const struct shared *s, const 
 		} else if (depth + 1 > CREDS_MAX_PROFILE_CHAIN) {
 			visited[depth] = name;
 			chain_text(chain, sizeof(chain), visited, depth + 1, source);
-			msgf(msg, msglen, "%s: more than %d source_profile links: %s", where,
+			msg_set(msg, msglen, "%s: more than %d source_profile links: %s", where,
 			     CREDS_MAX_PROFILE_CHAIN, chain);
 			return -EINVAL;
 		} else if (!shared_has(s, source)) {
-			msgf(msg, msglen, "%s: source_profile %s does not exist", where, source);
+			msg_set(msg, msglen, "%s: source_profile %s does not exist", where, source);
 			return -EINVAL;
 		} else {
 			visited[depth] = name;
 			r = profile_node(p, s, source, true, visited, depth + 1, &base, msg, msglen);
 			if (r == -ENOENT) {
-				msgf(msg, msglen, "%s: source_profile %s has no credentials", where, source);
+				msg_set(msg, msglen, "%s: source_profile %s has no credentials", where, source);
 				r = -EINVAL;
 			}
 		}
@@ -1658,16 +1628,16 @@ static int profile_node(struct creds_provider *p, const struct shared *s, const 
 		else if (strcmp(csource, "EcsContainer") == 0)
 			r = container_node(p, &base, detail, sizeof(detail));
 		else {
-			msgf(msg, msglen, "%s: credential_source %.64s is not Environment, Ec2InstanceMetadata or EcsContainer",
+			msg_set(msg, msglen, "%s: credential_source %.64s is not Environment, Ec2InstanceMetadata or EcsContainer",
 			     where, csource);
 			return -EINVAL;
 		}
 		if (r < 0 && r != -ENOMEM) {
-			msgf(msg, msglen, "%s: credential_source %s: %s", where, csource, detail);
+			msg_set(msg, msglen, "%s: credential_source %s: %s", where, csource, detail);
 			r = -EINVAL;
 		}
 	} else {
-		msgf(msg, msglen, "%s: role_arn without source_profile, credential_source or web_identity_token_file",
+		msg_set(msg, msglen, "%s: role_arn without source_profile, credential_source or web_identity_token_file",
 		     where);
 		return -EINVAL;
 	}
@@ -1734,7 +1704,7 @@ static int shared_node(struct creds_provider *p, struct node **ret, char *msg, s
 			continue;
 		}
 		if (r < 0) {
-			msgf(msg, msglen, "shared files: %s", detail);
+			msg_set(msg, msglen, "shared files: %s", detail);
 			if (r != -ENOMEM)
 				r = -EINVAL;
 			goto out;
@@ -1744,17 +1714,17 @@ static int shared_node(struct creds_provider *p, struct node **ret, char *msg, s
 		why[0] = '\0';
 		for (int i = 0; i < 2; i++) {
 			if (s.files[i])
-				msg_add(why, sizeof(why), "%sprofile %s not in %s", i ? ", " : "", profile,
+				msg_append(why, sizeof(why), "%sprofile %s not in %s", i ? ", " : "", profile,
 					s.paths[i]);
 			else
-				msg_add(why, sizeof(why), "%s%s", i ? ", " : "", s.why[i]);
+				msg_append(why, sizeof(why), "%s%s", i ? ", " : "", s.why[i]);
 		}
 		if (explicit) {
-			msgf(msg, msglen, "shared files: profile %s (%s) not found: %s", profile,
+			msg_set(msg, msglen, "shared files: profile %s (%s) not found: %s", profile,
 			     p->profile ? "the profile option" : "AWS_PROFILE", why);
 			r = -EINVAL;
 		} else {
-			msgf(msg, msglen, "%s", why);
+			msg_set(msg, msglen, "%s", why);
 			r = -ENOENT;
 		}
 		goto out;
@@ -1766,9 +1736,9 @@ static int shared_node(struct creds_provider *p, struct node **ret, char *msg, s
 	}
 	r = profile_node(p, &s, profile, false, visited, 0, ret, detail, sizeof(detail));
 	if (r == -ENOENT)
-		msgf(msg, msglen, "%s", detail);
+		msg_set(msg, msglen, "%s", detail);
 	else if (r < 0)
-		msgf(msg, msglen, "shared files: %s", detail);
+		msg_set(msg, msglen, "shared files: %s", detail);
 out:
 	for (int i = 0; i < 2; i++) {
 		creds_profiles_free(s.files[i]);
@@ -1795,7 +1765,7 @@ static int resolve(struct creds_provider *p, int64_t now, char *msg, size_t msgl
 	if (!region && (region = env("AWS_DEFAULT_REGION")))
 		origin = "AWS_DEFAULT_REGION";
 	if (region && !region_ok(region)) {
-		msgf(msg, msglen, "region %.64s (from %s) is not a region name", region, origin);
+		msg_set(msg, msglen, "region %.64s (from %s) is not a region name", region, origin);
 		return -EINVAL;
 	}
 	if (region)
@@ -1810,28 +1780,28 @@ static int resolve(struct creds_provider *p, int64_t now, char *msg, size_t msgl
 		r = env_node(p, &base, why, sizeof(why));
 	}
 	if (r == -ENOENT) {
-		msg_add(tried, sizeof(tried), "environment: %s", why);
+		msg_append(tried, sizeof(tried), "environment: %s", why);
 		r = web_identity_env_node(p, &base, why, sizeof(why));
 	}
 	if (r == -ENOENT) {
-		msg_add(tried, sizeof(tried), "; web identity: %s", why);
+		msg_append(tried, sizeof(tried), "; web identity: %s", why);
 		r = shared_node(p, &base, why, sizeof(why));
 	}
 	if (r == -ENOENT) {
-		msg_add(tried, sizeof(tried), "; shared files: %s", why);
+		msg_append(tried, sizeof(tried), "; shared files: %s", why);
 		r = container_node(p, &base, why, sizeof(why));
 	}
 	if (r == -ENOENT) {
-		msg_add(tried, sizeof(tried), "; container: %s", why);
+		msg_append(tried, sizeof(tried), "; container: %s", why);
 		r = imds_node(p, &base, why, sizeof(why));
 		fell_through = true;
 		if (r == -ENOENT) {
-			msgf(msg, msglen, "no AWS credentials: %s; instance metadata: %s", tried, why);
+			msg_set(msg, msglen, "no AWS credentials: %s; instance metadata: %s", tried, why);
 			goto fail;
 		}
 	}
 	if (r < 0) {
-		msgf(msg, msglen, "%s", why);
+		msg_set(msg, msglen, "%s", why);
 		goto fail;
 	}
 	if (!p->region[0])
@@ -1841,7 +1811,7 @@ static int resolve(struct creds_provider *p, int64_t now, char *msg, size_t msgl
 	else if (!(ep = env("AWS_ENDPOINT_URL_STS")))
 		ep = env("AWS_ENDPOINT_URL");
 	if (ep && strlen(ep) >= sizeof(p->sts_endpoint)) {
-		msgf(msg, msglen, "STS endpoint longer than %d bytes", MAX_URL);
+		msg_set(msg, msglen, "STS endpoint longer than %d bytes", MAX_URL);
 		r = -EINVAL;
 		goto fail;
 	}
@@ -1854,7 +1824,7 @@ static int resolve(struct creds_provider *p, int64_t now, char *msg, size_t msgl
 		r = node_fetch(p, base, now, why, sizeof(why));
 		if (r < 0) {
 			/* why is "instance metadata: ..." */
-			msgf(msg, msglen, "no AWS credentials: %s; %s", tried, why);
+			msg_set(msg, msglen, "no AWS credentials: %s; %s", tried, why);
 			r = r == -ENOMEM ? r : -ENOENT;
 			goto fail;
 		}
@@ -1876,7 +1846,7 @@ static int resolve(struct creds_provider *p, int64_t now, char *msg, size_t msgl
 	return 0;
 fail:
 	if (r == -ENOMEM)
-		msgf(msg, msglen, "out of memory");
+		msg_set(msg, msglen, "out of memory");
 	nodes_free(p);
 	return r;
 }
@@ -1895,30 +1865,30 @@ int creds_provider_new(const struct creds_options *o, struct creds_provider **re
 	if (!o)
 		o = &none;
 	if (o->region && !region_ok(o->region)) {
-		msgf(msg, msglen, "region %.64s is not a region name", o->region);
+		msg_set(msg, msglen, "region %.64s is not a region name", o->region);
 		return -EINVAL;
 	}
 	if (o->role_arn && (r = check_role("assume role option", o->role_arn, o->external_id,
 					   o->session_name, msg, msglen)) < 0)
 		return r;
 	if (!o->role_arn && (o->external_id || o->session_name || o->duration_seconds)) {
-		msgf(msg, msglen, "external id, session name and duration need a role ARN");
+		msg_set(msg, msglen, "external id, session name and duration need a role ARN");
 		return -EINVAL;
 	}
 	if (o->duration_seconds && (o->duration_seconds < 900 || o->duration_seconds > 43200)) {
-		msgf(msg, msglen, "role duration %ld is not 900 to 43200 seconds", o->duration_seconds);
+		msg_set(msg, msglen, "role duration %ld is not 900 to 43200 seconds", o->duration_seconds);
 		return -EINVAL;
 	}
 	if (o->profile && !*o->profile) {
-		msgf(msg, msglen, "empty profile name");
+		msg_set(msg, msglen, "empty profile name");
 		return -EINVAL;
 	}
 	if (o->sts_endpoint && url_split(o->sts_endpoint, &ui) < 0) {
-		msgf(msg, msglen, "STS endpoint %.256s is not an http or https URL", o->sts_endpoint);
+		msg_set(msg, msglen, "STS endpoint %.256s is not an http or https URL", o->sts_endpoint);
 		return -EINVAL;
 	}
 	if (o->container_endpoint && url_split(o->container_endpoint, &ui) < 0) {
-		msgf(msg, msglen, "container endpoint %.256s is not an http or https URL",
+		msg_set(msg, msglen, "container endpoint %.256s is not an http or https URL",
 		     o->container_endpoint);
 		return -EINVAL;
 	}
@@ -1963,7 +1933,7 @@ int creds_get(struct creds_provider *p, int64_t now, const struct creds **ret, c
 	struct node *t;
 	int r;
 
-	msgf(msg, msglen, "%s", "");
+	msg_set(msg, msglen, "%s", "");
 	if (!p->top && (r = resolve(p, now, msg, msglen)) < 0)
 		return r;
 	r = node_fetch(p, p->top, now, msg, msglen);

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <systemd/sd-journal.h>
 
+#include "trailwatch/msg.h"
 #include "trailwatch/sinkfmt.h"
 
 #define PARSE_DEPTH 8		/* the alert is 3 deep; anything deeper is not one */
@@ -29,17 +30,6 @@
 #define ELLIPSIS "\xe2\x80\xa6"	/* U+2026 */
 #define MAX_SHOWN_EVENT_IDS 10
 #define CONSOLE_LINK_TEXT "CloudTrail console"
-
-static void __attribute__((format(printf, 3, 4))) set_msg(char *msg, size_t msglen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!msg || !msglen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, msglen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- Text with escaping and a length limit ---- */
 
@@ -250,11 +240,11 @@ static int view_parse(struct view *v, const char *alert, size_t len, char *msg, 
 	memset(v, 0, sizeof(*v));
 	buf_init(&v->url, 0);
 	if (!alert) {
-		set_msg(msg, msglen, "no alert given");
+		msg_set(msg, msglen, "no alert given");
 		return -EINVAL;
 	}
 	if (len > SINKFMT_ALERT_MAX) {
-		set_msg(msg, msglen, "the alert is %zu bytes, more than the %d accepted", len,
+		msg_set(msg, msglen, "the alert is %zu bytes, more than the %d accepted", len,
 			SINKFMT_ALERT_MAX);
 		return -EINVAL;
 	}
@@ -267,22 +257,22 @@ static int view_parse(struct view *v, const char *alert, size_t len, char *msg, 
 	end = json_tokener_get_parse_end(tok);
 	json_tokener_free(tok);
 	if (jerr == json_tokener_continue || (jerr == json_tokener_success && !v->root)) {
-		set_msg(msg, msglen, "the alert is not a complete JSON object");
+		msg_set(msg, msglen, "the alert is not a complete JSON object");
 		return -EINVAL;
 	}
 	if (jerr != json_tokener_success) {
-		set_msg(msg, msglen, "the alert is not valid JSON: %s at byte %zu",
+		msg_set(msg, msglen, "the alert is not valid JSON: %s at byte %zu",
 			json_tokener_error_desc(jerr), end);
 		return -EINVAL;
 	}
 	for (; end < len; end++) {
 		if (!is_space(alert[end])) {
-			set_msg(msg, msglen, "the alert has text after its JSON object at byte %zu", end);
+			msg_set(msg, msglen, "the alert has text after its JSON object at byte %zu", end);
 			return -EINVAL;
 		}
 	}
 	if (!json_object_is_type(v->root, json_type_object)) {
-		set_msg(msg, msglen, "the alert is not a JSON object");
+		msg_set(msg, msglen, "the alert is not a JSON object");
 		return -EINVAL;
 	}
 	v->text = alert;
@@ -294,12 +284,12 @@ static int view_parse(struct view *v, const char *alert, size_t len, char *msg, 
 	v->title = member_str(v->root, "title");
 	v->severity = member_str(v->root, "severity");
 	if (!v->id.p || !v->title.p || !v->severity.p) {
-		set_msg(msg, msglen, "the alert has no \"%s\" string",
+		msg_set(msg, msglen, "the alert has no \"%s\" string",
 			!v->id.p ? "id" : !v->title.p ? "title" : "severity");
 		return -EINVAL;
 	}
 	if (v->id.len > SINKFMT_ID_MAX) {
-		set_msg(msg, msglen, "the alert id is %zu bytes, more than the %d accepted", v->id.len,
+		msg_set(msg, msglen, "the alert id is %zu bytes, more than the %d accepted", v->id.len,
 			SINKFMT_ID_MAX);
 		return -EINVAL;
 	}
@@ -308,7 +298,7 @@ static int view_parse(struct view *v, const char *alert, size_t len, char *msg, 
 		    !memcmp(levels[i].name, v->severity.p, v->severity.len))
 			v->level = &levels[i];
 	if (!v->level) {
-		set_msg(msg, msglen,
+		msg_set(msg, msglen,
 			"the alert severity \"%.32s\" is not informational, low, medium, high or critical",
 			v->severity.p);
 		return -EINVAL;
@@ -1160,7 +1150,7 @@ int sinkfmt_pagerduty(const char *alert, size_t len, const char *routing_key, st
 		}
 	}
 	if (!klen || klen > SINKFMT_PAGERDUTY_KEY_MAX) {
-		set_msg(msg, msglen, "the PagerDuty routing key must be 1 to %d printable characters",
+		msg_set(msg, msglen, "the PagerDuty routing key must be 1 to %d printable characters",
 			SINKFMT_PAGERDUTY_KEY_MAX);
 		return -EINVAL;
 	}

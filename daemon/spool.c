@@ -74,6 +74,7 @@
 #include <unistd.h>
 
 #include "trailwatch/buf.h"
+#include "trailwatch/msg.h"
 #include "trailwatch/spool.h"
 
 #define SEG_MAGIC "TWSPSEG2"
@@ -182,21 +183,6 @@ static void format_id(const uint8_t id[16], char out[SPOOL_ID_LEN + 1])
 		out[2 * i + 1] = hex[id[i] & 15];
 	}
 	out[SPOOL_ID_LEN] = '\0';
-}
-
-/* ---- messages ---- */
-
-static int __attribute__((format(printf, 4, 5)))
-failf(char *msg, size_t msglen, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (msg && msglen) {
-		va_start(ap, fmt);
-		vsnprintf(msg, msglen, fmt, ap);
-		va_end(ap);
-	}
-	return err;
 }
 
 /* ---- file I/O that retries EINTR and short transfers ---- */
@@ -561,12 +547,12 @@ static int __attribute__((format(printf, 5, 6))) poison(struct spool *s, char *m
 	vsnprintf(s->failmsg, sizeof(s->failmsg), fmt, ap);
 	va_end(ap);
 	s->failed = err;
-	return failf(msg, msglen, err, "%s", s->failmsg);
+	return msg_fail(msg, msglen, err, "%s", s->failmsg);
 }
 
 static int failed_before(const struct spool *s, char *msg, size_t msglen)
 {
-	return failf(msg, msglen, -EIO, "the spool is unusable since an earlier failure (%s); reopen it",
+	return msg_fail(msg, msglen, -EIO, "the spool is unusable since an earlier failure (%s); reopen it",
 		     s->failmsg);
 }
 
@@ -759,7 +745,7 @@ static int compact(struct spool *s, char *msg, size_t msglen)
 	buf_reset(&s->scratch);
 	w.fd = openat(s->dirfd, STATE_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (w.fd < 0)
-		return failf(msg, msglen, -errno, "%s/%s: cannot create: %s",
+		return msg_fail(msg, msglen, -errno, "%s/%s: cannot create: %s",
 			     s->dir, STATE_TMP, strerror(errno));
 
 	wr_put(&w, STATE_MAGIC, 8);
@@ -792,23 +778,23 @@ static int compact(struct spool *s, char *msg, size_t msglen)
 	wr_flush(&w);
 	r = w.err;
 	if (r < 0) {
-		failf(msg, msglen, r, "%s/%s: cannot write: %s", s->dir, STATE_TMP, strerror(-r));
+		msg_fail(msg, msglen, r, "%s/%s: cannot write: %s", s->dir, STATE_TMP, strerror(-r));
 		goto fail;
 	}
 	r = sync_fd(w.fd, false);
 	if (r < 0) {
-		failf(msg, msglen, r, "%s/%s: cannot fsync: %s", s->dir, STATE_TMP, strerror(-r));
+		msg_fail(msg, msglen, r, "%s/%s: cannot fsync: %s", s->dir, STATE_TMP, strerror(-r));
 		goto fail;
 	}
 	r = close(w.fd) < 0 ? -errno : 0;
 	w.fd = -1;
 	if (r < 0) {
-		failf(msg, msglen, r, "%s/%s: cannot close: %s", s->dir, STATE_TMP, strerror(-r));
+		msg_fail(msg, msglen, r, "%s/%s: cannot close: %s", s->dir, STATE_TMP, strerror(-r));
 		goto fail;
 	}
 	if (renameat(s->dirfd, STATE_TMP, s->dirfd, STATE_FILE) < 0) {
 		r = -errno;
-		failf(msg, msglen, r, "%s/%s: cannot rename to %s: %s",
+		msg_fail(msg, msglen, r, "%s/%s: cannot rename to %s: %s",
 		      s->dir, STATE_TMP, STATE_FILE, strerror(-r));
 		goto fail;
 	}
@@ -896,18 +882,18 @@ static int set_limits(struct spool *s, const struct spool_limits *lim, char *msg
 	if (!l.ack_log_bytes)
 		l.ack_log_bytes = SPOOL_DEFAULT_ACK_LOG_BYTES;
 	if (l.ack_log_bytes < SPOOL_MIN_SEGMENT_BYTES || l.ack_log_bytes > UINT64_MAX / 4)
-		return failf(msg, msglen, -EINVAL, "spool limits: ack_log_bytes must be at least %llu",
+		return msg_fail(msg, msglen, -EINVAL, "spool limits: ack_log_bytes must be at least %llu",
 			     SPOOL_MIN_SEGMENT_BYTES);
 	if (l.segment_bytes < SPOOL_MIN_SEGMENT_BYTES || l.segment_bytes > UINT64_MAX / 4 ||
 	    l.max_bytes < 2 * l.segment_bytes)
-		return failf(msg, msglen, -EINVAL,
+		return msg_fail(msg, msglen, -EINVAL,
 			     "spool limits: segment_bytes must be at least %llu and max_bytes at least twice it",
 			     SPOOL_MIN_SEGMENT_BYTES);
 	if (l.max_ids > SPOOL_HARD_MAX_IDS)
-		return failf(msg, msglen, -EINVAL, "spool limits: max_ids may not exceed %u",
+		return msg_fail(msg, msglen, -EINVAL, "spool limits: max_ids may not exceed %u",
 			     SPOOL_HARD_MAX_IDS);
 	if (l.remember_seconds < 0 || l.remember_seconds > MAX_REMEMBER_SECONDS)
-		return failf(msg, msglen, -EINVAL, "spool limits: remember_seconds must be 0 to %lld",
+		return msg_fail(msg, msglen, -EINVAL, "spool limits: remember_seconds must be 0 to %lld",
 			     MAX_REMEMBER_SECONDS);
 	s->lim = l;
 	return 0;
@@ -929,22 +915,22 @@ static int open_dir(struct spool *s, char *msg, size_t msglen)
 			close(pfd);
 		free(copy);
 		if (r < 0)
-			return failf(msg, msglen, r, "%s: cannot fsync the parent directory: %s", s->dir,
+			return msg_fail(msg, msglen, r, "%s: cannot fsync the parent directory: %s", s->dir,
 				     strerror(-r));
 	} else if (errno != EEXIST) {
-		return failf(msg, msglen, -errno, "%s: cannot create: %s", s->dir, strerror(errno));
+		return msg_fail(msg, msglen, -errno, "%s: cannot create: %s", s->dir, strerror(errno));
 	}
 	s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->dirfd < 0)
-		return failf(msg, msglen, -errno, "%s: cannot open: %s", s->dir, strerror(errno));
+		return msg_fail(msg, msglen, -errno, "%s: cannot open: %s", s->dir, strerror(errno));
 	if (flock(s->dirfd, LOCK_EX | LOCK_NB) < 0) {
 		if (errno == EWOULDBLOCK)
-			return failf(msg, msglen, -EBUSY, "%s: the spool is in use by another process",
+			return msg_fail(msg, msglen, -EBUSY, "%s: the spool is in use by another process",
 				     s->dir);
-		return failf(msg, msglen, -errno, "%s: cannot lock: %s", s->dir, strerror(errno));
+		return msg_fail(msg, msglen, -errno, "%s: cannot lock: %s", s->dir, strerror(errno));
 	}
 	if (unlinkat(s->dirfd, STATE_TMP, 0) < 0 && errno != ENOENT)
-		return failf(msg, msglen, -errno, "%s/%s: cannot remove: %s",
+		return msg_fail(msg, msglen, -errno, "%s/%s: cannot remove: %s",
 			     s->dir, STATE_TMP, strerror(errno));
 	return 0;
 }
@@ -975,7 +961,7 @@ static int load_state(struct spool *s, bool *known, bool *found, bool *dropped, 
 	fd = openat(s->dirfd, STATE_FILE, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno != ENOENT)
-			return failf(msg, msglen, -errno, "%s/%s: cannot open: %s", s->dir, STATE_FILE,
+			return msg_fail(msg, msglen, -errno, "%s/%s: cannot open: %s", s->dir, STATE_FILE,
 				     strerror(errno));
 		*found = false;
 		return 0;
@@ -990,7 +976,7 @@ static int load_state(struct spool *s, bool *known, bool *found, bool *dropped, 
 	if (r)
 		goto bad;
 	if (memcmp(b, STATE_MAGIC, 8) != 0) {
-		r = failf(msg, msglen, -EBADMSG, "%s/%s: not a spool state file", s->dir, STATE_FILE);
+		r = msg_fail(msg, msglen, -EBADMSG, "%s/%s: not a spool state file", s->dir, STATE_FILE);
 		goto out;
 	}
 	s->gen = get64(b + 8);
@@ -1038,7 +1024,7 @@ static int load_state(struct spool *s, bool *known, bool *found, bool *dropped, 
 	if (r)
 		goto bad;
 	if (get32(b) != crc) {
-		r = failf(msg, msglen, -EBADMSG, "%s/%s: checksum mismatch: the file is damaged", s->dir,
+		r = msg_fail(msg, msglen, -EBADMSG, "%s/%s: checksum mismatch: the file is damaged", s->dir,
 			  STATE_FILE);
 		goto out;
 	}
@@ -1054,11 +1040,11 @@ static int load_state(struct spool *s, bool *known, bool *found, bool *dropped, 
 bad:
 	if (r < 0)
 		goto io;
-	r = failf(msg, msglen, -EBADMSG, "%s/%s: damaged or cut short near byte %" PRIu64, s->dir, STATE_FILE,
+	r = msg_fail(msg, msglen, -EBADMSG, "%s/%s: damaged or cut short near byte %" PRIu64, s->dir, STATE_FILE,
 		  rd_offset(rd));
 	goto out;
 io:
-	failf(msg, msglen, r, "%s/%s: cannot read: %s", s->dir, STATE_FILE, strerror(-r));
+	msg_fail(msg, msglen, r, "%s/%s: cannot read: %s", s->dir, STATE_FILE, strerror(-r));
 out:
 	free(rd);
 	close(fd);
@@ -1074,11 +1060,11 @@ static int cut_tail(struct spool *s, int fd, const char *name, uint64_t good, ui
 	s->torn_records++;
 	s->torn_bytes += size - good;
 	if (ftruncate(fd, (off_t)good) < 0)
-		return failf(msg, msglen, -errno, "%s/%s: cannot truncate the torn tail: %s", s->dir, name,
+		return msg_fail(msg, msglen, -errno, "%s/%s: cannot truncate the torn tail: %s", s->dir, name,
 			     strerror(errno));
 	r = sync_fd(fd, true);
 	if (r < 0)
-		return failf(msg, msglen, r, "%s/%s: cannot fsync: %s", s->dir, name, strerror(-r));
+		return msg_fail(msg, msglen, r, "%s/%s: cannot fsync: %s", s->dir, name, strerror(-r));
 	return 0;
 }
 
@@ -1098,11 +1084,11 @@ static int load_acks(struct spool *s, bool *known, bool *clean, char *msg, size_
 	if (s->afd < 0) {
 		if (errno == ENOENT)
 			return 0;
-		return failf(msg, msglen, -errno, "%s/%s: cannot open: %s",
+		return msg_fail(msg, msglen, -errno, "%s/%s: cannot open: %s",
 			     s->dir, ACK_FILE, strerror(errno));
 	}
 	if (fstat(s->afd, &st) < 0)
-		return failf(msg, msglen, -errno, "%s/%s: cannot stat: %s",
+		return msg_fail(msg, msglen, -errno, "%s/%s: cannot stat: %s",
 			     s->dir, ACK_FILE, strerror(errno));
 	rd = reader_new(s->afd);
 	if (!rd)
@@ -1113,7 +1099,7 @@ static int load_acks(struct spool *s, bool *known, bool *clean, char *msg, size_
 	if (r != 0 || rd_offset(rd) < FILE_HEADER)
 		goto out;
 	if (memcmp(b, ACK_MAGIC, 8) != 0) {
-		r = failf(msg, msglen, -EBADMSG, "%s/%s: not a spool ack log", s->dir, ACK_FILE);
+		r = msg_fail(msg, msglen, -EBADMSG, "%s/%s: not a spool ack log", s->dir, ACK_FILE);
 		goto out;
 	}
 	if (get64(b + 8) != s->gen)
@@ -1168,7 +1154,7 @@ torn:
 	}
 out:
 	if (r < 0 && msg && msglen && !msg[0])
-		failf(msg, msglen, r, "%s/%s: cannot read: %s", s->dir, ACK_FILE, strerror(-r));
+		msg_fail(msg, msglen, r, "%s/%s: cannot read: %s", s->dir, ACK_FILE, strerror(-r));
 	free(rd);
 	return r;
 }
@@ -1186,9 +1172,9 @@ static int scan_segment(struct spool *s, struct reader *rd, uint64_t first, char
 	seg_name(first, name);
 	fd = openat(s->dirfd, name, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
-		return failf(msg, msglen, -errno, "%s/%s: cannot open: %s", s->dir, name, strerror(errno));
+		return msg_fail(msg, msglen, -errno, "%s/%s: cannot open: %s", s->dir, name, strerror(errno));
 	if (fstat(fd, &st) < 0) {
-		r = failf(msg, msglen, -errno, "%s/%s: cannot stat: %s", s->dir, name, strerror(errno));
+		r = msg_fail(msg, msglen, -errno, "%s/%s: cannot stat: %s", s->dir, name, strerror(errno));
 		goto out;
 	}
 	if (st.st_size < FILE_HEADER) {
@@ -1197,7 +1183,7 @@ static int scan_segment(struct spool *s, struct reader *rd, uint64_t first, char
 		s->torn_bytes += (uint64_t)st.st_size;
 		r = 0;
 		if (unlinkat(s->dirfd, name, 0) < 0)
-			r = failf(msg, msglen, -errno, "%s/%s: cannot remove: %s",
+			r = msg_fail(msg, msglen, -errno, "%s/%s: cannot remove: %s",
 				  s->dir, name, strerror(errno));
 		goto out;
 	}
@@ -1207,12 +1193,12 @@ static int scan_segment(struct spool *s, struct reader *rd, uint64_t first, char
 	if (r < 0)
 		goto io;
 	if (memcmp(h, SEG_MAGIC, 8) != 0 || get64(h + 8) != first) {
-		r = failf(msg, msglen, -EBADMSG, "%s/%s: not a spool segment, or not the one its name says",
+		r = msg_fail(msg, msglen, -EBADMSG, "%s/%s: not a spool segment, or not the one its name says",
 			  s->dir, name);
 		goto out;
 	}
 	if (s->nseg && first < s->seg[s->nseg - 1].end) {
-		r = failf(msg, msglen, -EBADMSG, "%s/%s: overlaps the segment before it", s->dir, name);
+		r = msg_fail(msg, msglen, -EBADMSG, "%s/%s: overlaps the segment before it", s->dir, name);
 		goto out;
 	}
 	r = seg_reserve(s);
@@ -1270,7 +1256,7 @@ done:
 	r = 0;
 	goto out;
 io:
-	failf(msg, msglen, r, "%s/%s: cannot read: %s", s->dir, name, strerror(-r));
+	msg_fail(msg, msglen, r, "%s/%s: cannot read: %s", s->dir, name, strerror(-r));
 out:
 	if (fd >= 0)
 		close(fd);
@@ -1297,7 +1283,7 @@ static int load_segments(struct spool *s, char *msg, size_t msglen)
 
 	fd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || !(d = fdopendir(fd))) {
-		r = failf(msg, msglen, -errno, "%s: cannot list: %s", s->dir, strerror(errno));
+		r = msg_fail(msg, msglen, -errno, "%s: cannot list: %s", s->dir, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		goto out;
@@ -1310,7 +1296,7 @@ static int load_segments(struct spool *s, char *msg, size_t msglen)
 		e = readdir(d);
 		if (!e) {
 			if (errno) {
-				r = failf(msg, msglen, -errno, "%s: cannot list: %s",
+				r = msg_fail(msg, msglen, -errno, "%s: cannot list: %s",
 					  s->dir, strerror(errno));
 				goto out;
 			}
@@ -1349,7 +1335,7 @@ static int load_segments(struct spool *s, char *msg, size_t msglen)
 		seg_name(s->seg[s->nseg - 1].first, name);
 		s->wfd = openat(s->dirfd, name, O_RDWR | O_CLOEXEC);
 		if (s->wfd < 0)
-			r = failf(msg, msglen, -errno, "%s/%s: cannot open: %s", s->dir, name, strerror(errno));
+			r = msg_fail(msg, msglen, -errno, "%s/%s: cannot open: %s", s->dir, name, strerror(errno));
 	}
 out:
 	if (d)
@@ -1373,18 +1359,18 @@ int spool_open(const char *dir, const char *const *sinks, size_t nsinks, const s
 		msg[0] = '\0';
 	pthread_once(&crc_once, crc_init);
 	if (!dir || !*dir)
-		return failf(msg, msglen, -EINVAL, "spool: no directory given");
+		return msg_fail(msg, msglen, -EINVAL, "spool: no directory given");
 	if (nsinks == 0 || nsinks > SPOOL_MAX_SINKS)
-		return failf(msg, msglen, -EINVAL, "spool %s: 1 to %d sinks, not %zu",
+		return msg_fail(msg, msglen, -EINVAL, "spool %s: 1 to %d sinks, not %zu",
 			     dir, SPOOL_MAX_SINKS, nsinks);
 	for (size_t i = 0; i < nsinks; i++) {
 		if (!sinks[i] || !valid_sink_name(sinks[i]))
-			return failf(msg, msglen, -EINVAL,
+			return msg_fail(msg, msglen, -EINVAL,
 				     "spool %s: sink %zu: a name is 1 to %d printable characters without spaces",
 				     dir, i, SPOOL_MAX_SINK_NAME);
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(sinks[i], sinks[j]) == 0)
-				return failf(msg, msglen, -EINVAL, "spool %s: sink \"%s\" given twice", dir,
+				return msg_fail(msg, msglen, -EINVAL, "spool %s: sink \"%s\" given twice", dir,
 					     sinks[i]);
 	}
 
@@ -1423,7 +1409,7 @@ int spool_open(const char *dir, const char *const *sinks, size_t nsinks, const s
 	if (r < 0)
 		goto fail;
 	if (!found && s->nseg) {
-		r = failf(msg, msglen, -ENOENT,
+		r = msg_fail(msg, msglen, -ENOENT,
 			  "%s: segments without a %s file: restore it, or remove the seg-* files to start empty",
 			  s->dir, STATE_FILE);
 		goto fail;
@@ -1507,11 +1493,11 @@ int spool_add(struct spool *s, const char id[SPOOL_ID_LEN + 1], const char *json
 	if (s->failed)
 		return failed_before(s, msg, msglen);
 	if (!id || parse_id(id, true, rc.id) < 0)
-		return failf(msg, msglen, -EINVAL, "spool: an alert id is 32 lower-case hex digits");
+		return msg_fail(msg, msglen, -EINVAL, "spool: an alert id is 32 lower-case hex digits");
 	if (len == 0 || !json)
-		return failf(msg, msglen, -EINVAL, "spool: alert %s is empty", id);
+		return msg_fail(msg, msglen, -EINVAL, "spool: alert %s is empty", id);
 	if (len > SPOOL_MAX_ALERT)
-		return failf(msg, msglen, -E2BIG, "spool: alert %s is %zu bytes, more than the %u allowed",
+		return msg_fail(msg, msglen, -E2BIG, "spool: alert %s is %zu bytes, more than the %u allowed",
 			     id, len, SPOOL_MAX_ALERT);
 	at = now(s);
 	forget_old(s, at);
@@ -1529,10 +1515,10 @@ int spool_add(struct spool *s, const char id[SPOOL_ID_LEN + 1], const char *json
 	if (s->seg_bytes + s->pending.len + need - acked_tail_bytes(s) > s->lim.max_bytes) {
 		k = holding_sink(s);
 		if (k == SIZE_MAX)
-			return failf(msg, msglen, -ENOSPC,
+			return msg_fail(msg, msglen, -ENOSPC,
 				     "spool %s is full: %" PRIu64 " bytes, %zu of them uncommitted, limit %" PRIu64,
 				     s->dir, s->seg_bytes + s->pending.len, s->pending.len, s->lim.max_bytes);
-		return failf(msg, msglen, -ENOSPC,
+		return msg_fail(msg, msglen, -ENOSPC,
 			     "spool %s is full: %" PRIu64 " bytes (limit %" PRIu64
 			     "), held by sink \"%s\" with %" PRIu64 " alerts pending",
 			     s->dir, s->seg_bytes + s->pending.len, s->lim.max_bytes, s->sink[k].name,
@@ -1542,7 +1528,7 @@ int spool_add(struct spool *s, const char id[SPOOL_ID_LEN + 1], const char *json
 	if (r == 0)
 		r = rec_reserve(s);
 	if (r < 0)
-		return failf(msg, msglen, r, "spool: %s", strerror(-r));
+		return msg_fail(msg, msglen, r, "spool: %s", strerror(-r));
 
 	rc.seq = s->next_seq;
 	rc.off = s->pending.len;
@@ -1578,7 +1564,7 @@ int spool_commit(struct spool *s, char *msg, size_t msglen)
 	if (create) {
 		r = seg_reserve(s);
 		if (r < 0)
-			return failf(msg, msglen, r, "spool: %s", strerror(-r));
+			return msg_fail(msg, msglen, r, "spool: %s", strerror(-r));
 		seg_name(s->durable_next, name);
 		fd = openat(s->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0)
@@ -1687,7 +1673,7 @@ int spool_peek(struct spool *s, size_t sink, const char **json, size_t *len, cha
 	if (s->failed)
 		return failed_before(s, msg, msglen);
 	if (sink >= s->nsinks)
-		return failf(msg, msglen, -EINVAL, "spool: no sink %zu", sink);
+		return msg_fail(msg, msglen, -EINVAL, "spool: no sink %zu", sink);
 	if (!find_head(s, sink, &pos)) {
 		*json = NULL;
 		*len = 0;
@@ -1703,7 +1689,7 @@ int spool_peek(struct spool *s, size_t sink, const char **json, size_t *len, cha
 			close_reader(s);
 			s->rfd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC);
 			if (s->rfd < 0)
-				return failf(msg, msglen, -errno, "%s/%s: cannot open: %s", s->dir, name,
+				return msg_fail(msg, msglen, -errno, "%s/%s: cannot open: %s", s->dir, name,
 					     strerror(errno));
 			s->rfirst = sg->first;
 		}
@@ -1712,16 +1698,16 @@ int spool_peek(struct spool *s, size_t sink, const char **json, size_t *len, cha
 	buf_reset(&s->scratch);
 	r = buf_reserve(&s->scratch, SEG_REC_HEADER + rc->len);
 	if (r < 0)
-		return failf(msg, msglen, r, "spool: %s", strerror(-r));
+		return msg_fail(msg, msglen, r, "spool: %s", strerror(-r));
 	h = (unsigned char *)s->scratch.data;
 	got = pread_full(fd, h, SEG_REC_HEADER + rc->len, rc->off);
 	if (got < 0)
-		return failf(msg, msglen, (int)got, "%s/%s: cannot read: %s",
+		return msg_fail(msg, msglen, (int)got, "%s/%s: cannot read: %s",
 			     s->dir, name, strerror((int)-got));
 	if ((size_t)got != SEG_REC_HEADER + rc->len || get32(h + 4) != rc->len || get64(h + 8) != rc->seq ||
 	    parse_id((const char *)h + 24, false, bin) < 0 || memcmp(bin, rc->id, 16) != 0 ||
 	    crc32_update(0, h + 4, SEG_REC_HEADER - 4 + rc->len) != get32(h))
-		return failf(msg, msglen, -EBADMSG,
+		return msg_fail(msg, msglen, -EBADMSG,
 			     "%s/%s: the alert at byte %" PRIu64 " no longer reads back",
 			     s->dir, name, rc->off);
 	*json = (const char *)h + SEG_REC_HEADER;
@@ -1746,9 +1732,9 @@ int spool_ack(struct spool *s, size_t sink, const char id[SPOOL_ID_LEN + 1], cha
 	if (s->failed)
 		return failed_before(s, msg, msglen);
 	if (sink >= s->nsinks)
-		return failf(msg, msglen, -EINVAL, "spool: no sink %zu", sink);
+		return msg_fail(msg, msglen, -EINVAL, "spool: no sink %zu", sink);
 	if (!id || parse_id(id, true, bin) < 0)
-		return failf(msg, msglen, -EINVAL, "spool: an alert id is 32 lower-case hex digits");
+		return msg_fail(msg, msglen, -EINVAL, "spool: an alert id is 32 lower-case hex digits");
 	if (s->ack_size >= s->compact_at) {
 		/* Due.  If it fails before the new state is in place nothing
 		 * changed: the ack goes on, and the next try is a while later. */
@@ -1763,7 +1749,7 @@ int spool_ack(struct spool *s, size_t sink, const char id[SPOOL_ID_LEN + 1], cha
 		}
 	}
 	if (!find_head(s, sink, &pos) || memcmp((rc = ring_at(&s->recs, pos))->id, bin, 16) != 0)
-		return failf(msg, msglen, -ENOENT,
+		return msg_fail(msg, msglen, -ENOENT,
 			     "spool: alert %s is not the oldest pending alert of sink \"%s\"",
 			     id, s->sink[sink].name);
 	seq = rc->seq;
@@ -1773,7 +1759,7 @@ int spool_ack(struct spool *s, size_t sink, const char id[SPOOL_ID_LEN + 1], cha
 	if (delivered) {
 		r = remember_reserve(s);
 		if (r < 0)
-			return failf(msg, msglen, r, "spool: %s", strerror(-r));
+			return msg_fail(msg, msglen, r, "spool: %s", strerror(-r));
 	}
 	at = now(s);
 	namelen = strlen(s->sink[sink].name);
