@@ -316,16 +316,6 @@ static int engine_parse(struct engine *e, const char *data, size_t len, bool fin
 	return set_error(e, -EINVAL, true, "%s", XML_ErrorString(code));
 }
 
-/* Parses a whole document. */
-static int engine_parse_all(struct engine *e, const void *data, size_t len)
-{
-	int r = engine_parse(e, data, len, false);
-
-	if (r == 0)
-		r = engine_parse(e, "", 0, true);
-	return r;
-}
-
 /* Hands the error over: returns it and copies its message to msg.  e may be
  * NULL (or not started) when allocating it failed. */
 static int report(const struct engine *e, char *msg, size_t msglen)
@@ -335,6 +325,29 @@ static int report(const struct engine *e, char *msg, size_t msglen)
 	if (msg && msglen)
 		snprintf(msg, msglen, "%s", e && e->err ? e->msg : "out of memory");
 	return err;
+}
+
+/* Parses a whole document in memory with the handlers start/end on ctx,
+ * then finish(e, ctx), which may refuse what was read (set_error).
+ * Returns 0, or the error with its message in msg. */
+static int parse_document(const void *data, size_t len, handler_fn start, handler_fn end, handler_fn finish,
+			  void *ctx, char *msg, size_t msglen)
+{
+	struct engine *e = calloc(1, sizeof(*e));
+	int r = e ? engine_init(e, start, end, ctx) : -ENOMEM;
+
+	if (r == 0)
+		r = engine_parse(e, data, len, false);
+	if (r == 0)
+		r = engine_parse(e, "", 0, true);
+	if (r == 0)
+		r = finish(e, ctx);
+	if (r < 0)
+		r = report(e, msg, msglen);
+	if (e)
+		engine_free(e);
+	free(e);
+	return r;
 }
 
 /* The text of the closing element as a value: no child elements, at most max
@@ -762,25 +775,21 @@ static int error_end(struct engine *e, void *ctx)
 	return 0;
 }
 
+static int error_finish(struct engine *e, void *ctx)
+{
+	const struct s3xml_error *res = ctx;
+
+	return res->code[0] ? 0 : set_error(e, -EINVAL, false, "error document without Code");
+}
+
 int s3xml_parse_error(const void *data, size_t len, struct s3xml_error *ret, char *msg, size_t msglen)
 {
 	struct s3xml_error *res = calloc(1, sizeof(*res));
-	struct engine *e = calloc(1, sizeof(*e));
-	int r = -ENOMEM;
+	int r = res ? parse_document(data, len, error_start, error_end, error_finish, res, msg, msglen) :
+		      report(NULL, msg, msglen);
 
-	if (res && e)
-		r = engine_init(e, error_start, error_end, res);
-	if (r == 0)
-		r = engine_parse_all(e, data, len);
-	if (r == 0 && res->code[0] == '\0')
-		r = set_error(e, -EINVAL, false, "error document without Code");
 	if (r == 0)
 		*ret = *res;
-	else
-		report(e, msg, msglen);
-	if (e)
-		engine_free(e);
-	free(e);
 	free(res);
 	return r;
 }
@@ -857,30 +866,28 @@ static int sts_end(struct engine *e, void *ctx)
 	return 0;
 }
 
-int s3xml_parse_credentials(const void *data, size_t len, struct s3xml_credentials *ret,
-			    char *msg, size_t msglen)
+static int sts_finish(struct engine *e, void *ctx)
 {
 	static const enum tag required[] = { TAG_ACCESS_KEY_ID, TAG_SECRET_ACCESS_KEY, TAG_SESSION_TOKEN,
 					     TAG_EXPIRATION };
-	struct sts *st = calloc(1, sizeof(*st));
-	struct engine *e = calloc(1, sizeof(*e));
-	int r = -ENOMEM;
+	const struct sts *st = ctx;
 
-	if (st && e)
-		r = engine_init(e, sts_start, sts_end, st);
-	if (r == 0)
-		r = engine_parse_all(e, data, len);
-	for (size_t i = 0; r == 0 && i < sizeof(required) / sizeof(required[0]); i++)
+	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
 		if (!(st->seen & SEEN(required[i])))
-			r = set_error(e, -EINVAL, false, "STS response without Credentials/%s",
-				      tag_names[required[i]]);
+			return set_error(e, -EINVAL, false, "STS response without Credentials/%s",
+					 tag_names[required[i]]);
+	return 0;
+}
+
+int s3xml_parse_credentials(const void *data, size_t len, struct s3xml_credentials *ret,
+			    char *msg, size_t msglen)
+{
+	struct sts *st = calloc(1, sizeof(*st));
+	int r = st ? parse_document(data, len, sts_start, sts_end, sts_finish, st, msg, msglen) :
+		     report(NULL, msg, msglen);
+
 	if (r == 0)
 		*ret = st->creds;
-	else
-		report(e, msg, msglen);
-	if (e)
-		engine_free(e);
-	free(e);
 	if (st)
 		explicit_bzero(st, sizeof(*st));
 	free(st);
