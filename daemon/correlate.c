@@ -14,6 +14,7 @@
 
 #include "trailwatch/array.h"
 #include "trailwatch/correlate.h"
+#include "trailwatch/fnv.h"
 
 #define SAMPLE_IDS 10
 /* Seconds of event time between expiry sweeps.  A group lives at least
@@ -83,17 +84,6 @@ struct correlator {
 	size_t scratch_cap;
 };
 
-static uint64_t hash_bytes(const char *s, size_t len)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ull;
-	}
-	return h;
-}
-
 static void group_free(struct group *g)
 {
 	if (!g)
@@ -148,7 +138,7 @@ static int table_grow(struct table *t)
 static struct group *table_get(struct correlator *c, struct table *t, const char *key, size_t len,
 			       bool create, int *err)
 {
-	uint64_t h = hash_bytes(key, len);
+	uint64_t h = fnv1a(FNV1A_OFFSET, key, len);
 	struct group *g;
 
 	if (t->nb) {
@@ -640,7 +630,7 @@ int correlator_feed(struct correlator *c, const struct rule *corr, const struct 
 			return 0;
 		}
 		if (cc->type == CORR_VALUE_COUNT) {
-			ekey = hash_bytes(v, strlen(v));
+			ekey = fnv1a(FNV1A_OFFSET, v, strlen(v));
 		} else if (number_parse(v, strlen(v), &amount) < 0) {
 			c->stats.no_value++;
 			return 0;

@@ -25,6 +25,7 @@
 #include "trailwatch/builtin.h"
 #include "trailwatch/cond.h"
 #include "trailwatch/ctlog.h"
+#include "trailwatch/fnv.h"
 #include "trailwatch/jsonw.h"
 #include "trailwatch/rules.h"
 #include "trailwatch/walk.h"
@@ -1722,28 +1723,17 @@ static int legacy_aggregation(struct loader *L, struct rule *rule, const struct 
 
 /* FNV-1a over a document's tree: node kinds, keys and values, not their
  * places, so a rule moved in its file or re-indented keeps its fingerprint. */
-static uint64_t hash_bytes(uint64_t h, const void *p, size_t len)
-{
-	const unsigned char *b = p;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= b[i];
-		h *= 1099511628211ull;
-	}
-	return h;
-}
-
 static uint64_t hash_node(uint64_t h, const struct ynode *n)
 {
 	unsigned char kind = (unsigned char)n->type;
 
-	h = hash_bytes(h, &kind, 1);
+	h = fnv1a(h, &kind, 1);
 	if (n->type == YNODE_SCALAR) {
-		h = hash_bytes(h, &n->len, sizeof(n->len));
-		h = hash_bytes(h, n->value, n->len);
-		return hash_bytes(h, &n->plain, sizeof(n->plain));
+		h = fnv1a(h, &n->len, sizeof(n->len));
+		h = fnv1a(h, n->value, n->len);
+		return fnv1a(h, &n->plain, sizeof(n->plain));
 	}
-	h = hash_bytes(h, &n->n, sizeof(n->n));
+	h = fnv1a(h, &n->n, sizeof(n->n));
 	for (size_t i = 0; i < n->n; i++) {
 		if (n->type == YNODE_MAP)
 			h = hash_node(h, n->keys[i]);
@@ -1782,7 +1772,7 @@ static int load_document(struct loader *L, const struct ydoc *doc)
 	if (!rule)
 		return -ENOMEM;
 	rule->line = root->line;
-	rule->fingerprint = hash_node(1469598103934665603ull, root);
+	rule->fingerprint = hash_node(FNV1A_OFFSET, root);
 	rule->kind = detn ? RULE_DETECTION : corrn ? RULE_CORRELATION : RULE_FILTER;
 	rule->title = get_str(L, root, "title", true);
 	rule->id = get_str(L, root, "id", false);
