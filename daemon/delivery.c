@@ -647,14 +647,6 @@ bool delivery_in_flight(const struct delivery *d)
 	return false;
 }
 
-unsigned long delivery_pending(const struct delivery *d, size_t i)
-{
-	struct spool_stats st;
-
-	spool_stats(d->spool, &st);
-	return i < st.nsinks ? (unsigned long)st.sink[i].pending : 0;
-}
-
 int delivery_run(struct delivery *d, long budget_ms)
 {
 	long long deadline = now_ms() + budget_ms;

@@ -55,9 +55,10 @@ struct source_creds {
 	int64_t warned;			/* last "refresh failed" warning */
 };
 
-/* Counters that outlive a generation. */
+/* Counters of a generation; objects, failed and alerts outlive it. */
 struct totals {
 	unsigned long objects, failed, alerts;
+	int64_t newest;			/* the newest S3 object's time, 0: none */
 };
 
 /* What one configuration decides. */
@@ -130,6 +131,8 @@ static void gen_totals(const struct gen *g, struct totals *t)
 			s3source_stats(g->s3[i], &st);
 			t->objects += st.objects;
 			t->failed += st.failed_objects;
+			if (st.newest > t->newest)
+				t->newest = st.newest;
 		}
 		if (g->dir && g->dir[i]) {
 			dirsource_stats(g->dir[i], &ds);
@@ -143,33 +146,24 @@ static void gen_totals(const struct gen *g, struct totals *t)
 static void status_line(const struct service *sv, char *out, size_t size)
 {
 	const struct gen *g = &sv->g;
-	const char *names[SPOOL_MAX_SINKS];
+	struct spool_stats st;
 	struct totals t;
-	int64_t newest = 0;
-	size_t len, n;
+	size_t len;
 
 	gen_totals(g, &t);
-	for (size_t i = 0; i < g->nsources; i++) {
-		struct s3source_stats st;
-		if (g->s3 && g->s3[i]) {
-			s3source_stats(g->s3[i], &st);
-			if (st.newest > newest)
-				newest = st.newest;
-		}
-	}
 	snprintf(out, size, "%zu source%s, %lu objects, %lu alerts", g->nsources, g->nsources == 1 ? "" : "s",
 		 sv->past.objects + t.objects, sv->past.alerts + t.alerts);
 	len = strlen(out);
 	if (t.failed + sv->past.failed && len < size)
 		len += (size_t)snprintf(out + len, size - len, ", %lu unreadable", t.failed + sv->past.failed);
-	if (newest && len < size)
-		len += (size_t)snprintf(out + len, size - len, ", lag %llds", (long long)(time(NULL) - newest));
-	if (!sv->delivery)
+	if (t.newest && len < size)
+		len += (size_t)snprintf(out + len, size - len, ", lag %llds", (long long)(time(NULL) - t.newest));
+	if (!sv->spool)
 		return;
-	n = delivery_sink_names(g->cfg, names, SPOOL_MAX_SINKS);
-	for (size_t i = 0; i < n && i < SPOOL_MAX_SINKS && len < size; i++)
-		len += (size_t)snprintf(out + len, size - len, ", %s: %lu pending", names[i],
-					delivery_pending(sv->delivery, i));
+	spool_stats(sv->spool, &st);	/* its sinks are the configured ones, by name */
+	for (size_t i = 0; i < st.nsinks && len < size; i++)
+		len += (size_t)snprintf(out + len, size - len, ", %s: %llu pending", st.sink[i].name,
+					(unsigned long long)st.sink[i].pending);
 }
 
 /* The loop's heartbeat: the watchdog, and STATUS= now and then. */

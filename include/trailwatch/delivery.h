@@ -85,9 +85,6 @@ bool delivery_busy(const struct delivery *d);
 /* True when a request to a receiver is in flight. */
 bool delivery_in_flight(const struct delivery *d);
 
-/* Committed alerts that sink i has not taken yet. */
-unsigned long delivery_pending(const struct delivery *d, size_t i);
-
 void delivery_stats(const struct delivery *d, size_t sink, struct delivery_sink_stats *ret);
 
 #endif
