@@ -6,7 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "trailwatch/buf.h"
+#include "trailwatch/msg.h"
 
 void buf_init(struct buf *b, size_t limit)
 {
@@ -99,4 +104,57 @@ void buf_set_len(struct buf *b, size_t len)
 {
 	b->len = len;
 	memset(b->data + len, 0, BUF_PAD);
+}
+
+int buf_read_file(struct buf *b, const char *path, char *msg, size_t msglen)
+{
+	char chunk[8192];
+	struct stat st;
+	ssize_t n;
+	int fd, r = 0;
+
+	buf_reset(b);
+	/* O_NONBLOCK: a FIFO put in the file's place cannot hang the open */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		r = -errno;
+		if (r == -ENOENT)
+			msg_set(msg, msglen, "%s: no such file", path);
+		else
+			msg_set(msg, msglen, "%s: cannot open: %s", path, strerror(-r));
+		return r;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		msg_set(msg, msglen, "%s: cannot stat: %s", path, strerror(-r));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = -EINVAL;
+		msg_set(msg, msglen, "%s: not a regular file", path);
+		goto out;
+	}
+	for (;;) {
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			msg_set(msg, msglen, "%s: cannot read: %s", path, strerror(-r));
+			break;
+		}
+		if (n == 0)
+			break;
+		r = buf_append(b, chunk, (size_t)n);
+		if (r == -E2BIG) {
+			r = -EFBIG;
+			msg_set(msg, msglen, "%s: larger than %zu bytes", path, b->limit);
+		}
+		if (r < 0)
+			break;
+	}
+out:
+	explicit_bzero(chunk, sizeof(chunk));	/* the file may hold a secret */
+	close(fd);
+	return r;
 }

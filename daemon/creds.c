@@ -161,58 +161,6 @@ static bool region_ok(const char *s)
 	return chars_ok(s, 1, 32, "-");
 }
 
-int creds_read_file(const char *path, size_t limit, struct buf *out, char *msg, size_t msglen)
-{
-	char chunk[8192];
-	struct stat st;
-	ssize_t n;
-	int fd, r = 0;
-
-	buf_init(out, limit);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
-		r = -errno;
-		if (r == -ENOENT)
-			msg_set(msg, msglen, "%s: no such file", path);
-		else
-			msg_set(msg, msglen, "%s: %s", path, strerror(-r));
-		return r;
-	}
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		msg_set(msg, msglen, "%s: %s", path, strerror(-r));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		r = -EINVAL;
-		msg_set(msg, msglen, "%s: not a regular file", path);
-		goto out;
-	}
-	for (;;) {
-		n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			msg_set(msg, msglen, "%s: %s", path, strerror(-r));
-			break;
-		}
-		if (n == 0)
-			break;
-		r = buf_append(out, chunk, (size_t)n);
-		if (r == -E2BIG) {
-			r = -EINVAL;
-			msg_set(msg, msglen, "%s: larger than %zu bytes", path, limit);
-		}
-		if (r < 0)
-			break;
-	}
-out:
-	OPENSSL_cleanse(chunk, sizeof(chunk));
-	close(fd);
-	return r;
-}
-
 /* ISO 8601 "2026-11-27T10:00:00Z" (fraction allowed), or with "+00:00" for Z.  -EINVAL. */
 static int parse_time(const char *s, int64_t *ret)
 {
@@ -870,7 +818,8 @@ static int sts_call(struct creds_provider *p, struct node *n, const struct node 
 		goto out;
 	if (!base) {
 		buf_free(&token);
-		r = creds_read_file(n->token_file, CREDS_MAX_TOKEN_FILE, &token, detail, sizeof(detail));
+		buf_init(&token, CREDS_MAX_TOKEN_FILE);
+		r = buf_read_file(&token, n->token_file, detail, sizeof(detail));
 		if (r < 0) {
 			msg_set(msg, msglen, "web identity token file %s", detail);
 			if (r != -ENOMEM)
@@ -968,7 +917,8 @@ static int container_fetch(struct creds_provider *p, struct node *n, struct fetc
 	http_response_init(&resp, CREDS_MAX_RESPONSE);
 	if (n->auth_file) {
 		buf_free(&token);
-		r = creds_read_file(n->auth_file, CREDS_MAX_TOKEN_FILE, &token, detail, sizeof(detail));
+		buf_init(&token, CREDS_MAX_TOKEN_FILE);
+		r = buf_read_file(&token, n->auth_file, detail, sizeof(detail));
 		if (r < 0) {
 			msg_set(msg, msglen, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s", detail);
 			if (r != -ENOMEM)
@@ -1693,7 +1643,8 @@ static int shared_node(struct creds_provider *p, struct node **ret, char *msg, s
 			snprintf(s.why[i], sizeof(s.why[i]), "%s: HOME not set", path);
 			continue;
 		}
-		r = creds_read_file(s.paths[i], CREDS_MAX_FILE, &b, detail, sizeof(detail));
+		buf_init(&b, CREDS_MAX_FILE);
+		r = buf_read_file(&b, s.paths[i], detail, sizeof(detail));
 		if (r == 0)
 			r = creds_profiles_parse(s.paths[i], b.data ? b.data : "", b.len, i == 1, &s.files[i],
 						 detail, sizeof(detail));

@@ -155,7 +155,8 @@ static int read_secret(const struct secret_ref *ref, const char *sink, const cha
 		snprintf(msg, msglen, "sink %s: %s_file: path too long", sink, what);
 		return -EINVAL;
 	}
-	r = creds_read_file(path, MAX_SECRET, &b, emsg, sizeof(emsg));
+	buf_init(&b, MAX_SECRET);
+	r = buf_read_file(&b, path, emsg, sizeof(emsg));
 	if (r < 0) {
 		snprintf(msg, msglen, "sink %s: %s: %s", sink, what, emsg);
 		goto out;

@@ -109,40 +109,13 @@ out:
 
 int statefile_read(const char *dir, const char *name, struct buf *out, char *msg, size_t msglen)
 {
-	char path[4096], chunk[65536];
-	int fd, r = 0;
+	char path[4096];
 
-	buf_reset(out);
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path)) {
 		snprintf(msg, msglen, "%s/%s: path too long", dir, name);
 		return -ENAMETOOLONG;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		r = -errno;
-		if (r != -ENOENT)
-			snprintf(msg, msglen, "%s: cannot open: %s", path, strerror(-r));
-		return r;
-	}
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			snprintf(msg, msglen, "%s: cannot read: %s", path, strerror(-r));
-			break;
-		}
-		if (n == 0)
-			break;
-		r = buf_append(out, chunk, (size_t)n);
-		if (r < 0) {
-			snprintf(msg, msglen, "%s: larger than %zu bytes", path, out->limit);
-			break;
-		}
-	}
-	close(fd);
-	return r;
+	return buf_read_file(out, path, msg, msglen);
 }
 
 char *statefile_name(const char *key, const char *suffix)

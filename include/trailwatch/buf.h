@@ -37,4 +37,12 @@ int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf
 /* Sets len after the caller wrote into the reserved space; re-zeroes the pad. */
 void buf_set_len(struct buf *b, size_t len);
 
+/* Replaces b's contents with the regular file at path, within b's limit.
+ * The bytes pass through a stack chunk that is wiped, since the file may be
+ * a secret (wipe b too, then).  0; -ENOENT ("PATH: no such file"); -EINVAL
+ * for something other than a regular file (a FIFO does not block the open);
+ * -EFBIG past the limit; -ENOMEM; other -errno.  msg says "PATH: why",
+ * never the content. */
+int buf_read_file(struct buf *b, const char *path, char *msg, size_t msglen);
+
 #endif

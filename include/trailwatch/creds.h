@@ -135,14 +135,6 @@ void creds_provider_free(struct creds_provider *p);
  * msg (msglen bytes, CREDS_MESSAGE_SIZE is enough) is set to "" on a plain success. */
 int creds_get(struct creds_provider *p, int64_t now, const struct creds **ret, char *msg, size_t msglen);
 
-/* Reads a whole file that may hold a secret (a token file, a credentials
- * file, a sink's URL or key) into out, initialised here with the size limit
- * (the caller frees it, wiping it first).  Only a regular file; the read
- * buffer is wiped.  0; -ENOENT ("PATH: no such file"); -EINVAL (too big,
- * not a regular file) or another negative errno, with "PATH: why" in msg
- * (never the content); -ENOMEM. */
-int creds_read_file(const char *path, size_t limit, struct buf *out, char *msg, size_t msglen);
-
 /* ---- The shared config and credentials file format ----
  *
  * As the AWS CLI and SDKs read it: lines are "[section]" (a trailing # or ; comment allowed),

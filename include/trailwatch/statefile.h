@@ -18,8 +18,9 @@ int statefile_mkdirs(const char *dir, char *msg, size_t msglen);
 /* Replaces dir/name with data[0..len).  -errno. */
 int statefile_write(const char *dir, const char *name, const void *data, size_t len, char *msg, size_t msglen);
 
-/* Reads dir/name into out (reset first, bounded by out's limit).  -ENOENT
- * when there is no such file, -E2BIG past the limit, other -errno. */
+/* Reads dir/name into out (buf_read_file: reset first, bounded by out's
+ * limit).  -ENOENT when there is no such file, -EFBIG past the limit, other
+ * -errno. */
 int statefile_read(const char *dir, const char *name, struct buf *out, char *msg, size_t msglen);
 
 /* A file name for key (an S3 prefix, a path), one-to-one: '/' becomes '_',
