@@ -716,6 +716,21 @@ void delivery_free(struct delivery *d)
 	free(d);
 }
 
+int delivery_open(const struct config *cfg, const struct ruleset *rs, struct spool **spool, struct delivery **ret,
+		  char *msg, size_t msglen)
+{
+	int r = delivery_spool_open(cfg, spool, msg, msglen);
+
+	if (r < 0)
+		return r;
+	r = delivery_new(cfg, rs, *spool, ret, msg, msglen);
+	if (r < 0) {
+		spool_close(*spool);
+		*spool = NULL;
+	}
+	return r;
+}
+
 int delivery_new(const struct config *cfg, const struct ruleset *rs, struct spool *spool, struct delivery **ret,
 		 char *msg, size_t msglen)
 {

@@ -89,9 +89,7 @@ static int open_sinks(const struct config *cfg, const struct ruleset *rs, struct
 	int r = http_global_init() < 0 ? -ENOMEM : 0;
 
 	if (r == 0)
-		r = delivery_spool_open(cfg, spool, msg, sizeof(msg));
-	if (r == 0)
-		r = delivery_new(cfg, rs, *spool, dl, msg, sizeof(msg));
+		r = delivery_open(cfg, rs, spool, dl, msg, sizeof(msg));
 	if (r < 0)
 		log_error("sinks: %s", r == -ENOMEM ? "out of memory" : msg);
 	return r;

@@ -350,22 +350,15 @@ static void close_delivery(struct service *sv)
 	sv->spool = NULL;
 }
 
-/* Opens the spool and the sinks of cfg; failures are logged. */
+/* Opens the spool and the sinks of cfg; failures other than -ENOMEM are
+ * logged (the caller says "out of memory"). */
 static int open_delivery(struct service *sv, const struct config *cfg, const struct ruleset *rs)
 {
 	char msg[CREDS_MESSAGE_SIZE];
-	int r = delivery_spool_open(cfg, &sv->spool, msg, sizeof(msg));
+	int r = delivery_open(cfg, rs, &sv->spool, &sv->delivery, msg, sizeof(msg));
 
-	if (r < 0) {
-		log_error("spool: %s", msg);
-		return r;
-	}
-	r = delivery_new(cfg, rs, sv->spool, &sv->delivery, msg, sizeof(msg));
-	if (r < 0) {
+	if (r < 0 && r != -ENOMEM)
 		log_error("%s", msg);
-		spool_close(sv->spool);
-		sv->spool = NULL;
-	}
 	return r;
 }
 
@@ -494,8 +487,10 @@ static int reload(struct service *sv)
 		log_error("reload failed: the new sinks could not be opened; the previous configuration and rules keep running");
 		gen_free(&ng);
 		r = open_delivery(sv, sv->g.cfg, sv->g.rs);
-		if (r < 0)
+		if (r < 0) {
+			log_error("the previous sinks cannot be opened again either: stopping");
 			return r;
+		}
 		goto done;
 	}
 	kept = dispatch_adopt(&ng.d, &sv->g.d);

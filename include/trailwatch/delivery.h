@@ -55,6 +55,11 @@ int delivery_new(const struct config *cfg, const struct ruleset *rs, struct spoo
 		 char *msg, size_t msglen);
 void delivery_free(struct delivery *d);
 
+/* Both of the above: the spool, then the sinks on it; on failure nothing
+ * stays open.  The caller frees *ret, then closes *spool. */
+int delivery_open(const struct config *cfg, const struct ruleset *rs, struct spool **spool, struct delivery **ret,
+		  char *msg, size_t msglen);
+
 /* Moves alerts from the spool to the sinks for at most budget_ms (0: only
  * what needs no waiting), and returns when nothing more can be done now.
  * Alerts in flight stay in flight between calls.  Returns 0, or a negative
