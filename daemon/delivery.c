@@ -640,6 +640,17 @@ bool delivery_busy(const struct delivery *d)
 	return false;
 }
 
+int delivery_drain(struct delivery *d, long budget_ms)
+{
+	long long until = now_ms() + budget_ms;
+	int r = 0;
+
+	do
+		r = delivery_run(d, 200);
+	while (r == 0 && delivery_busy(d) && now_ms() < until);
+	return r;
+}
+
 bool delivery_in_flight(const struct delivery *d)
 {
 	for (size_t i = 0; i < d->n; i++)

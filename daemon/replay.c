@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "trailwatch/delivery.h"
 #include "trailwatch/http.h"
@@ -100,16 +99,13 @@ static int open_sinks(const struct config *cfg, const struct ruleset *rs, struct
 static int deliver_spooled(struct spool *spool, struct delivery *dl)
 {
 	char msg[600];
-	int64_t until = time(NULL) + REPLAY_DELIVERY_WAIT;
 	int r = spool_commit(spool, msg, sizeof(msg));
 
 	if (r < 0) {
 		log_error("spool: %s", msg);
 		return r;
 	}
-	do
-		r = delivery_run(dl, 200);
-	while (r == 0 && delivery_busy(dl) && time(NULL) < until);
+	r = delivery_drain(dl, REPLAY_DELIVERY_WAIT * 1000L);
 	if (r == 0 && delivery_busy(dl))
 		log_warning("the sinks did not take every alert within %d s: the rest stays in the spool for run",
 			    REPLAY_DELIVERY_WAIT);

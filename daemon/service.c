@@ -630,8 +630,8 @@ int service_run(struct config *cfg, struct ruleset *rs, const struct service_loa
 	r = dispatch_flush(&sv.g.d);
 	if (r == 0)
 		r = on_commit(&sv);
-	for (int64_t until = time(NULL) + STOP_GRACE; r == 0 && delivery_busy(sv.delivery) && time(NULL) < until;)
-		r = delivery_run(sv.delivery, 200);
+	if (r == 0)
+		r = delivery_drain(sv.delivery, STOP_GRACE * 1000L);
 	if (r == 0) {
 		char msg[512];
 		if (spool_compact(sv.spool, msg, sizeof(msg)) < 0)

@@ -87,6 +87,11 @@ int delivery_evict(struct delivery *d, size_t max_alerts);
 /* True when an alert is in flight or waiting for a sink's backoff. */
 bool delivery_busy(const struct delivery *d);
 
+/* delivery_run until nothing is in flight or waiting for a backoff, or
+ * budget_ms have passed (at the end of run or replay --sinks; what is left
+ * stays in the spool).  0, or the spool's error. */
+int delivery_drain(struct delivery *d, long budget_ms);
+
 /* True when a request to a receiver is in flight. */
 bool delivery_in_flight(const struct delivery *d);
 
