@@ -65,11 +65,26 @@ HOSTILE = json.dumps({
     "object_key": "k\u00e9" * 30000,
 }, separators=(",", ":"), ensure_ascii=False)
 
-NAMESPACE_SCRIPT = r"""
+# A private journald: tmpfs on /run and the journal directory (under the
+# caller's `unshare -m`), then journald started and waited for.
+JOURNALD_MOUNTS = r"""
 set -e
 mount -t tmpfs tmpfs /run
 mkdir -p /run/systemd/journal
 if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; else mount -t tmpfs tmpfs /var/log; fi
+"""
+JOURNALD_START = r"""
+"$JOURNALD" &
+i=0
+while [ ! -S /run/systemd/journal/socket ]; do
+    i=$((i + 1))
+    if [ $i -gt 100 ]; then echo "systemd-journald did not start" >&2; exit 3; fi
+    sleep 0.1
+done
+"""
+JOURNALD_UP = JOURNALD_MOUNTS + JOURNALD_START
+
+NAMESPACE_SCRIPT = JOURNALD_MOUNTS + r"""
 explain=0
 if [ -d /var/lib/systemd/catalog ] && [ -d /usr/lib/systemd/catalog ]; then
     mount -t tmpfs tmpfs /var/lib/systemd/catalog
@@ -78,13 +93,7 @@ if [ -d /var/lib/systemd/catalog ] && [ -d /usr/lib/systemd/catalog ]; then
     journalctl --update-catalog
     explain=1
 fi
-"$JOURNALD" &
-i=0
-while [ ! -S /run/systemd/journal/socket ]; do
-    i=$((i + 1))
-    if [ $i -gt 100 ]; then echo "systemd-journald did not start" >&2; exit 3; fi
-    sleep 0.1
-done
+""" + JOURNALD_START + r"""
 "$DRIVER" < "$ALERTS"
 journalctl --sync 2>/dev/null || sleep 1
 journalctl --no-pager --all -o json MESSAGE_ID=$MESSAGE_ID > "$OUT/entries.json"
@@ -289,21 +298,6 @@ class JournalSinkTest(unittest.TestCase):
         self.assertIn(f"Principal:  {a['principal']}", self.explained)
 
 
-
-# A private journald, started and waited for (the namespace is the caller's).
-JOURNALD_UP = r"""
-set -e
-mount -t tmpfs tmpfs /run
-mkdir -p /run/systemd/journal
-if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; else mount -t tmpfs tmpfs /var/log; fi
-"$JOURNALD" &
-i=0
-while [ ! -S /run/systemd/journal/socket ]; do
-    i=$((i + 1))
-    if [ $i -gt 100 ]; then echo "systemd-journald did not start" >&2; exit 3; fi
-    sleep 0.1
-done
-"""
 
 RUN_SCRIPT = JOURNALD_UP + r"""
 "$TW" run -c "$CONFIG" 2> "$OUT/run.err" &
