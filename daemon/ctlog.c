@@ -12,7 +12,9 @@
  * bytes are tested at once for a quote, a backslash, a control byte or a
  * non-ASCII byte, and only those stop the loop.  The text is always followed
  * by a NUL pad (struct buf), which also stops it, so no bounds check is needed
- * inside the loop.
+ * inside the loop.  And from not tokenising what nobody reads: a value with no
+ * wanted field inside (userIdentity.sessionContext, tlsDetails, resources...)
+ * is crossed by skip_container() with bit masks over 64 bytes at a time.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -321,6 +323,123 @@ static const char *scan_array(struct scan *s, const char *p, const struct field_
 	}
 }
 
+/* ---- the fast path for values whose insides no rule reads ---- */
+
+/* What the fast path needs to know about 64 bytes of text, one bit per byte. */
+struct block {
+	uint64_t quote;		/* '"' */
+	uint64_t bracket;	/* '{' '[' '}' ']', and a few letters (see below) */
+	uint64_t special;	/* '\\', and bytes below 0x20 or above 0x7f */
+};
+
+/* Classifies the 64 bytes at p.  A byte c is a bracket candidate when
+ * (c & 0xd9) == 0x59: that is "{[}]" and also "Y_y" and 0x7f, which cannot
+ * occur outside strings in valid JSON (the caller gives up on them). */
+static inline void classify_block(const char *p, struct block *bl)
+{
+#ifdef __SSE2__
+	const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+	const __m128i space = _mm_set1_epi8(0x20), bmask = _mm_set1_epi8((char)0xd9);
+	const __m128i bval = _mm_set1_epi8(0x59);
+
+	bl->quote = bl->bracket = bl->special = 0;
+	for (int i = 0; i < 4; i++) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * i));
+		uint64_t q = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote));
+		uint64_t b = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(v, bmask), bval));
+		/* Signed compare: bytes 0x80-0xff are negative, so below 0x20. */
+		uint64_t sp = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmplt_epi8(v, space),
+									  _mm_cmpeq_epi8(v, bslash)));
+		bl->quote |= q << (16 * i);
+		bl->bracket |= b << (16 * i);
+		bl->special |= sp << (16 * i);
+	}
+#else
+	bl->quote = bl->bracket = bl->special = 0;
+	for (int i = 0; i < 64; i++) {
+		unsigned char c = (unsigned char)p[i];
+		bl->quote |= (uint64_t)(c == '"') << i;
+		bl->bracket |= (uint64_t)((c & 0xd9) == 0x59) << i;
+		bl->special |= (uint64_t)(c < 0x20 || c > 0x7f || c == '\\') << i;
+	}
+#endif
+}
+
+/* Each bit becomes the XOR of itself and every bit below it: applied to the
+ * quote bits, it marks the bytes inside strings (opening quote included). */
+static inline uint64_t prefix_xor(uint64_t x)
+{
+	x ^= x << 1;
+	x ^= x << 2;
+	x ^= x << 4;
+	x ^= x << 8;
+	x ^= x << 16;
+	x ^= x << 32;
+	return x;
+}
+
+/* Bits of the 64 bytes at p that are '\t', '\n' or '\r'. */
+static uint64_t block_space(const char *p)
+{
+	uint64_t m = 0;
+
+	for (int i = 0; i < 64; i++)
+		m |= (uint64_t)(p[i] == '\t' || p[i] == '\n' || p[i] == '\r') << i;
+	return m;
+}
+
+/* p is at the '{' or '[' of a value whose members no rule reads.  Finds its
+ * end 64 bytes at a time, checking what can hide damage: that strings hold
+ * only printable ASCII without escapes, that brackets pair up and nest no
+ * deeper than the limit, and the record size limit.  It does not check the
+ * order of the tokens between brackets (a missing ',' or ':').  Returns the
+ * position after the closing bracket, or NULL when it cannot vouch for the
+ * text (an escape, a byte outside printable ASCII, a bracket problem, a limit,
+ * the end of the text near): the caller then scans the value strictly, which
+ * finds the error if there is one. */
+static const char *skip_container(struct scan *s, const char *p, unsigned depth)
+{
+	const char *b = p;
+	uint64_t instring = 0, stack = 0;	/* stack bit d: level d is an object */
+	unsigned d = 0, room = s->max_depth > depth ? s->max_depth - depth : 0;
+	struct block bl;
+
+	if (room > 64)
+		room = 64;
+	for (;; b += 64) {
+		uint64_t str, brackets;
+
+		/* The text is followed by 16 readable bytes, not 64. */
+		if (b + 64 > s->end || (size_t)(b - s->rec_start) > s->max_record)
+			return NULL;
+		classify_block(b, &bl);
+		str = prefix_xor(bl.quote) ^ instring;
+		instring = (uint64_t)((int64_t)str >> 63);
+		if (bl.special && (bl.special & ~(block_space(b) & ~str)))
+			return NULL;
+		brackets = bl.bracket & ~str;
+		while (brackets) {
+			unsigned i = (unsigned)__builtin_ctzll(brackets);
+			char c = b[i];
+
+			brackets &= brackets - 1;
+			if (c == '{' || c == '[') {
+				if (d >= room)
+					return NULL;
+				stack = (stack & ~(1ull << d)) | ((uint64_t)(c == '{') << d);
+				d++;
+				continue;
+			}
+			if ((c != '}' && c != ']') || d == 0 || ((stack >> (d - 1)) & 1) != (c == '}'))
+				return NULL;
+			if (--d == 0) {
+				const char *after = b + i + 1;
+				return (size_t)(after - s->rec_start) > s->max_record ? NULL : after;
+			}
+		}
+	}
+}
+
 static const char *scan_literal(struct scan *s, const char *p, const char *word, size_t n)
 {
 	if (p + n > s->end || memcmp(p, word, n) != 0)
@@ -343,6 +462,16 @@ static const char *scan_value(struct scan *s, const char *p, const struct field_
 			snprintf(s->errbuf, sizeof(s->errbuf), "JSON nested deeper than the limit of %u",
 				 s->max_depth);
 			return fail(s, p, s->errbuf);
+		}
+		/* Nothing inside is wanted: the fast path, unless this is an
+		 * array whose elements are the wanted values. */
+		if (!want || (!want->nkids && (*p == '{' || slot < 0))) {
+			const char *after = skip_container(s, p, depth);
+			if (after && slot >= 0 && *p == '{' &&
+			    !add_value(s, slot, JT_OBJECT, start, (size_t)(after - start), true))
+				return NULL;
+			if (after)
+				return after;
 		}
 		if (*p == '[')
 			/* An array's elements are the values; the array itself is

@@ -162,20 +162,22 @@ static void test_time(void)
 	CHECK(ctlog_parse_time("2026-11-26T10:00:00.Z", 21, &t) < 0);
 }
 
-/* Reads every record of text; returns "ok" indexes and error kinds as a string. */
-static void scan_all(const char *text, char *out, size_t outlen)
+/* Reads every record of text with the field index {path}; returns "ok"
+ * indexes with the path's first value, and error kinds, as a string. */
+static void scan_path(const char *text, const char *path, const struct ctlog_limits *limits,
+		      char *out, size_t outlen)
 {
 	struct field_index fi;
 	struct record rec;
 	struct ctlog_reader r;
 	struct ctlog_error err;
 	struct buf b;
-	struct ctlog_limits lim = { .max_record = 200, .max_depth = 5 };
+	struct ctlog_limits lim = *limits;
 	int slot, n;
 
 	out[0] = '\0';
 	field_index_init(&fi);
-	field_index_add(&fi, "a.b", &slot);
+	field_index_add(&fi, path, &slot);
 	record_init(&rec, fi.nslots);
 	buf_init(&b, 0);
 	buf_append(&b, text, strlen(text));
@@ -198,6 +200,13 @@ done:
 	buf_free(&b);
 	record_free(&rec);
 	field_index_free(&fi);
+}
+
+static void scan_all(const char *text, char *out, size_t outlen)
+{
+	struct ctlog_limits lim = { .max_record = 200, .max_depth = 5 };
+
+	scan_path(text, "a.b", &lim, out, outlen);
 }
 
 static void test_scanner(void)
@@ -242,6 +251,69 @@ static void test_scanner(void)
 	CHECK(strcmp(out, "[0:-0.5e+3][1!expected ',' or '}'][2!invalid number][3!invalid number]") == 0);
 	scan_all("[1,2]", out, sizeof(out));
 	CHECK(strcmp(out, "open:not a CloudTrail log file: it does not start with a JSON object") == 0);
+}
+
+/* Values whose insides no rule reads go through ctlog.c's 64-byte fast path.
+ * Each case is one record with such a member "x", then a record that pads
+ * the text, so that the fast path has room to run. */
+static void fast_case(const char *x, const char *path, char *out, size_t outlen)
+{
+	struct ctlog_limits lim = { .max_record = 4096, .max_depth = 6 };
+	char text[2048];
+
+	snprintf(text, sizeof(text), "{\"Records\":[{\"x\":%s,\"a\":{\"b\":\"v\"}},"
+		 "{\"a\":{\"b\":\"w\"},\"pad\":\"%0100d\"}]}", x, 0);
+	scan_path(text, path, &lim, out, outlen);
+}
+
+static void test_scanner_fast_path(void)
+{
+	char out[2048];
+
+	/* brackets and quotes inside strings, nesting, a string across the
+	 * 64-byte block boundary holding brackets */
+	fast_case("{\"k\":\"a}]{[\",\"l\":[1,2,{\"m\":null,\"n\":[true,false]}],"
+		  "\"o\":\"0123456789012345678901234567890123456789012345}]]}}\",\"p\":{}}", "a.b", out, sizeof(out));
+	CHECK(strcmp(out, "[0:v][1:w]") == 0);
+	/* an unwanted array of objects, and a long object over several blocks */
+	fast_case("[{\"k\":1},{\"k\":[2,{\"z\":\"}\"}]},{\"k\":\"0123456789012345678901234567890123456789"
+		  "0123456789012345678901234567890123456789\"}]", "a.b", out, sizeof(out));
+	CHECK(strcmp(out, "[0:v][1:w]") == 0);
+	/* escapes and non-ASCII text leave the fast path: the strict scan reads them */
+	fast_case("{\"k\":\"q\\\"}]\",\"l\":\"caf\xc3\xa9 }\"}", "a.b", out, sizeof(out));
+	CHECK(strcmp(out, "[0:v][1:w]") == 0);
+	/* damage inside such a value is found, with the strict scan's message */
+	fast_case("{\"k\":\"\xc0\xaf\"}", "a.b", out, sizeof(out));
+	CHECK(strcmp(out, "[0!invalid UTF-8 in string][1:w]") == 0);
+	fast_case("{\"k\":\"\x01\"}", "a.b", out, sizeof(out));
+	CHECK(strcmp(out, "[0!control character in string][1:w]") == 0);
+	fast_case("{\"k\":\"\\x\"}", "a.b", out, sizeof(out));
+	CHECK(strcmp(out, "[0!invalid escape in string][1:w]") == 0);
+	fast_case("{\"k\":[1}}", "a.b", out, sizeof(out));
+	CHECK(strcmp(out, "[0!expected ',' or ']'][1:w]") == 0);
+	fast_case("{\"k\":{\"l\":1]]", "a.b", out, sizeof(out));
+	CHECK(strcmp(out, "[0!expected ',' or '}'][1:w]") == 0);
+	fast_case("{\"k\":[[[[[[1]]]]]]}", "a.b", out, sizeof(out));
+	CHECK(strcmp(out, "[0!JSON nested deeper than the limit of 6][1:w]") == 0);
+	fast_case("{\"k\":[[[[1]]]]}", "a.b", out, sizeof(out));
+	CHECK(strcmp(out, "[0:v][1:w]") == 0);
+	fast_case("{\"k\":Yes}", "a.b", out, sizeof(out));
+	CHECK(strcmp(out, "[0!invalid JSON value][1:w]") == 0);
+	/* What the fast path does not check: the order of tokens between
+	 * brackets.  Members no rule reads may hold such a slip unreported. */
+	fast_case("{\"k\":1 \"l\":2}", "a.b", out, sizeof(out));
+	CHECK(strcmp(out, "[0:v][1:w]") == 0);
+	/* ...while the same slip where a field is read is an error */
+	fast_case("{\"k\":1 \"l\":2}", "x.k", out, sizeof(out));
+	CHECK(strcmp(out, "[0!expected ',' or '}'][1:]") == 0);
+	/* a wanted object whose members are not: its whole text is the value */
+	fast_case("{\"k\":\"a}\",\"l\":[1,{\"m\":2}],\"n\":\"0123456789012345678901234567890123456789"
+		  "0123456789012345678901234567890123456789\"}", "x", out, sizeof(out));
+	CHECK(strcmp(out, "[0:{\"k\":\"a}\",\"l\":[1,{\"m\":2}],\"n\":\"0123456789012345678901234567890123456789"
+			  "0123456789012345678901234567890123456789\"}][1:]") == 0);
+	/* an array that is wanted: its elements are the values, as before */
+	fast_case("[\"e1\",\"e2\"]", "x", out, sizeof(out));
+	CHECK(strcmp(out, "[0:e1][1:]") == 0);
 }
 
 static void test_unescape(void)
@@ -1010,6 +1082,7 @@ int main(int argc, char **argv)
 	test_base64();
 	test_time();
 	test_scanner();
+	test_scanner_fast_path();
 	test_unescape();
 	test_buf_limits();
 	test_sizes_spans();

@@ -2,10 +2,14 @@
  *
  * A CloudTrail log file is one JSON document {"Records":[{...},{...}]}.  The
  * reader walks the decompressed text once.  For each record it validates the
- * JSON strictly (grammar, UTF-8, escapes, nesting depth, size) and, guided by
- * the field index, records where the values of the wanted fields are: spans
- * into the text, no copies and no tree.  Unwanted members are validated and
- * skipped.  Strings are unescaped only when a rule actually looks at them.
+ * JSON (grammar, UTF-8, escapes, nesting depth, size) and, guided by the field
+ * index, records where the values of the wanted fields are: spans into the
+ * text, no copies and no tree.  An object or array whose insides no rule
+ * reads is skipped 64 bytes at a time: its strings must be printable ASCII
+ * without escapes, its brackets must pair up within the depth and size
+ * limits, or it is scanned strictly after all (which reports the error, if
+ * any).  Only the order of tokens inside it (a missing ',' or ':') is not
+ * checked there.  Strings are unescaped only when a rule looks at them.
  *
  * A bad record (too big, too deep, invalid JSON or UTF-8) is reported with its
  * index and byte offset and skipped; the reader resynchronises on the record's
