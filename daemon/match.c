@@ -385,6 +385,18 @@ int number_parse(const char *s, size_t len, double *ret)
 
 	if (len == 0 || len >= sizeof(tmp))
 		return -EINVAL;
+	/* Byte counts and the like: plain integers of up to 15 digits are
+	 * exact in a double and need no strtod. */
+	if (len <= 15) {
+		uint64_t n = 0;
+		size_t i = 0;
+		while (i < len && s[i] >= '0' && s[i] <= '9')
+			n = n * 10 + (uint64_t)(s[i++] - '0');
+		if (i == len) {
+			*ret = (double)n;
+			return 0;
+		}
+	}
 	memcpy(tmp, s, len);
 	tmp[len] = '\0';
 	/* Only decimal numbers: no hex, no inf/nan, no leading spaces. */

@@ -121,6 +121,13 @@ static void test_cidr_numbers(void)
 	CHECK(cidr_parse(&c, "10.0.0.0/-1") < 0);
 	CHECK(ip_parse("AWS Internal", 12, a, &fam) < 0);
 	CHECK(number_parse("1e3", 3, &d) == 0 && d == 1000);
+	/* plain integers take a path of their own; longer ones go to strtod */
+	CHECK(number_parse("124239", 6, &d) == 0 && d == 124239);
+	CHECK(number_parse("0", 1, &d) == 0 && d == 0);
+	CHECK(number_parse("007", 3, &d) == 0 && d == 7);
+	CHECK(number_parse("999999999999999", 15, &d) == 0 && d == 999999999999999.0);
+	CHECK(number_parse("12345678901234567", 17, &d) == 0 && d == 12345678901234567.0);
+	CHECK(number_parse("12 ", 3, &d) < 0);
 	CHECK(number_parse("-2.5", 4, &d) == 0 && d == -2.5);
 	CHECK(number_parse("0x10", 4, &d) < 0);
 	CHECK(number_parse("inf", 3, &d) < 0);
