@@ -14,7 +14,7 @@
 
 #include "trailwatch/array.h"
 #include "trailwatch/correlate.h"
-#include "trailwatch/fnv.h"
+#include "trailwatch/hash.h"
 
 #define SAMPLE_IDS 10
 /* Seconds of event time between expiry sweeps.  A group lives at least
@@ -54,6 +54,7 @@ struct group {
 	size_t n, cap;
 	/* event id sample, oldest first once full (ring) */
 	char *ids[SAMPLE_IDS];
+	size_t idcap[SAMPLE_IDS];	/* size of each ids[] buffer */
 	size_t nids, idpos;
 	/* throttle */
 	int64_t start;
@@ -138,7 +139,7 @@ static int table_grow(struct table *t)
 static struct group *table_get(struct correlator *c, struct table *t, const char *key, size_t len,
 			       bool create, int *err)
 {
-	uint64_t h = fnv1a(FNV1A_OFFSET, key, len);
+	uint64_t h = hash_words(key, len, 0);
 	struct group *g;
 
 	if (t->nb) {
@@ -188,27 +189,34 @@ static void table_remove(struct correlator *c, struct table *t, struct group *g)
 	}
 }
 
+/* Adds id to the group's sample, into the buffer of the slot it takes
+ * (allocated once, then reused: this runs for every event). */
 static void push_id(struct group *g, const char *id)
 {
-	char *copy;
+	size_t i, len;
 
-	if (!id || !(copy = strdup(id)))
-		return;	/* an id missing from the sample is not worth failing for */
-	if (g->nids < SAMPLE_IDS) {
-		g->ids[g->nids++] = copy;
+	if (!id)
 		return;
+	i = g->nids < SAMPLE_IDS ? g->nids : g->idpos;
+	len = strlen(id);
+	if (len >= g->idcap[i]) {
+		char *buf = malloc(len + 1);
+		if (!buf)
+			return;	/* an id missing from the sample is not worth failing for */
+		free(g->ids[i]);
+		g->ids[i] = buf;
+		g->idcap[i] = len + 1;
 	}
-	free(g->ids[g->idpos]);
-	g->ids[g->idpos] = copy;
-	g->idpos = (g->idpos + 1) % SAMPLE_IDS;
+	memcpy(g->ids[i], id, len + 1);
+	if (g->nids < SAMPLE_IDS)
+		g->nids++;
+	else
+		g->idpos = (g->idpos + 1) % SAMPLE_IDS;
 }
 
+/* Empties the sample; the buffers stay for the next ids. */
 static void clear_ids(struct group *g)
 {
-	for (size_t i = 0; i < SAMPLE_IDS; i++) {
-		free(g->ids[i]);
-		g->ids[i] = NULL;
-	}
 	g->nids = g->idpos = 0;
 }
 
@@ -590,6 +598,7 @@ static int fire(struct correlator *c, const struct rule *corr, struct group *g, 
 		ids[nids] = g->ids[k];
 		a.event_ids[nids] = ids[nids];
 		g->ids[k] = NULL;
+		g->idcap[k] = 0;
 		nids++;
 	}
 	a.nevent_ids = nids;
@@ -630,7 +639,7 @@ int correlator_feed(struct correlator *c, const struct rule *corr, const struct 
 			return 0;
 		}
 		if (cc->type == CORR_VALUE_COUNT) {
-			ekey = fnv1a(FNV1A_OFFSET, v, strlen(v));
+			ekey = hash_words(v, strlen(v), 0);
 		} else if (number_parse(v, strlen(v), &amount) < 0) {
 			c->stats.no_value++;
 			return 0;

@@ -5,6 +5,7 @@
 
 #include "trailwatch/array.h"
 #include "trailwatch/engine.h"
+#include "trailwatch/hash.h"
 
 /* ---- prefilter --------------------------------------------------------- */
 
@@ -366,23 +367,6 @@ struct memo {
 	struct memo_slot slot[MEMO_SLOTS];
 };
 
-/* A hash of the value, eight bytes at a time (values are ~100 bytes). */
-static uint64_t memo_hash(const char *s, size_t len, int type)
-{
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ (len << 8) ^ (uint64_t)type, w;
-	size_t i = 0;
-
-	for (; i + 8 <= len; i += 8) {
-		memcpy(&w, s + i, 8);
-		h = (h ^ w) * 0xff51afd7ed558ccdull;
-		h ^= h >> 32;
-	}
-	w = 0;
-	memcpy(&w, s + i, len - i);
-	h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
-	return h ^ (h >> 29);
-}
-
 /* Does any of the test's patterns match the value?  Without the memo. */
 static bool any_pattern_matches(struct engine *e, const struct field_test *t, struct record *rec,
 				struct jvalue *v)
@@ -411,7 +395,7 @@ static bool memo_matches(struct engine *e, const struct field_test *t, struct re
 			return any_pattern_matches(e, t, rec, v);
 		e->memos[t->memo] = m;
 	}
-	h = memo_hash(text, len, v->type);
+	h = hash_words(text, len, (uint64_t)v->type);
 	s = &m->slot[h & (MEMO_SLOTS - 1)];
 	if (s->state && s->hash == h && s->len == len && s->type == v->type && memcmp(s->text, text, len) == 0)
 		return s->state == 2;

@@ -25,7 +25,7 @@
 #include "trailwatch/builtin.h"
 #include "trailwatch/cond.h"
 #include "trailwatch/ctlog.h"
-#include "trailwatch/fnv.h"
+#include "trailwatch/hash.h"
 #include "trailwatch/jsonw.h"
 #include "trailwatch/rules.h"
 #include "trailwatch/walk.h"
