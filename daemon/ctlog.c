@@ -216,6 +216,7 @@ static bool add_value(struct scan *s, int slot, enum jtype type, const char *p, 
 	v->len = (uint32_t)len;
 	v->type = (uint8_t)type;
 	v->raw = raw;
+	v->hashed = 0;
 	v->next = -1;
 	if (rec->head[slot] < 0)
 		rec->head[slot] = i;

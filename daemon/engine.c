@@ -395,7 +395,13 @@ static bool memo_matches(struct engine *e, const struct field_test *t, struct re
 			return any_pattern_matches(e, t, rec, v);
 		e->memos[t->memo] = m;
 	}
-	h = hash_words(text, len, (uint64_t)v->type);
+	/* Several memo tests often read the same value (three in the user-agent
+	 * rule): the hash is computed once per value and record. */
+	if (!v->hashed) {
+		v->hash = hash_words(text, len, (uint64_t)v->type);
+		v->hashed = 1;
+	}
+	h = v->hash;
 	s = &m->slot[h & (MEMO_SLOTS - 1)];
 	if (s->state && s->hash == h && s->len == len && s->type == v->type && memcmp(s->text, text, len) == 0)
 		return s->state == 2;

@@ -46,7 +46,9 @@ struct jvalue {
 	uint32_t len;
 	uint8_t type;		/* enum jtype */
 	uint8_t raw;		/* p/len still hold escapes (see record_value_text) */
+	uint8_t hashed;		/* hash is set (the engine's memo sets it) */
 	int32_t next;		/* next value of the same slot, or -1 */
+	uint64_t hash;		/* of the unescaped text, when hashed */
 };
 
 /* The current record and its extracted fields.  Reused from record to record:
