@@ -164,16 +164,8 @@ static struct pf_bucket *bucket_find(struct pf_index *pf, const char *s, size_t 
 		struct pf_bucket *b = &pf->buckets[i];
 		if (!b->name)
 			return b;
-		if (b->len == len) {
-			size_t k = 0;
-			for (; k < len; k++) {
-				unsigned char c = (unsigned char)s[k];
-				if ((unsigned char)b->name[k] != (folded ? c : fold(c)))
-					break;
-			}
-			if (k == len)
-				return b;
-		}
+		if (b->len == len && (folded ? memcmp(b->name, s, len) == 0 : fold_equal(b->name, s, len)))
+			return b;
 		i = (i + 1) & (pf->nbuckets - 1);
 	}
 }

@@ -116,14 +116,42 @@ int pattern_literal(struct pattern *p, struct arena *a, const char *s, size_t le
 	return glob_build(p, a, s, len, cased, false);
 }
 
+/* The eight bytes of w with 'A'-'Z' turned into 'a'-'z' (SWAR: each byte's
+ * high bit marks, after the two additions, whether its low seven bits are at
+ * least 'A' and above 'Z'; bytes over 0x7f are left alone). */
+static inline uint64_t fold8(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	uint64_t low7 = w & ~high;
+	uint64_t ge_a = low7 + (0x80 - 'A') * ones;
+	uint64_t gt_z = low7 + (0x80 - 'Z' - 1) * ones;
+	uint64_t upper = ge_a & ~gt_z & ~w & high;
+
+	return w | (upper >> 2);
+}
+
+bool fold_equal(const char *lower, const char *text, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t a, b;
+		memcpy(&a, lower + i, 8);
+		memcpy(&b, text + i, 8);
+		if (a != fold8(b))
+			return false;
+	}
+	for (; i < n; i++)
+		if ((unsigned char)lower[i] != fold((unsigned char)text[i]))
+			return false;
+	return true;
+}
+
 static bool eq_at(const char *pat, const char *text, size_t n, bool cased)
 {
 	if (cased)
 		return memcmp(pat, text, n) == 0;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)pat[i] != fold((unsigned char)text[i]))
-			return false;
-	return true;
+	return fold_equal(pat, text, n);
 }
 
 static bool contains(const char *lit, size_t litlen, const char *text, size_t len, bool cased)

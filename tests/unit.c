@@ -6,6 +6,7 @@
  * suite (../shared/testdata/aws-sigv4-test-suite, or $SIGV4_SUITE).  Prints one line per
  * failure and "N passed, N failed". */
 #include <dirent.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,32 @@ static bool glob(const char *pat, const char *text, bool cased)
 	r = glob_match(&p, text, strlen(text));
 	arena_free(&a);
 	return r;
+}
+
+/* fold_equal against a byte-by-byte reference, for every byte value at
+ * every position of a 19-byte text (two 8-byte steps and a tail). */
+static void test_fold_equal(void)
+{
+	char text[19], lower[19];
+	int bad = 0;
+
+	for (int c = 0; c < 256; c++) {
+		for (size_t pos = 0; pos < sizeof(text); pos++) {
+			memcpy(text, "AbCdEfGhIjKlMnOpQrS", sizeof(text));
+			text[pos] = (char)c;
+			for (size_t i = 0; i < sizeof(text); i++)
+				lower[i] = (char)tolower((unsigned char)text[i]);
+			if (c >= 0x80)
+				lower[pos] = (char)c;	/* only ASCII letters fold */
+			bad += !fold_equal(lower, text, sizeof(text));
+			lower[pos] ^= 0x20;
+			bad += fold_equal(lower, text, sizeof(text));
+		}
+	}
+	CHECK(bad == 0);
+	CHECK(fold_equal("s3.amazonaws.com", "S3.AMAZONAWS.COM", 16));
+	CHECK(!fold_equal("s3.amazonaws.com", "S3.AMAZONAWS.CON", 16));
+	CHECK(!fold_equal("@[`{", "`{@[", 4));
 }
 
 static void test_glob(void)
@@ -1088,6 +1115,7 @@ int main(int argc, char **argv)
 	test_arn_account();
 	test_base64();
 	test_time();
+	test_fold_equal();
 	test_scanner();
 	test_scanner_fast_path();
 	test_unescape();

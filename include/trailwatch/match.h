@@ -110,6 +110,10 @@ int number_parse(const char *s, size_t len, double *ret);
 bool glob_match(const struct pattern *p, const char *text, size_t len);
 bool glob_match_folded(const struct pattern *p, const char *folded, size_t len);
 
+/* Do the n bytes of text, with ASCII letters folded to lower case, equal the
+ * n bytes of lower (already lower case)?  Eight bytes a step. */
+bool fold_equal(const char *lower, const char *text, size_t n);
+
 /* Standard base64 of s (with padding) into arena memory.  NULL on ENOMEM. */
 char *base64_encode(struct arena *a, const char *s, size_t len, size_t *ret_len);
 
