@@ -9,64 +9,92 @@
 #include "trailwatch/alert.h"
 #include "trailwatch/jsonw.h"
 
-static const char *slot_text(struct record *rec, int slot, struct arena *a, int *err)
+/* The text of the first value of slot, or NULL (missing or null).  The text
+ * lives in the record.  -ENOMEM. */
+static int slot_span(struct record *rec, int slot, const char **text, size_t *len)
 {
 	struct jvalue *v = record_first(rec, slot);
-	const char *text;
-	size_t len;
 
+	*text = NULL;
+	*len = 0;
 	if (!v || v->type == JT_NULL)
-		return NULL;
-	if (record_value_text(rec, v, &text, &len) < 0) {
-		*err = -ENOMEM;
-		return NULL;
-	}
-	text = arena_strndup(a, text, len);
-	if (!text)
-		*err = -ENOMEM;
-	return text;
+		return 0;
+	return record_value_text(rec, v, text, len);
+}
+
+/* The first of two slots that has a value. */
+static int either(struct record *rec, int slot, int fallback)
+{
+	struct jvalue *v = record_first(rec, slot);
+
+	return v && v->type != JT_NULL ? slot : fallback;
 }
 
 int match_capture(struct match *m, const struct rule *r, struct record *rec,
 		  const struct alert_slots *s, const char *log_object, struct arena *a)
 {
-	int err = 0;
+	const char **dst[] = { &m->event_id, &m->event_time, &m->event_name, &m->event_source, &m->account,
+			       &m->region, &m->principal, &m->source_ip, &m->user_agent, &m->bucket,
+			       &m->object_key };
+	int slot[sizeof(dst) / sizeof(dst[0])];
+	size_t nctx = sizeof(dst) / sizeof(dst[0]), n = nctx + r->nextra, total = 0;
+	const char *text;
+	size_t len;
+	char *block;
+	int err;
 
 	memset(m, 0, sizeof(*m));
 	m->rule = r;
 	m->record = rec->index;
 	m->log_object = log_object;
-	m->event_id = slot_text(rec, s->event_id, a, &err);
-	m->event_time = slot_text(rec, s->event_time, a, &err);
-	m->event_name = slot_text(rec, s->event_name, a, &err);
-	m->event_source = slot_text(rec, s->event_source, a, &err);
-	m->account = slot_text(rec, s->account, a, &err);
-	if (!m->account)
-		m->account = slot_text(rec, s->user_account, a, &err);
-	m->region = slot_text(rec, s->region, a, &err);
-	m->principal = slot_text(rec, s->principal_arn, a, &err);
-	if (!m->principal)
-		m->principal = slot_text(rec, s->principal_type, a, &err);
-	if (!m->principal)
-		m->principal = slot_text(rec, s->principal_invoked_by, a, &err);
-	m->source_ip = slot_text(rec, s->source_ip, a, &err);
-	m->user_agent = slot_text(rec, s->user_agent, a, &err);
-	m->bucket = slot_text(rec, s->bucket, a, &err);
-	m->object_key = slot_text(rec, s->object_key, a, &err);
 	m->time = TIME_UNKNOWN;
+	slot[0] = s->event_id;
+	slot[1] = s->event_time;
+	slot[2] = s->event_name;
+	slot[3] = s->event_source;
+	slot[4] = either(rec, s->account, s->user_account);
+	slot[5] = s->region;
+	slot[6] = either(rec, s->principal_arn, either(rec, s->principal_type, s->principal_invoked_by));
+	slot[7] = s->source_ip;
+	slot[8] = s->user_agent;
+	slot[9] = s->bucket;
+	slot[10] = s->object_key;
+	if (r->nextra) {
+		m->extra = arena_alloc(a, r->nextra * sizeof(*m->extra));
+		if (!m->extra)
+			return -ENOMEM;
+	}
+	/* One block for every string of the match: first the sizes, then the
+	 * copies (record_value_text resolves escapes once, on the first pass). */
+	for (size_t i = 0; i < n; i++) {
+		err = slot_span(rec, i < nctx ? slot[i] : r->extra_slots[i - nctx], &text, &len);
+		if (err < 0)
+			return err;
+		total += text ? len + 1 : 0;
+	}
+	block = total ? arena_alloc(a, total) : NULL;
+	if (total && !block)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const char **to = i < nctx ? dst[i] : &m->extra[i - nctx];
+
+		err = slot_span(rec, i < nctx ? slot[i] : r->extra_slots[i - nctx], &text, &len);
+		if (err < 0)
+			return err;
+		*to = NULL;
+		if (!text)
+			continue;
+		memcpy(block, text, len);
+		block[len] = '\0';
+		*to = block;
+		block += len + 1;
+	}
 	if (m->event_time) {
 		int64_t t;
 		if (ctlog_parse_time(m->event_time, strlen(m->event_time), &t) == 0)
 			m->time = t;
 	}
-	if (r->nextra) {
-		m->extra = arena_alloc(a, r->nextra * sizeof(*m->extra));
-		if (!m->extra)
-			return -ENOMEM;
-		for (size_t i = 0; i < r->nextra; i++)
-			m->extra[i] = slot_text(rec, r->extra_slots[i], a, &err);
-	}
-	return err;
+	return 0;
 }
 
 static int dup(const char **dst, const char *src)
