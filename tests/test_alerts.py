@@ -54,6 +54,23 @@ class Alerts(unittest.TestCase):
             self.assertNotEqual(one, other)
             self.assertRegex(one, r"^[0-9a-f]{32}$")
 
+    def test_correlation_sample_leaves_out_overlong_event_ids(self):
+        # A group keeps its sample of event ids inside itself, each under
+        # 64 bytes: a longer (non-CloudTrail) id is left out, not cut.
+        text = (rule("base", rid="00000000-0000-4000-8000-0000000f0003") +
+                "---\ntitle: three\nid: 00000000-0000-4000-8000-0000000f0004\n"
+                "correlation: {type: event_count, rules: [00000000-0000-4000-8000-0000000f0003], "
+                "group-by: [userIdentity.arn], timespan: 10m, condition: {gte: 3}}\nlevel: high\n")
+        long_id = "L" * 100
+        with TempDir() as d:
+            recs = [record(eventName="X", eventID=i, eventTime=f"2026-11-26T10:00:0{n}Z")
+                    for n, i in enumerate(["e-1", long_id, "e-3"])]
+            log = write_log(os.path.join(d, "a.json.gz"), recs)
+            alerts = [a for a in alerts_of(self.replay(d, text, log).stdout) if a["title"] == "three"]
+            self.assertEqual(len(alerts), 1)
+            self.assertEqual(alerts[0]["count"], 3)
+            self.assertEqual(alerts[0]["event_ids"], ["e-1", "e-3"])
+
     def test_control_characters_are_escaped(self):
         with TempDir() as d:
             log = write_log(os.path.join(d, "a.json.gz"), [record(eventName="X", userAgent="a\nb\tc\u0001d")])
