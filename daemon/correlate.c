@@ -54,8 +54,9 @@ struct group {
 	uint64_t hash;
 	size_t keylen;
 	int64_t newest;
-	/* correlation */
-	struct centry *e;
+	/* correlation: entries e[0..n), inside an allocation of cap entries at
+	 * base; dropping the oldest moves e forward instead of the entries */
+	struct centry *base, *e;
 	size_t n, cap;
 	/* event id sample, oldest first once full (ring) */
 	char ids[SAMPLE_IDS][SAMPLE_ID_MAX];
@@ -94,7 +95,7 @@ static void group_free(struct group *g)
 {
 	if (!g)
 		return;
-	free(g->e);
+	free(g->base);
 	match_release(&g->first);
 	free(g);
 }
@@ -469,10 +470,37 @@ static int window_value(struct correlator *c, const struct correlation *cc, cons
  * as differences, and their origin moves once they grow large. */
 static void drop_oldest(struct group *g, size_t k)
 {
-	memmove(g->e, g->e + k, (g->n - k) * sizeof(*g->e));
+	g->e += k;
 	g->n -= k;
 	if (g->n && (g->e[0].sum_before > REBASE_SUM || g->e[0].sum_before < -REBASE_SUM))
 		restate(g, 0);
+}
+
+/* Makes room for one more entry after e[n - 1].  The space that dropped
+ * entries left in front is reclaimed once it is at least as large as the
+ * live entries (so the move is paid for by the drops); else the allocation
+ * grows.  Windows that slide by a second per event stay O(1) per event. */
+static int entry_room(struct group *g)
+{
+	size_t front = (size_t)(g->e - g->base);
+	struct centry *b;
+
+	if (front + g->n < g->cap)
+		return 0;
+	if (front > 0 && front >= g->n) {
+		memmove(g->base, g->e, g->n * sizeof(*g->e));
+		g->e = g->base;
+		return 0;
+	}
+	if (front > 0) {
+		memmove(g->base, g->e, g->n * sizeof(*g->e));
+		g->e = g->base;
+	}
+	b = array_grow(g->base, &g->cap, g->n + 1, sizeof(*b), 8);
+	if (!b)
+		return -ENOMEM;
+	g->base = g->e = b;
+	return 0;
 }
 
 static int insert_entry(struct correlator *c, struct group *g, int64_t t, uint64_t key, double amount)
@@ -494,12 +522,8 @@ static int insert_entry(struct correlator *c, struct group *g, int64_t t, uint64
 		if (pos > 0)
 			pos--;
 	}
-	{
-		struct centry *e = array_grow(g->e, &g->cap, g->n + 1, sizeof(*e), 8);
-		if (!e)
-			return -ENOMEM;
-		g->e = e;
-	}
+	if (entry_room(g) < 0)
+		return -ENOMEM;
 	memmove(g->e + pos + 1, g->e + pos, (g->n - pos) * sizeof(*g->e));
 	g->e[pos].t = t;
 	g->e[pos].key = key;
@@ -604,7 +628,7 @@ int correlator_feed(struct correlator *c, const struct rule *corr, const struct 
 	const struct correlation *cc = corr->corr;
 	const char *vals[16];
 	char key[MAX_GROUP_KEY];
-	size_t len, bi = 0, ng = cc->ngroup < 16 ? cc->ngroup : 16;
+	size_t len, bi = 0, ng = cc->ngroup < 16 ? cc->ngroup : 16, first, lo;
 	uint64_t ekey = 0;
 	double amount = 1;
 	struct group *g;
@@ -663,18 +687,24 @@ int correlator_feed(struct correlator *c, const struct rule *corr, const struct 
 	push_id(g, m->event_id);
 
 	/* The windows that contain this event end at it or at a later event
-	 * no further than one timespan away (when it arrived late). */
-	for (size_t k = lower_bound(g, m->time); k < g->n && g->e[k].t <= m->time + cc->timespan; k++) {
+	 * no further than one timespan away (when it arrived late).  Their
+	 * starts only move forward as their ends do, so one pass finds them:
+	 * a late event into a busy window costs that window once, not once per
+	 * second of it times a search. */
+	first = lower_bound(g, m->time);
+	lo = first < g->n ? lower_bound(g, g->e[first].t - cc->timespan) : 0;
+	for (size_t k = first; k < g->n && g->e[k].t <= m->time + cc->timespan; k++) {
 		int64_t end = g->e[k].t;
-		size_t lo, hi = k;
+		size_t hi = k;
 		double value;
 		long events;
 
-		if (k > 0 && g->e[k - 1].t == end && k != lower_bound(g, m->time))
+		if (k > first && g->e[k - 1].t == end)
 			continue;	/* the same end second was already tried */
 		while (hi < g->n && g->e[hi].t == end)
 			hi++;
-		lo = lower_bound(g, end - cc->timespan);
+		while (g->e[lo].t < end - cc->timespan)
+			lo++;
 		r = window_value(c, cc, g, lo, hi, &value, &events);
 		if (r < 0)
 			return r;

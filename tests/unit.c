@@ -625,6 +625,122 @@ static void test_window_sums(void)
 	ruleset_free(rs);
 }
 
+/* A plain model of one value_sum group (timespan SPAN, condition gte 100,
+ * lateness LATE, at most cap entries): entries per second, summed by brute
+ * force over every window that holds the new event. */
+struct ref_group {
+	int64_t t[4096];
+	double amount[4096];
+	size_t n;
+	int64_t newest;
+	bool has_newest;
+};
+
+#define REF_SPAN 60
+#define REF_LATE 120
+
+/* Feeds one event; returns the value of the alert it raises, or -1. */
+static double ref_feed(struct ref_group *g, int64_t t, double amount, size_t cap)
+{
+	size_t i = 0;
+
+	if (g->has_newest && t < g->newest - REF_SPAN - REF_LATE)
+		return -1;	/* too late */
+	while (i < g->n && g->t[i] < t)
+		i++;
+	if (i < g->n && g->t[i] == t) {
+		g->amount[i] += amount;
+	} else {
+		if (g->n >= cap) {	/* the oldest entry leaves */
+			memmove(g->t, g->t + 1, (g->n - 1) * sizeof(g->t[0]));
+			memmove(g->amount, g->amount + 1, (g->n - 1) * sizeof(g->amount[0]));
+			g->n--;
+			if (i > 0)
+				i--;
+		}
+		memmove(g->t + i + 1, g->t + i, (g->n - i) * sizeof(g->t[0]));
+		memmove(g->amount + i + 1, g->amount + i, (g->n - i) * sizeof(g->amount[0]));
+		g->t[i] = t;
+		g->amount[i] = amount;
+		g->n++;
+	}
+	if (!g->has_newest || t > g->newest)
+		g->newest = t;
+	g->has_newest = true;
+	while (g->n && g->t[0] < g->newest - REF_SPAN - REF_LATE) {
+		memmove(g->t, g->t + 1, (g->n - 1) * sizeof(g->t[0]));
+		memmove(g->amount, g->amount + 1, (g->n - 1) * sizeof(g->amount[0]));
+		g->n--;
+	}
+	for (size_t k = 0; k < g->n; k++) {
+		double sum = 0;
+		if (g->t[k] < t || g->t[k] > t + REF_SPAN)
+			continue;
+		for (size_t j = 0; j < g->n; j++)
+			if (g->t[j] >= g->t[k] - REF_SPAN && g->t[j] <= g->t[k])
+				sum += g->amount[j];
+		if (sum >= 100) {
+			g->n = 0;	/* the events are spent */
+			return sum;
+		}
+	}
+	return -1;
+}
+
+/* The correlator against the model, over events that arrive up to three
+ * minutes out of order, with and without a cap on entries. */
+static void test_window_reference(void)
+{
+	struct ruleset *rs = load_rules("ref.yml",
+		"title: base\nname: base\nid: b\nlogsource: {product: aws, service: cloudtrail}\n"
+		"detection: {a: {eventName: X}, condition: a}\n---\n"
+		"title: sum\nid: s\ncorrelation: {type: value_sum, rules: [base], timespan: 60s,"
+		" condition: {field: n, gte: 100}}\n");
+	static const size_t caps[] = { 100000, 7 };
+	const char *extra[8] = { 0 };
+	const struct rule *sum;
+	int mismatches = 0, fired = 0;
+	struct match m;
+
+	CHECK(rs != NULL);
+	if (!rs)
+		return;
+	sum = ruleset_find(rs, "s");
+	memset(&m, 0, sizeof(m));
+	m.rule = ruleset_find(rs, "base");
+	m.event_id = "e";
+	m.extra = extra;
+	for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++) {
+		struct corr_limits lim = { .max_entries = caps[c], .lateness = REF_LATE };
+		static struct ref_group ref;
+		struct correlator *corr = NULL;
+		uint64_t seed = 42 + c;
+
+		memset(&ref, 0, sizeof(ref));
+		CHECK(correlator_new(rs, &lim, &corr) == 0);
+		for (int i = 0; i < 5000 && corr; i++) {
+			struct last_alert got = { 0 };
+			char amount[16];
+			double want;
+
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			m.time = 100000 + i / 2 + (int64_t)((seed >> 33) % 180) - 90;
+			snprintf(amount, sizeof(amount), "%u", (unsigned)((seed >> 20) % 9) + 1);
+			extra[sum->corr->field_extra[0]] = amount;
+			want = ref_feed(&ref, m.time, atof(amount), caps[c]);
+			if (correlator_feed(corr, sum, &m, note_alert, &got) != 0)
+				mismatches++;
+			else if ((want >= 0) != (got.n == 1) || (got.n == 1 && got.value != want))
+				mismatches++;
+			fired += got.n;
+		}
+		correlator_free(corr);
+	}
+	CHECK(mismatches == 0);
+	CHECK(fired > 100);	/* the comparison covered many alerts */
+	ruleset_free(rs);
+}
+
 struct eval_result {
 	bool *matched;
 	size_t n;
@@ -1125,6 +1241,7 @@ int main(int argc, char **argv)
 	test_conditions();
 	test_late_events();
 	test_window_sums();
+	test_window_reference();
 	test_memo();
 	test_backoff();
 	test_statefile_name();
