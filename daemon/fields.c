@@ -41,15 +41,16 @@ static inline uint64_t word(const char *s, size_t n)
 	return n >= 8 ? w : w & ((1ull << (8 * n)) - 1);
 }
 
-static int finish_node(struct field_node *n)
+static int finish_node(struct field_node *n, size_t *nnodes)
 {
 	size_t k = 0;
 
 	n->head = n->len ? word(n->name, n->len < 8 ? n->len : 8) : 0;
 	n->tail = n->len >= 8 ? word(n->name + n->len - 8, 8) : n->head;
 
+	n->id = (unsigned)(*nnodes)++;
 	for (size_t i = 0; i < n->nkids; i++)
-		if (finish_node(n->kids[i]) < 0)
+		if (finish_node(n->kids[i], nnodes) < 0)
 			return -ENOMEM;
 	if (n->nkids == 0 || n->nkids > UINT16_MAX)
 		return 0;
@@ -68,7 +69,8 @@ static int finish_node(struct field_node *n)
 
 int field_index_finish(struct field_index *fi)
 {
-	return finish_node(&fi->root);
+	fi->nnodes = 0;
+	return finish_node(&fi->root, &fi->nnodes);
 }
 
 void field_index_free(struct field_index *fi)

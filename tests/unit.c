@@ -350,6 +350,111 @@ static void test_scanner_fast_path(void)
 	CHECK(strcmp(out, "[0:e1][1:]") == 0);
 }
 
+/* Member names are predicted from the order of the record before
+ * (ctlog.c's key cache).  Records with names in shuffled orders, drawn from
+ * more names than the cache holds, some escaped, some too long to remember,
+ * in a nested object too: every wanted value must still be found. */
+static void test_scanner_key_order(void)
+{
+	static const char *const wanted[] = { "k3", "k7", "k70", "obj.k1", "obj.k5",
+					      "a_member_name_too_long_to_be_remembered_0" };
+	struct ctlog_limits lim = { .max_record = 1 << 20, .max_depth = 8 };
+	struct field_index fi;
+	struct record rec;
+	struct ctlog_reader rd;
+	struct ctlog_error err;
+	struct buf b;
+	int slot[6], bad = 0, seen = 0;
+	uint64_t seed = 7;
+	char name[64];
+
+	field_index_init(&fi);
+	for (size_t i = 0; i < 6; i++)
+		field_index_add(&fi, wanted[i], &slot[i]);
+	field_index_finish(&fi);
+	record_init(&rec, fi.nslots);
+	buf_init(&b, 0);
+	buf_append(&b, "{\"Records\":[", 12);
+	for (int r = 0; r < 300; r++) {
+		int order[80];
+
+		for (int i = 0; i < 80; i++)
+			order[i] = i;
+		for (int i = 79; i > 0; i--) {	/* shuffle, but keep most of the order */
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			if ((seed >> 60) < 3) {
+				int j = (int)((seed >> 33) % (uint64_t)(i + 1)), t = order[i];
+				order[i] = order[j];
+				order[j] = t;
+			}
+		}
+		buf_append(&b, r ? ",{" : "{", r ? 2 : 1);
+		for (int i = 0, first = 1; i < 80; i++) {
+			int k = order[i];
+			char member[160];
+			int n;
+
+			if (k == 79)
+				snprintf(name, sizeof(name), "a_member_name_too_long_to_be_remembered_0");
+			else if (k == 3 && r % 5 == 0)
+				snprintf(name, sizeof(name), "k\\u0033");	/* "k3", escaped */
+			else
+				snprintf(name, sizeof(name), "k%d", k);
+			if (k == 50)
+				n = snprintf(member, sizeof(member), "%s\"obj\":{\"k5\":\"o5-%d\",\"k1\":\"o1-%d\",\"k9\":1}",
+					     first ? "" : ",", r, r);
+			else if (r % 7 == 0 && k == 7)
+				continue;	/* sometimes absent */
+			else
+				n = snprintf(member, sizeof(member), "%s\"%s\":\"%d-%d\"", first ? "" : ",", name, k, r);
+			buf_append(&b, member, (size_t)n);
+			first = 0;
+		}
+		buf_append(&b, "}", 1);
+	}
+	buf_append(&b, "]}", 2);
+	if (ctlog_open(&rd, b.data, b.len, &fi, &lim, &err) < 0) {
+		CHECK(false);
+		goto done;
+	}
+	while (ctlog_next(&rd, &rec, &err) > 0) {
+		int r = (int)rec.index;
+		for (size_t i = 0; i < 6; i++) {
+			struct jvalue *v = record_first(&rec, slot[i]);
+			const char *text;
+			size_t len;
+			char want[64];
+
+			if (i == 0)
+				snprintf(want, sizeof(want), "3-%d", r);
+			else if (i == 1)
+				snprintf(want, sizeof(want), "7-%d", r);
+			else if (i == 2)
+				snprintf(want, sizeof(want), "70-%d", r);
+			else if (i == 3)
+				snprintf(want, sizeof(want), "o1-%d", r);
+			else if (i == 4)
+				snprintf(want, sizeof(want), "o5-%d", r);
+			else
+				snprintf(want, sizeof(want), "79-%d", r);
+			if (i == 1 && r % 7 == 0) {
+				bad += v != NULL;
+				continue;
+			}
+			if (!v || record_value_text(&rec, v, &text, &len) < 0 || len != strlen(want) ||
+			    memcmp(text, want, len) != 0)
+				bad++;
+		}
+		seen++;
+	}
+	CHECK(seen == 300);
+	CHECK(bad == 0);
+done:
+	buf_free(&b);
+	record_free(&rec);
+	field_index_free(&fi);
+}
+
 static void test_unescape(void)
 {
 	char out[64];
@@ -1234,6 +1339,7 @@ int main(int argc, char **argv)
 	test_fold_equal();
 	test_scanner();
 	test_scanner_fast_path();
+	test_scanner_key_order();
 	test_unescape();
 	test_buf_limits();
 	test_sizes_spans();

@@ -51,6 +51,8 @@ struct jvalue {
 	uint64_t hash;		/* of the unescaped text, when hashed */
 };
 
+struct keycache;
+
 /* The current record and its extracted fields.  Reused from record to record:
  * its arrays grow to the largest record seen and are never freed per record. */
 struct record {
@@ -65,6 +67,8 @@ struct record {
 	struct jvalue *values;
 	size_t nvalues, capvalues;
 	struct arena scratch;	/* unescaped text, reset per record */
+	struct keycache *keys;	/* per trie node: the member names seen, in order */
+	size_t nkeys;
 };
 
 struct ctlog_limits {

@@ -29,6 +29,7 @@ struct field_node {
 	 * longer names are kids[bylen[FIELDS_BYLEN] .. nkids). */
 	uint16_t *bylen;
 	uint64_t head, tail;	/* the name's first and last 8 bytes, zero-padded */
+	unsigned id;		/* after field_index_finish: 0 .. nnodes - 1 */
 };
 
 #define FIELDS_BYLEN 64
@@ -37,6 +38,7 @@ struct field_index {
 	struct field_node root;	/* the record itself; root.slot is -1 */
 	const char **paths;	/* slot -> dotted path */
 	size_t nslots, cap;
+	size_t nnodes;		/* after field_index_finish, root included */
 	struct arena arena;
 };
 
