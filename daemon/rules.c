@@ -904,6 +904,93 @@ static unsigned cond_col(const struct ynode *n, size_t pos)
 	return n->col + (unsigned)pos;
 }
 
+/* Is selection k one test of patterns, any of which may match (no |all, no
+ * |element, a field)?  Such selections on one field, ORed, are one test. */
+static const struct field_test *single_test(const struct detection *det, const struct cnode *c)
+{
+	const struct selection *sel;
+	const struct field_test *t;
+
+	if (c->type != CN_SEL)
+		return NULL;
+	sel = &det->sels[c->sel];
+	if (sel->nalts != 1 || sel->alts[0].ntests != 1)
+		return NULL;
+	t = &sel->alts[0].tests[0];
+	return t->slot >= 0 && !t->all && !t->elem ? t : NULL;
+}
+
+/* Rewrites "a or b or c", where each is a single_test() selection on the
+ * same field, into one selection whose test holds all their patterns: the
+ * same truth (a test is true when any pattern is), one pass over the value,
+ * and one memo lookup instead of three (the user-agent rule's tool prefixes,
+ * tool names and distributions).  Recurses into the whole condition. */
+static int merge_or_tests(struct loader *L, struct detection *det, struct cnode *c)
+{
+	struct arena *a = &L->rs->arena;
+
+	for (size_t i = 0; c->type != CN_SEL && c->type != CN_CONST && i < c->n; i++)
+		if (merge_or_tests(L, det, c->kids[i]) < 0)
+			return -ENOMEM;
+	if (c->type != CN_OR)
+		return 0;
+	for (size_t i = 0; i < c->n; i++) {
+		const struct field_test *first = single_test(det, c->kids[i]);
+		struct selection *sels, *sel;
+		struct field_test *t;
+		size_t n = 0, npats = 0, out = i + 1;
+
+		if (!first)
+			continue;
+		for (size_t j = i; j < c->n; j++) {
+			const struct field_test *o = single_test(det, c->kids[j]);
+			if (o && o->slot == first->slot) {
+				n++;
+				npats += o->npats;
+			}
+		}
+		if (n < 2)
+			continue;
+		sels = arena_alloc(a, (det->nsels + 1) * sizeof(*sels));
+		t = arena_alloc(a, sizeof(*t));
+		if (!sels || !t)
+			return -ENOMEM;
+		*t = *first;
+		t->pats = arena_alloc(a, npats * sizeof(*t->pats));
+		if (!t->pats)
+			return -ENOMEM;
+		memcpy(t->pats, first->pats, first->npats * sizeof(*t->pats));
+		t->npats = first->npats;
+		/* The others' patterns join it; the kids left keep their order. */
+		for (size_t j = i + 1; j < c->n; j++) {
+			const struct field_test *o = single_test(det, c->kids[j]);
+			if (o && o->slot == first->slot) {
+				memcpy(t->pats + t->npats, o->pats, o->npats * sizeof(*o->pats));
+				t->npats += o->npats;
+			} else {
+				c->kids[out++] = c->kids[j];
+			}
+		}
+		c->n = out;
+		t->memo = memo_worthy(t) ? (int)L->rs->nmemos++ : -1;
+		memcpy(sels, det->sels, det->nsels * sizeof(*sels));
+		sel = &sels[det->nsels];
+		memset(sel, 0, sizeof(*sel));
+		sel->name = det->sels[c->kids[i]->sel].name;
+		sel->alts = arena_alloc(a, sizeof(*sel->alts));
+		if (!sel->alts)
+			return -ENOMEM;
+		sel->alts[0].tests = t;
+		sel->alts[0].ntests = 1;
+		sel->nalts = 1;
+		det->sels = sels;
+		c->kids[i]->sel = (unsigned)det->nsels++;
+	}
+	if (c->n == 1)
+		*c = *c->kids[0];
+	return 0;
+}
+
 /* Selections plus condition; used by detection rules and filters.  skip is a
  * key that belongs to the container (a filter's "rules"), not a selection. */
 static int compile_detection(struct loader *L, const struct ynode *detn, const char *skip,
@@ -994,7 +1081,7 @@ static int compile_detection(struct loader *L, const struct ynode *detn, const c
 	}
 	if (any)
 		det->cond = any;
-	return 0;
+	return merge_or_tests(L, det, det->cond);
 }
 
 /* ---- trailwatch: extension (throttle, tests) --------------------------- */

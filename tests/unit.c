@@ -628,6 +628,35 @@ static struct ruleset *load_rules(const char *name, const char *text)
 	return rs;
 }
 
+/* "s and (a or b or c)" with a, b, c one test each on the same field
+ * compiles to s and one test of all their patterns (rules.c
+ * merge_or_tests); an |all test or another field stays apart. */
+static void test_merged_or(void)
+{
+	struct ruleset *rs = load_rules("or.yml",
+		"title: t\nid: t\nlogsource: {product: aws, service: cloudtrail}\n"
+		"detection:\n  s: {eventSource: x}\n  a: {userAgent|startswith: [p1, p2]}\n"
+		"  b: {userAgent|contains: c1}\n  o: {awsRegion: r}\n  c: {userAgent: [e1, e2, e3]}\n"
+		"  d: {userAgent|contains|all: [x, y]}\n"
+		"  condition: s and (a or b or o or c or d)\n");
+	const struct rule *r = rs ? ruleset_find(rs, "t") : NULL;
+	const struct cnode *c = r ? r->det.cond : NULL, *or;
+
+	CHECK(c && c->type == CN_AND && c->n == 2);
+	if (!c || c->type != CN_AND || c->n != 2)
+		goto out;
+	or = c->kids[1];
+	CHECK(or->type == CN_OR && or->n == 3);	/* merged, o, d */
+	if (or->type == CN_OR && or->n == 3) {
+		const struct selection *m = &r->det.sels[or->kids[0]->sel];
+		CHECK(m->nalts == 1 && m->alts[0].ntests == 1 && m->alts[0].tests[0].npats == 6);
+		CHECK(r->det.sels[or->kids[1]->sel].alts[0].tests[0].npats == 1);	/* o */
+		CHECK(r->det.sels[or->kids[2]->sel].alts[0].tests[0].all);		/* d */
+	}
+out:
+	ruleset_free(rs);
+}
+
 /* value_sum windows are differences of running totals: late events, a
  * coalesced second, dropped entries and a moved origin keep them exact. */
 static void test_window_sums(void)
@@ -1346,6 +1375,7 @@ int main(int argc, char **argv)
 	test_yaml_limits();
 	test_conditions();
 	test_late_events();
+	test_merged_or();
 	test_window_sums();
 	test_window_reference();
 	test_memo();
