@@ -7,6 +7,7 @@
  * copy of the first held-back match (for the summary alert).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,15 +60,24 @@ struct group {
 	struct centry *base, *e;
 	size_t n, cap;
 	/* event id sample, oldest first once full (ring) */
-	char ids[SAMPLE_IDS][SAMPLE_ID_MAX];
 	size_t nids, idpos;
 	/* throttle */
 	int64_t start;
 	long count;
 	struct match first;
 	bool has_first;
+	size_t keyroom;		/* bytes allocated for key */
+	/* Not cleared when the group is made: nids says which hold ids. */
+	char ids[SAMPLE_IDS][SAMPLE_ID_MAX];
 	char key[];		/* keylen bytes and a NUL */
 };
+
+/* Keys shorter than this get this much room, so that the group can be used
+ * again for another key: groups of per-session principals come and go by
+ * the hundred thousand, and a group kept warm costs no malloc, free or
+ * cache misses.  At most SPARE_GROUPS are kept. */
+#define GROUP_KEY_ROOM 128
+#define SPARE_GROUPS 1024
 
 struct table {
 	struct group **b;
@@ -89,6 +99,8 @@ struct correlator {
 	struct corr_stats stats;
 	uint64_t *scratch;
 	size_t scratch_cap;
+	struct group *spare;	/* removed groups kept for reuse (via next) */
+	size_t nspare;
 };
 
 static void group_free(struct group *g)
@@ -137,6 +149,45 @@ static int table_grow(struct table *t)
 	return 0;
 }
 
+/* An empty group with room for a key of len bytes: a spare one, or new. */
+static struct group *group_new(struct correlator *c, size_t len)
+{
+	struct group *g = c->spare;
+	struct centry *base = NULL;
+	size_t cap = 0, room;
+
+	if (g && g->keyroom > len) {
+		c->spare = g->next;
+		c->nspare--;
+		base = g->base;
+		cap = g->cap;
+		room = g->keyroom;
+	} else {
+		room = len + 1 > GROUP_KEY_ROOM ? len + 1 : GROUP_KEY_ROOM;
+		g = malloc(sizeof(*g) + room);
+		if (!g)
+			return NULL;
+	}
+	memset(g, 0, offsetof(struct group, ids));
+	g->base = g->e = base;
+	g->cap = cap;
+	g->keyroom = room;
+	return g;
+}
+
+/* Frees g, or keeps it (and its entries' memory) for group_new. */
+static void group_drop(struct correlator *c, struct group *g)
+{
+	if (c->nspare >= SPARE_GROUPS) {
+		group_free(g);
+		return;
+	}
+	match_release(&g->first);
+	g->next = c->spare;
+	c->spare = g;
+	c->nspare++;
+}
+
 /* Finds the group for key, creating it when create is set and the cap
  * allows.  NULL when absent, refused, or out of memory (*err). */
 static struct group *table_get(struct correlator *c, struct table *t, const char *key, size_t len,
@@ -160,7 +211,7 @@ static struct group *table_get(struct correlator *c, struct table *t, const char
 		*err = -ENOMEM;
 		return NULL;
 	}
-	g = calloc(1, sizeof(*g) + len + 1);
+	g = group_new(c, len);
 	if (!g) {
 		*err = -ENOMEM;
 		return NULL;
@@ -187,7 +238,7 @@ static void table_remove(struct correlator *c, struct table *t, struct group *g)
 		*pp = g->next;
 		t->n--;
 		c->stats.groups--;
-		group_free(g);
+		group_drop(c, g);
 	}
 }
 
@@ -764,6 +815,11 @@ void correlator_free(struct correlator *c)
 	for (size_t i = 0; i < c->rs->nrules; i++) {
 		table_free(&c->st[i].corr);
 		table_free(&c->st[i].thr);
+	}
+	while (c->spare) {
+		struct group *next = c->spare->next;
+		group_free(c->spare);
+		c->spare = next;
 	}
 	free(c->st);
 	free(c->scratch);
