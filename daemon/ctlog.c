@@ -677,7 +677,12 @@ static void set_error(struct ctlog_error *err, const struct ctlog_reader *r, con
 
 static void scan_init(struct scan *s, const struct ctlog_reader *r, const char *p)
 {
-	memset(s, 0, sizeof(*s));
+	/* Every field but errbuf (written before it is read): this runs for
+	 * every record. */
+	s->rec = NULL;
+	s->err = NULL;
+	s->nomem = false;
+	s->err_at = NULL;
 	s->buf = r->buf;
 	s->end = r->buf + r->len;
 	s->rec_start = p;
