@@ -2,9 +2,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libdeflate.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -201,4 +205,113 @@ int input_cmp_delivery(const void *a, const void *b)
 	input_delivery_stamp(y, sy);
 	c = strcmp(sx, sy);
 	return c ? c : strcmp(x, y);
+}
+
+/* ---- mapped files ------------------------------------------------------ */
+
+int input_map_file(const char *path, size_t max_object, struct input_map *m, char *err, size_t errlen)
+{
+	struct stat st;
+	void *data;
+	int fd, r = 0;
+
+	m->data = NULL;
+	m->len = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot open: %s", strerror(errno));
+		return r;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot stat: %s", strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size == 0) {
+		r = -ENOTSUP;
+		snprintf(err, errlen, "not a regular file with data");
+		goto out;
+	}
+	if ((uint64_t)st.st_size > max_object) {
+		r = -EFBIG;
+		snprintf(err, errlen, "file of %lld bytes is over the limit of %zu bytes",
+			 (long long)st.st_size, max_object);
+		goto out;
+	}
+	data = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+	if (data == MAP_FAILED) {
+		r = -ENOTSUP;
+		snprintf(err, errlen, "cannot map: %s", strerror(errno));
+		goto out;
+	}
+	m->data = data;
+	m->len = (size_t)st.st_size;
+out:
+	close(fd);
+	return r;
+}
+
+void input_unmap(struct input_map *m)
+{
+	if (m->data)
+		munmap((void *)m->data, m->len);
+	m->data = NULL;
+	m->len = 0;
+}
+
+/* The SIGBUS guard: while a thread decodes a mapping, bus_guard points at
+ * the mapping's range and the place to return to.  The handler jumps back
+ * only for a fault inside that range; any other SIGBUS gets the default
+ * action.  Jumping out of libdeflate is safe: it holds no memory or lock
+ * across a call, and out's length is only set after it returns. */
+struct bus_guard {
+	sigjmp_buf back;
+	const char *lo, *hi;
+};
+
+static _Thread_local struct bus_guard *bus_guard;
+static pthread_once_t bus_once = PTHREAD_ONCE_INIT;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	struct bus_guard *g = bus_guard;
+	const char *at = si->si_addr;
+
+	(void)uc;
+	if (g && at >= g->lo && at < g->hi)
+		siglongjmp(g->back, 1);
+	signal(sig, SIG_DFL);	/* not ours: the fault repeats, with the default action */
+}
+
+static void install_sigbus(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_sigbus;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+}
+
+int input_decode_mapped(struct libdeflate_decompressor *d, const struct input_map *m,
+			const struct input_limits *lim, struct buf *out, char *err, size_t errlen)
+{
+	struct bus_guard g;
+	int r;
+
+	pthread_once(&bus_once, install_sigbus);
+	g.lo = m->data;
+	g.hi = m->data + m->len;
+	if (sigsetjmp(g.back, 1)) {
+		bus_guard = NULL;
+		buf_reset(out);
+		snprintf(err, errlen, "the file shrank while it was being read");
+		return -EIO;
+	}
+	bus_guard = &g;
+	r = input_decode(d, m->data, m->len, lim, out, err, errlen);
+	bus_guard = NULL;
+	return r;
 }

@@ -124,7 +124,9 @@ static void on_match(void *ctx, const struct rule *rule, struct record *rec)
 	res->nmatches++;
 }
 
-static int run(struct processor *p, const char *data, size_t len)
+/* Decodes an object (data, or the mapping m when data is NULL) into p->json
+ * and runs the rules over its records. */
+static int run(struct processor *p, const char *data, size_t len, const struct input_map *m)
 {
 	struct file_result *res = p->res;
 	struct ctlog_reader reader;
@@ -132,8 +134,11 @@ static int run(struct processor *p, const char *data, size_t len)
 	char msg[300];
 	int r;
 
-	res->bytes_stored = len;
-	r = input_decode(p->dd, data, len, &p->lim.input, &p->json, msg, sizeof(msg));
+	res->bytes_stored = data ? len : m->len;
+	if (data)
+		r = input_decode(p->dd, data, len, &p->lim.input, &p->json, msg, sizeof(msg));
+	else
+		r = input_decode_mapped(p->dd, m, &p->lim.input, &p->json, msg, sizeof(msg));
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0) {
@@ -178,13 +183,14 @@ int processor_run_buffer(struct processor *p, const char *name, const char *data
 	res->name = arena_strdup(&res->arena, name);
 	if (!res->name)
 		return -ENOMEM;
-	r = run(p, data, len);
+	r = run(p, data, len, NULL);
 	p->res = NULL;
 	return r;
 }
 
 int processor_run_file(struct processor *p, const char *path, struct file_result *res)
 {
+	struct input_map map;
 	char msg[300];
 	int r;
 
@@ -193,7 +199,17 @@ int processor_run_file(struct processor *p, const char *path, struct file_result
 	res->name = arena_strdup(&res->arena, path);
 	if (!res->name)
 		return -ENOMEM;
-	r = input_read_file(path, p->lim.input.max_object, &p->raw, msg, sizeof(msg));
+	/* Mapped when it can be (4% of a replay went to copying files out of
+	 * the page cache), else read. */
+	r = input_map_file(path, p->lim.input.max_object, &map, msg, sizeof(msg));
+	if (r == 0) {
+		r = run(p, NULL, 0, &map);
+		input_unmap(&map);
+		p->res = NULL;
+		return r;
+	}
+	if (r == -ENOTSUP)
+		r = input_read_file(path, p->lim.input.max_object, &p->raw, msg, sizeof(msg));
 	if (r == -ENOMEM) {
 		p->res = NULL;
 		return r;
@@ -203,7 +219,7 @@ int processor_run_file(struct processor *p, const char *path, struct file_result
 		p->res = NULL;
 		return 0;
 	}
-	r = run(p, p->raw.data, p->raw.len);
+	r = run(p, p->raw.data, p->raw.len, NULL);
 	p->res = NULL;
 	return r;
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -23,6 +24,7 @@
 #include "trailwatch/config.h"
 #include "trailwatch/correlate.h"
 #include "trailwatch/ctlog.h"
+#include "trailwatch/input.h"
 #include "trailwatch/match.h"
 #include "trailwatch/rules.h"
 #include "trailwatch/sigv4.h"
@@ -241,6 +243,44 @@ static void scan_all(const char *text, char *out, size_t outlen)
 	struct ctlog_limits lim = { .max_record = 200, .max_depth = 5 };
 
 	scan_path(text, "a.b", &lim, out, outlen);
+}
+
+/* A mapped file that shrinks under the reader: the pages it lost raise
+ * SIGBUS, which input_decode_mapped turns into an error for that file; the
+ * next mapped file reads normally. */
+static void test_mapped_file_shrinks(void)
+{
+	char path[] = "/tmp/tw-unit-map-XXXXXX";
+	char err[200], *text = malloc(256 << 10);
+	struct input_map m;
+	struct buf out;
+	int fd = mkstemp(path);
+
+	buf_init(&out, 0);
+	CHECK(fd >= 0 && text);
+	if (fd < 0 || !text)
+		goto out;
+	memset(text, ' ', 256 << 10);
+	memcpy(text, "{\"Records\":[]}", 14);
+	CHECK(write(fd, text, 256 << 10) == 256 << 10);
+	CHECK(input_map_file(path, 1 << 30, &m, err, sizeof(err)) == 0);
+	CHECK(ftruncate(fd, 0) == 0);
+	CHECK(input_decode_mapped(NULL, &m, NULL, &out, err, sizeof(err)) == -EIO);
+	CHECK(strcmp(err, "the file shrank while it was being read") == 0);
+	input_unmap(&m);
+	CHECK(ftruncate(fd, 4096) == 0 && pwrite(fd, text, 4096, 0) == 4096);
+	CHECK(input_map_file(path, 1 << 30, &m, err, sizeof(err)) == 0);
+	CHECK(input_decode_mapped(NULL, &m, NULL, &out, err, sizeof(err)) == 0 && out.len == 4096);
+	input_unmap(&m);
+	/* empty and special files are for input_read_file */
+	CHECK(ftruncate(fd, 0) == 0);
+	CHECK(input_map_file(path, 1 << 30, &m, err, sizeof(err)) == -ENOTSUP);
+	CHECK(input_map_file("/dev/null", 1 << 30, &m, err, sizeof(err)) == -ENOTSUP);
+	close(fd);
+	unlink(path);
+out:
+	buf_free(&out);
+	free(text);
 }
 
 static void test_scanner(void)
@@ -1366,6 +1406,7 @@ int main(int argc, char **argv)
 	test_base64();
 	test_time();
 	test_fold_equal();
+	test_mapped_file_shrinks();
 	test_scanner();
 	test_scanner_fast_path();
 	test_scanner_key_order();

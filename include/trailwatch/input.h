@@ -47,6 +47,27 @@ int input_cmp_delivery(const void *a, const void *b);
  * max_object, -errno otherwise; err names the problem. */
 int input_read_file(const char *path, size_t max_object, struct buf *raw, char *err, size_t errlen);
 
+/* A whole file mapped read-only: how replay reads local logs, as
+ * libdeflate-gunzip does, without copying them out of the page cache first. */
+struct input_map {
+	const char *data;
+	size_t len;
+};
+
+/* Maps a regular, non-empty file of at most max_object bytes.  Returns 0;
+ * -EFBIG past max_object; -ENOTSUP for an empty or special file or when it
+ * cannot be mapped (read it with input_read_file instead); -errno otherwise;
+ * err names the problem. */
+int input_map_file(const char *path, size_t max_object, struct input_map *m, char *err, size_t errlen);
+void input_unmap(struct input_map *m);
+
+/* input_decode over a mapping.  A file that another process truncates while
+ * it is mapped makes its lost pages raise SIGBUS when read; here that becomes
+ * -EIO ("the file shrank while it was being read") instead of the end of the
+ * process.  Only the calling thread's mapping is covered. */
+int input_decode_mapped(struct libdeflate_decompressor *d, const struct input_map *m,
+			const struct input_limits *lim, struct buf *out, char *err, size_t errlen);
+
 /* Turns an object's bytes into JSON text in out (reset first): decompressed
  * when it starts with the gzip magic, copied otherwise.  d may be NULL for
  * plain JSON.  Returns 0, -E2BIG past max_decompressed, -EBADMSG for corrupt
