@@ -108,7 +108,8 @@ static void group_free(struct group *g)
 	if (!g)
 		return;
 	free(g->base);
-	match_release(&g->first);
+	if (g->has_first)
+		match_release(&g->first);
 	free(g);
 }
 
@@ -182,7 +183,8 @@ static void group_drop(struct correlator *c, struct group *g)
 		group_free(g);
 		return;
 	}
-	match_release(&g->first);
+	if (g->has_first)
+		match_release(&g->first);	/* only throttles keep one */
 	g->next = c->spare;
 	c->spare = g;
 	c->nspare++;
