@@ -253,9 +253,17 @@ static int count_emit(void *ctx, const struct alert *a)
 	return d->emit(d->ctx, a);
 }
 
+/* A match's place in time order, with the sort key beside it: comparing
+ * keys in one array costs no trip to each match's memory. */
+struct match_order {
+	int64_t time;
+	size_t record;
+	const struct match *m;
+};
+
 static int by_time(const void *a, const void *b)
 {
-	const struct match *x = *(const struct match *const *)a, *y = *(const struct match *const *)b;
+	const struct match_order *x = a, *y = b;
 
 	if (x->time != y->time)
 		return x->time < y->time ? -1 : 1;
@@ -265,7 +273,7 @@ static int by_time(const void *a, const void *b)
 
 int dispatch_result(struct dispatch *d, const struct file_result *res)
 {
-	struct match **s;
+	struct match_order *s;
 	int r;
 
 	if (!res->nmatches)
@@ -276,11 +284,14 @@ int dispatch_result(struct dispatch *d, const struct file_result *res)
 	if (!s)
 		return -ENOMEM;
 	d->scratch = s;
-	for (size_t i = 0; i < res->nmatches; i++)
-		s[i] = &res->matches[i];
+	for (size_t i = 0; i < res->nmatches; i++) {
+		s[i].time = res->matches[i].time;
+		s[i].record = res->matches[i].record;
+		s[i].m = &res->matches[i];
+	}
 	qsort(s, res->nmatches, sizeof(*s), by_time);
 	for (size_t i = 0; i < res->nmatches; i++) {
-		const struct match *m = s[i];
+		const struct match *m = s[i].m;
 
 		if (m->rule->emits) {
 			struct alert a;

@@ -80,13 +80,15 @@ int processor_run_file(struct processor *p, const char *path, struct file_result
 int processor_run_buffer(struct processor *p, const char *name, const char *data, size_t len,
 			 struct file_result *res);
 
+struct match_order;
+
 struct dispatch {
 	const struct ruleset *rs;
 	struct correlator *corr;
 	alert_fn emit;
 	void *ctx;
 	size_t alerts;			/* alerts emitted */
-	struct match **scratch;		/* correlation feed, sorted per object */
+	struct match_order *scratch;	/* an object's matches, sorted by time */
 	size_t scratch_cap;
 };
 
