@@ -241,7 +241,9 @@ void dispatch_free(struct dispatch *d)
 	if (!d)
 		return;
 	correlator_free(d->corr);
-	free(d->scratch);
+	free(d->order);
+	free(d->counts);
+	free(d->keyed);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -253,8 +255,8 @@ static int count_emit(void *ctx, const struct alert *a)
 	return d->emit(d->ctx, a);
 }
 
-/* A match's place in time order, with the sort key beside it: comparing
- * keys in one array costs no trip to each match's memory. */
+/* The qsort fallback of order_by_time: the sort key kept beside each
+ * pointer, so that comparing costs no trip to each match's memory. */
 struct match_order {
 	int64_t time;
 	size_t record;
@@ -271,27 +273,83 @@ static int by_time(const void *a, const void *b)
 	return x->record < y->record ? -1 : x->record > y->record;
 }
 
+/* Puts an object's matches into d->order by eventTime, matches without a
+ * time first, and within a second in the order they came (record order).
+ * A CloudTrail file spans minutes, so this is a counting sort over its
+ * seconds; an object whose times spread much wider than its match count
+ * is sorted with qsort instead (the count array stays bounded).  -ENOMEM. */
+static int order_by_time(struct dispatch *d, const struct file_result *res)
+{
+	size_t n = res->nmatches, unknown = 0, at;
+	int64_t lo = INT64_MAX, hi = INT64_MIN;
+	uint64_t span;
+	const struct match **o;
+	size_t *c;
+
+	o = array_grow(d->order, &d->order_cap, n, sizeof(*o), 64);
+	if (!o)
+		return -ENOMEM;
+	d->order = o;
+	for (size_t i = 0; i < n; i++) {
+		int64_t t = res->matches[i].time;
+		if (t == TIME_UNKNOWN) {
+			unknown++;
+			continue;
+		}
+		lo = t < lo ? t : lo;
+		hi = t > hi ? t : hi;
+	}
+	span = unknown == n ? 0 : (uint64_t)hi - (uint64_t)lo + 1;
+	if (span > 4 * (uint64_t)n + 4096) {
+		struct match_order *k = array_grow(d->keyed, &d->keyed_cap, n, sizeof(*k), 64);
+		if (!k)
+			return -ENOMEM;
+		d->keyed = k;
+		for (size_t i = 0; i < n; i++) {
+			k[i].time = res->matches[i].time;
+			k[i].record = res->matches[i].record;
+			k[i].m = &res->matches[i];
+		}
+		qsort(k, n, sizeof(*k), by_time);
+		for (size_t i = 0; i < n; i++)
+			o[i] = k[i].m;
+		return 0;
+	}
+	c = array_grow(d->counts, &d->counts_cap, (size_t)span + 1, sizeof(*c), 64);
+	if (!c)
+		return -ENOMEM;
+	d->counts = c;
+	memset(c, 0, ((size_t)span + 1) * sizeof(*c));
+	for (size_t i = 0; i < n; i++)
+		if (res->matches[i].time != TIME_UNKNOWN)
+			c[(uint64_t)res->matches[i].time - (uint64_t)lo + 1]++;
+	c[0] = unknown;	/* where the first known second starts */
+	for (size_t s = 1; s <= (size_t)span; s++)
+		c[s] += c[s - 1];
+	at = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct match *m = &res->matches[i];
+		if (m->time == TIME_UNKNOWN)
+			o[at++] = m;
+		else
+			o[c[(uint64_t)m->time - (uint64_t)lo]++] = m;
+	}
+	return 0;
+}
+
 int dispatch_result(struct dispatch *d, const struct file_result *res)
 {
-	struct match_order *s;
 	int r;
 
 	if (!res->nmatches)
 		return 0;
 	/* In eventTime order (records inside a CloudTrail file are not): both
 	 * throttle windows and correlation windows move forward in time. */
-	s = array_grow(d->scratch, &d->scratch_cap, res->nmatches, sizeof(*s), 64);
-	if (!s)
-		return -ENOMEM;
-	d->scratch = s;
+	r = order_by_time(d, res);
+	if (r < 0)
+		return r;
 	for (size_t i = 0; i < res->nmatches; i++) {
-		s[i].time = res->matches[i].time;
-		s[i].record = res->matches[i].record;
-		s[i].m = &res->matches[i];
-	}
-	qsort(s, res->nmatches, sizeof(*s), by_time);
-	for (size_t i = 0; i < res->nmatches; i++) {
-		const struct match *m = s[i].m;
+		const struct match *m = d->order[i];
 
 		if (m->rule->emits) {
 			struct alert a;

@@ -71,6 +71,28 @@ class Alerts(unittest.TestCase):
             self.assertEqual(alerts[0]["count"], 3)
             self.assertEqual(alerts[0]["event_ids"], ["e-1", "e-3"])
 
+    def test_alerts_of_a_file_come_in_time_order(self):
+        # Within a file, matches go out by eventTime (records without one
+        # first, ties in record order): a counting sort over the file's
+        # seconds, or qsort when its times spread wide (the second file).
+        def rec(eid, t):
+            r = record(eventName="X", eventID=eid)
+            if t:
+                r["eventTime"] = t
+            else:
+                del r["eventTime"]
+            return r
+        with TempDir() as d:
+            a = write_log(os.path.join(d, "a.json.gz"), [
+                rec("a2", "2026-11-26T10:00:02Z"), rec("a0", "2026-11-26T10:00:00Z"),
+                rec("a1", "2026-11-26T10:00:01Z"), rec("an", None), rec("a0b", "2026-11-26T10:00:00Z")])
+            b = write_log(os.path.join(d, "b.json.gz"), [
+                rec("b26", "2026-11-26T10:00:00Z"), rec("b20", "2020-01-01T00:00:00Z"),
+                rec("b23", "2023-06-01T00:00:00Z")])
+            p = self.replay(d, rule("x"), a, b)
+            ids = [al["event_ids"][0] for al in alerts_of(p.stdout)]
+            self.assertEqual(ids, ["an", "a0", "a0b", "a1", "a2", "b20", "b23", "b26"])
+
     def test_control_characters_are_escaped(self):
         with TempDir() as d:
             log = write_log(os.path.join(d, "a.json.gz"), [record(eventName="X", userAgent="a\nb\tc\u0001d")])

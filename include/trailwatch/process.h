@@ -88,8 +88,12 @@ struct dispatch {
 	alert_fn emit;
 	void *ctx;
 	size_t alerts;			/* alerts emitted */
-	struct match_order *scratch;	/* an object's matches, sorted by time */
-	size_t scratch_cap;
+	const struct match **order;	/* an object's matches in time order */
+	size_t order_cap;
+	size_t *counts;			/* per second of the object (counting sort) */
+	size_t counts_cap;
+	struct match_order *keyed;	/* the qsort fallback's keys */
+	size_t keyed_cap;
 };
 
 int dispatch_init(struct dispatch *d, const struct ruleset *rs, const struct corr_limits *lim,
