@@ -67,6 +67,7 @@ struct group {
 	struct match first;
 	bool has_first;
 	size_t keyroom;		/* bytes allocated for key */
+	size_t at;		/* index in its table's live array */
 	/* Not cleared when the group is made: nids says which hold ids. */
 	char ids[SAMPLE_IDS][SAMPLE_ID_MAX];
 	char key[];		/* keylen bytes and a NUL */
@@ -79,10 +80,21 @@ struct group {
 #define GROUP_KEY_ROOM 128
 #define SPARE_GROUPS 1024
 
+/* A group's place in its table's list of live groups, with the time its
+ * expiry depends on (newest event for a correlation, window start for a
+ * throttle) kept beside it: a sweep reads this array front to back and
+ * touches only the groups that expire. */
+struct live {
+	int64_t when;
+	struct group *g;
+};
+
 struct table {
 	struct group **b;
 	size_t nb;		/* power of two, or 0 */
 	size_t n;
+	struct live *live;	/* n entries; group->at is its index */
+	size_t livecap;
 };
 
 struct rstate {
@@ -124,6 +136,7 @@ static void table_free(struct table *t)
 		}
 	}
 	free(t->b);
+	free(t->live);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -213,6 +226,14 @@ static struct group *table_get(struct correlator *c, struct table *t, const char
 		*err = -ENOMEM;
 		return NULL;
 	}
+	if (t->n == t->livecap) {
+		struct live *l = array_grow(t->live, &t->livecap, t->n + 1, sizeof(*l), 64);
+		if (!l) {
+			*err = -ENOMEM;
+			return NULL;
+		}
+		t->live = l;
+	}
 	g = group_new(c, len);
 	if (!g) {
 		*err = -ENOMEM;
@@ -225,6 +246,9 @@ static struct group *table_get(struct correlator *c, struct table *t, const char
 	g->newest = TIME_UNKNOWN;
 	g->next = t->b[h & (t->nb - 1)];
 	t->b[h & (t->nb - 1)] = g;
+	g->at = t->n;
+	t->live[t->n].when = TIME_UNKNOWN;
+	t->live[t->n].g = g;
 	t->n++;
 	c->stats.groups++;
 	return g;
@@ -239,6 +263,9 @@ static void table_remove(struct correlator *c, struct table *t, struct group *g)
 	if (*pp) {
 		*pp = g->next;
 		t->n--;
+		/* the last live entry takes its place */
+		t->live[g->at] = t->live[t->n];
+		t->live[g->at].g->at = g->at;
 		c->stats.groups--;
 		group_drop(c, g);
 	}
@@ -396,6 +423,7 @@ int correlator_alert(struct correlator *c, const struct alert *a, alert_fn emit,
 		match_release(&g->first);
 		g->has_first = false;
 		g->start = t;
+		c->st[rule->index].thr.live[g->at].when = t;
 		g->count = 1;
 		g->newest = t;
 		return emit(ctx, a);
@@ -605,28 +633,24 @@ static int sweep(struct correlator *c, alert_fn emit, void *ctx)
 		struct rstate *st = &c->st[i];
 		int64_t span = rule->corr ? rule->corr->timespan : 0;
 
-		for (size_t b = 0; b < st->corr.nb; b++) {
-			struct group *g = st->corr.b[b];
-			while (g) {
-				struct group *next = g->next;
-				if (g->newest < c->newest - span - c->lim.lateness)
-					table_remove(c, &st->corr, g);
-				g = next;
-			}
+		/* Removing moves the last entry into slot k: look at k again. */
+		for (size_t k = 0; k < st->corr.n;) {
+			if (st->corr.live[k].when < c->newest - span - c->lim.lateness)
+				table_remove(c, &st->corr, st->corr.live[k].g);
+			else
+				k++;
 		}
 		if (!rule->throttle)
 			continue;
-		for (size_t b = 0; b < st->thr.nb; b++) {
-			struct group *g = st->thr.b[b];
-			while (g) {
-				struct group *next = g->next;
-				if (g->start + rule->throttle->timespan + c->lim.lateness < c->newest) {
-					int r = emit_summary(c, rule, g, emit, ctx);
-					if (r < 0)
-						return r;
-					table_remove(c, &st->thr, g);
-				}
-				g = next;
+		for (size_t k = 0; k < st->thr.n;) {
+			struct group *g = st->thr.live[k].g;
+			if (st->thr.live[k].when + rule->throttle->timespan + c->lim.lateness < c->newest) {
+				int r = emit_summary(c, rule, g, emit, ctx);
+				if (r < 0)
+					return r;
+				table_remove(c, &st->thr, g);
+			} else {
+				k++;
 			}
 		}
 	}
@@ -734,8 +758,10 @@ int correlator_feed(struct correlator *c, const struct rule *corr, const struct 
 	r = insert_entry(c, g, m->time, ekey, amount);
 	if (r < 0)
 		return r;
-	if (g->newest == TIME_UNKNOWN || m->time > g->newest)
+	if (g->newest == TIME_UNKNOWN || m->time > g->newest) {
 		g->newest = m->time;
+		c->st[corr->index].corr.live[g->at].when = m->time;
+	}
 	trim(g, g->newest - cc->timespan - c->lim.lateness);
 	push_id(g, m->event_id);
 
