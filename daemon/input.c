@@ -60,29 +60,43 @@ int input_delivery_stamp(const char *path, char out[15])
 	return 0;
 }
 
+/* Opens path read-only (with extra open flags) and stats it; a file over
+ * max_object is refused.  Returns the descriptor, or -errno (-EFBIG) with
+ * err filled in. */
+static int open_bounded(const char *path, int flags, size_t max_object, struct stat *st, char *err,
+			size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | flags), r;
+
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot open: %s", strerror(errno));
+		return r;
+	}
+	if (fstat(fd, st) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "cannot stat: %s", strerror(errno));
+		close(fd);
+		return r;
+	}
+	if ((uint64_t)st->st_size > max_object) {
+		snprintf(err, errlen, "file of %lld bytes is over the limit of %zu bytes",
+			 (long long)st->st_size, max_object);
+		close(fd);
+		return -EFBIG;
+	}
+	return fd;
+}
+
 int input_read_file(const char *path, size_t max_object, struct buf *raw, char *err, size_t errlen)
 {
 	struct stat st;
 	int fd, r = 0;
 
 	buf_reset(raw);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "cannot open: %s", strerror(errno));
-		return r;
-	}
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		snprintf(err, errlen, "cannot stat: %s", strerror(errno));
-		goto out;
-	}
-	if ((uint64_t)st.st_size > max_object) {
-		r = -EFBIG;
-		snprintf(err, errlen, "file of %lld bytes is over the limit of %zu bytes",
-			 (long long)st.st_size, max_object);
-		goto out;
-	}
+	fd = open_bounded(path, 0, max_object, &st, err, errlen);
+	if (fd < 0)
+		return fd;
 	r = buf_reserve(raw, (size_t)st.st_size);
 	if (r < 0) {
 		snprintf(err, errlen, "out of memory");
@@ -217,26 +231,13 @@ int input_map_file(const char *path, size_t max_object, struct input_map *m, cha
 
 	m->data = NULL;
 	m->len = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "cannot open: %s", strerror(errno));
-		return r;
-	}
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		snprintf(err, errlen, "cannot stat: %s", strerror(errno));
-		goto out;
-	}
+	/* O_NONBLOCK: a FIFO must not hang the open (it is refused below). */
+	fd = open_bounded(path, O_NONBLOCK, max_object, &st, err, errlen);
+	if (fd < 0)
+		return fd;
 	if (!S_ISREG(st.st_mode) || st.st_size == 0) {
 		r = -ENOTSUP;
 		snprintf(err, errlen, "not a regular file with data");
-		goto out;
-	}
-	if ((uint64_t)st.st_size > max_object) {
-		r = -EFBIG;
-		snprintf(err, errlen, "file of %lld bytes is over the limit of %zu bytes",
-			 (long long)st.st_size, max_object);
 		goto out;
 	}
 	data = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
