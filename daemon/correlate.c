@@ -89,12 +89,16 @@ struct live {
 	struct group *g;
 };
 
+/* Groups are found through the hash buckets and walked (sweep, flush,
+ * free) through the live array, in the order they were made. */
 struct table {
 	struct group **b;
 	size_t nb;		/* power of two, or 0 */
 	size_t n;
 	struct live *live;	/* n entries; group->at is its index */
 	size_t livecap;
+	uint64_t seed;		/* of hash_words for its keys and values (hash.h) */
+	bool seeded;
 };
 
 struct rstate {
@@ -127,14 +131,8 @@ static void group_free(struct group *g)
 
 static void table_free(struct table *t)
 {
-	for (size_t i = 0; i < t->nb; i++) {
-		struct group *g = t->b[i];
-		while (g) {
-			struct group *next = g->next;
-			group_free(g);
-			g = next;
-		}
-	}
+	for (size_t k = 0; k < t->n; k++)
+		group_free(t->live[k].g);
 	free(t->b);
 	free(t->live);
 	memset(t, 0, sizeof(*t));
@@ -203,12 +201,23 @@ static void group_drop(struct correlator *c, struct group *g)
 	c->nspare++;
 }
 
+/* The table's hash seed, drawn on first use.  A table moves with its seed
+ * (correlator_adopt), so its groups stay findable. */
+static uint64_t table_seed(struct table *t)
+{
+	if (!t->seeded) {
+		t->seed = hash_seed();
+		t->seeded = true;
+	}
+	return t->seed;
+}
+
 /* Finds the group for key, creating it when create is set and the cap
  * allows.  NULL when absent, refused, or out of memory (*err). */
 static struct group *table_get(struct correlator *c, struct table *t, const char *key, size_t len,
 			       bool create, int *err)
 {
-	uint64_t h = hash_words(key, len, 0);
+	uint64_t h = hash_words(key, len, table_seed(t));
 	struct group *g;
 
 	if (t->nb) {
@@ -726,7 +735,7 @@ int correlator_feed(struct correlator *c, const struct rule *corr, const struct 
 			return 0;
 		}
 		if (cc->type == CORR_VALUE_COUNT) {
-			ekey = hash_words(v, strlen(v), 0);
+			ekey = hash_words(v, strlen(v), table_seed(&c->st[corr->index].corr));
 		} else if (number_parse(v, strlen(v), &amount) < 0) {
 			c->stats.no_value++;
 			return 0;
@@ -801,15 +810,14 @@ int correlator_flush(struct correlator *c, alert_fn emit, void *ctx)
 
 		if (!rule->throttle)
 			continue;
-		for (size_t b = 0; b < t->nb; b++) {
-			for (struct group *g = t->b[b]; g; g = g->next) {
-				int r = emit_summary(c, rule, g, emit, ctx);
-				if (r < 0)
-					return r;
-				g->count = 0;
-				g->has_first = false;
-				match_release(&g->first);
-			}
+		for (size_t k = 0; k < t->n; k++) {
+			struct group *g = t->live[k].g;
+			int r = emit_summary(c, rule, g, emit, ctx);
+			if (r < 0)
+				return r;
+			g->count = 0;
+			g->has_first = false;
+			match_release(&g->first);
 		}
 	}
 	return 0;
@@ -873,10 +881,9 @@ static bool same_rule(const struct rule *a, const struct rule *b)
 /* Points the throttle groups' first matches at the rule they now belong to. */
 static void rebind_table(struct table *t, const struct rule *rule)
 {
-	for (size_t i = 0; i < t->nb; i++)
-		for (struct group *g = t->b[i]; g; g = g->next)
-			if (g->has_first)
-				g->first.rule = rule;
+	for (size_t k = 0; k < t->n; k++)
+		if (t->live[k].g->has_first)
+			t->live[k].g->first.rule = rule;
 }
 
 size_t correlator_adopt(struct correlator *to, struct correlator *from)
