@@ -577,14 +577,11 @@ static int entry_room(struct group *g)
 
 	if (front + g->n < g->cap)
 		return 0;
-	if (front > 0 && front >= g->n) {
-		memmove(g->base, g->e, g->n * sizeof(*g->e));
-		g->e = g->base;
-		return 0;
-	}
 	if (front > 0) {
 		memmove(g->base, g->e, g->n * sizeof(*g->e));
 		g->e = g->base;
+		if (front >= g->n)
+			return 0;
 	}
 	b = array_grow(g->base, &g->cap, g->n + 1, sizeof(*b), 8);
 	if (!b)
