@@ -124,9 +124,9 @@ static void on_match(void *ctx, const struct rule *rule, struct record *rec)
 	res->nmatches++;
 }
 
-/* Decodes an object (data, or the mapping m when data is NULL) into p->json
- * and runs the rules over its records. */
-static int run(struct processor *p, const char *data, size_t len, const struct input_map *m)
+/* Decodes an object's bytes into p->json (guarded against SIGBUS when they
+ * are a file's mapping) and runs the rules over its records. */
+static int run(struct processor *p, const struct input_map *obj, bool mapped)
 {
 	struct file_result *res = p->res;
 	struct ctlog_reader reader;
@@ -134,11 +134,11 @@ static int run(struct processor *p, const char *data, size_t len, const struct i
 	char msg[300];
 	int r;
 
-	res->bytes_stored = data ? len : m->len;
-	if (data)
-		r = input_decode(p->dd, data, len, &p->lim.input, &p->json, msg, sizeof(msg));
+	res->bytes_stored = obj->len;
+	if (mapped)
+		r = input_decode_mapped(p->dd, obj, &p->lim.input, &p->json, msg, sizeof(msg));
 	else
-		r = input_decode_mapped(p->dd, m, &p->lim.input, &p->json, msg, sizeof(msg));
+		r = input_decode(p->dd, obj->data, obj->len, &p->lim.input, &p->json, msg, sizeof(msg));
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0) {
@@ -176,6 +176,7 @@ static int run(struct processor *p, const char *data, size_t len, const struct i
 int processor_run_buffer(struct processor *p, const char *name, const char *data, size_t len,
 			 struct file_result *res)
 {
+	struct input_map obj;
 	int r;
 
 	p->res = res;
@@ -183,7 +184,9 @@ int processor_run_buffer(struct processor *p, const char *name, const char *data
 	res->name = arena_strdup(&res->arena, name);
 	if (!res->name)
 		return -ENOMEM;
-	r = run(p, data, len, NULL);
+	obj.data = data;
+	obj.len = len;
+	r = run(p, &obj, false);
 	p->res = NULL;
 	return r;
 }
@@ -203,7 +206,7 @@ int processor_run_file(struct processor *p, const char *path, struct file_result
 	 * the page cache), else read. */
 	r = input_map_file(path, p->lim.input.max_object, &map, msg, sizeof(msg));
 	if (r == 0) {
-		r = run(p, NULL, 0, &map);
+		r = run(p, &map, true);
 		input_unmap(&map);
 		p->res = NULL;
 		return r;
@@ -219,7 +222,9 @@ int processor_run_file(struct processor *p, const char *path, struct file_result
 		p->res = NULL;
 		return 0;
 	}
-	r = run(p, p->raw.data, p->raw.len, NULL);
+	map.data = p->raw.data;
+	map.len = p->raw.len;
+	r = run(p, &map, false);
 	p->res = NULL;
 	return r;
 }
@@ -243,7 +248,6 @@ void dispatch_free(struct dispatch *d)
 	correlator_free(d->corr);
 	free(d->order);
 	free(d->counts);
-	free(d->keyed);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -255,17 +259,9 @@ static int count_emit(void *ctx, const struct alert *a)
 	return d->emit(d->ctx, a);
 }
 
-/* The qsort fallback of order_by_time: the sort key kept beside each
- * pointer, so that comparing costs no trip to each match's memory. */
-struct match_order {
-	int64_t time;
-	size_t record;
-	const struct match *m;
-};
-
 static int by_time(const void *a, const void *b)
 {
-	const struct match_order *x = a, *y = b;
+	const struct match *x = *(const struct match *const *)a, *y = *(const struct match *const *)b;
 
 	if (x->time != y->time)
 		return x->time < y->time ? -1 : 1;
@@ -301,18 +297,9 @@ static int order_by_time(struct dispatch *d, const struct file_result *res)
 	}
 	span = unknown == n ? 0 : (uint64_t)hi - (uint64_t)lo + 1;
 	if (span > 4 * (uint64_t)n + 4096) {
-		struct match_order *k = array_grow(d->keyed, &d->keyed_cap, n, sizeof(*k), 64);
-		if (!k)
-			return -ENOMEM;
-		d->keyed = k;
-		for (size_t i = 0; i < n; i++) {
-			k[i].time = res->matches[i].time;
-			k[i].record = res->matches[i].record;
-			k[i].m = &res->matches[i];
-		}
-		qsort(k, n, sizeof(*k), by_time);
 		for (size_t i = 0; i < n; i++)
-			o[i] = k[i].m;
+			o[i] = &res->matches[i];
+		qsort(o, n, sizeof(*o), by_time);
 		return 0;
 	}
 	c = array_grow(d->counts, &d->counts_cap, (size_t)span + 1, sizeof(*c), 64);

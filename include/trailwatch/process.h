@@ -80,8 +80,6 @@ int processor_run_file(struct processor *p, const char *path, struct file_result
 int processor_run_buffer(struct processor *p, const char *name, const char *data, size_t len,
 			 struct file_result *res);
 
-struct match_order;
-
 struct dispatch {
 	const struct ruleset *rs;
 	struct correlator *corr;
@@ -92,8 +90,6 @@ struct dispatch {
 	size_t order_cap;
 	size_t *counts;			/* per second of the object (counting sort) */
 	size_t counts_cap;
-	struct match_order *keyed;	/* the qsort fallback's keys */
-	size_t keyed_cap;
 };
 
 int dispatch_init(struct dispatch *d, const struct ruleset *rs, const struct corr_limits *lim,
