@@ -600,11 +600,11 @@ static int compile_element(struct loader *L, const struct ynode *key, const stru
 }
 
 /* Compiles "field|mods: value(s)" into t. */
-/* Worth remembering results for: "any of many patterns", each a function of
- * the value alone (not negated, not another field, not presence). */
-static bool memo_worthy(const struct field_test *t)
+/* A test of a field's values alone: "any of its patterns", each a function
+ * of one value (not negated, not another field, not presence). */
+static bool value_test(const struct field_test *t)
 {
-	if (t->slot < 0 || t->all || t->npats < MEMO_MIN_PATTERNS)
+	if (t->slot < 0 || t->all || t->elem)
 		return false;
 	for (size_t i = 0; i < t->npats; i++) {
 		const struct pattern *p = &t->pats[i];
@@ -612,6 +612,12 @@ static bool memo_worthy(const struct field_test *t)
 			return false;
 	}
 	return true;
+}
+
+/* Worth remembering results for: a value test of many patterns. */
+static bool memo_worthy(const struct field_test *t)
+{
+	return t->npats >= MEMO_MIN_PATTERNS && value_test(t);
 }
 
 static int compile_test(struct loader *L, const struct ynode *key, const struct ynode *val,
@@ -904,8 +910,9 @@ static unsigned cond_col(const struct ynode *n, size_t pos)
 	return n->col + (unsigned)pos;
 }
 
-/* Is selection k one test of patterns, any of which may match (no |all, no
- * |element, a field)?  Such selections on one field, ORed, are one test. */
+/* Is the condition node a selection of one value_test()?  Such selections on
+ * one field, ORed, are one test; keeping null, |exists and |neq apart keeps
+ * the merged test memo_worthy() when its parts are. */
 static const struct field_test *single_test(const struct detection *det, const struct cnode *c)
 {
 	const struct selection *sel;
@@ -917,7 +924,7 @@ static const struct field_test *single_test(const struct detection *det, const s
 	if (sel->nalts != 1 || sel->alts[0].ntests != 1)
 		return NULL;
 	t = &sel->alts[0].tests[0];
-	return t->slot >= 0 && !t->all && !t->elem ? t : NULL;
+	return value_test(t) ? t : NULL;
 }
 
 /* Rewrites "a or b or c", where each is a single_test() selection on the
