@@ -398,6 +398,8 @@ static void test_scanner_key_order(void)
 {
 	static const char *const wanted[] = { "k3", "k7", "k70", "obj.k1", "obj.k5",
 					      "a_member_name_too_long_to_be_remembered_0" };
+	/* each wanted field's value in record r is this prefix and r */
+	static const char *const value_of[] = { "3-", "7-", "70-", "o1-", "o5-", "79-" };
 	struct ctlog_limits lim = { .max_record = 1 << 20, .max_depth = 8 };
 	struct field_index fi;
 	struct record rec;
@@ -465,18 +467,7 @@ static void test_scanner_key_order(void)
 			size_t len;
 			char want[64];
 
-			if (i == 0)
-				snprintf(want, sizeof(want), "3-%d", r);
-			else if (i == 1)
-				snprintf(want, sizeof(want), "7-%d", r);
-			else if (i == 2)
-				snprintf(want, sizeof(want), "70-%d", r);
-			else if (i == 3)
-				snprintf(want, sizeof(want), "o1-%d", r);
-			else if (i == 4)
-				snprintf(want, sizeof(want), "o5-%d", r);
-			else
-				snprintf(want, sizeof(want), "79-%d", r);
+			snprintf(want, sizeof(want), "%s%d", value_of[i], r);
 			if (i == 1 && r % 7 == 0) {
 				bad += v != NULL;
 				continue;
