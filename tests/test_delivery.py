@@ -77,6 +77,16 @@ class DeliveryTest(unittest.TestCase):
         self.runners.append(r)
         return r
 
+    def webhook_and_archive(self, name, url, spool):
+        """Configures a webhook sink and a file sink 'archive', and the spool
+        (YAML flow mapping); returns the archive's path."""
+        out = os.path.join(self._tmp.name, "alerts.jsonl")
+        self.e.write(f"  - {{name: {name}, type: webhook, url: '{url}'}}\n"
+                     f"  - {{name: archive, type: file, path: {out}}}\n")
+        with open(self.e.config, "a") as f:
+            f.write(f"spool: {spool}\n")
+        return out
+
     def test_every_sink_gets_every_alert_once(self):
         with receivers.Receiver() as hook, receivers.Receiver() as slack, receivers.Receiver() as teams, \
                 receivers.Receiver() as pd:
@@ -165,11 +175,7 @@ class DeliveryTest(unittest.TestCase):
 
     def test_a_dead_sink_does_not_hold_the_others_when_the_spool_is_full(self):
         with receivers.Receiver() as dead:
-            out = os.path.join(self._tmp.name, "alerts.jsonl")
-            self.e.write(f"  - {{name: dead, type: webhook, url: '{dead.url}'}}\n"
-                         f"  - {{name: archive, type: file, path: {out}}}\n")
-            with open(self.e.config, "a") as f:
-                f.write("spool: {max_size: 64KiB}\n")
+            out = self.webhook_and_archive("dead", dead.url, "{max_size: 64KiB}")
             dead.down()
             for k in range(8):      # 400 alerts of about 1 KB: several times the spool
                 self.e.drop(events(50, start=50 * k))
@@ -191,11 +197,7 @@ class DeliveryTest(unittest.TestCase):
 
     def test_alerts_older_than_max_age_become_dead_letters(self):
         with receivers.Receiver() as hook:
-            out = os.path.join(self._tmp.name, "alerts.jsonl")
-            self.e.write(f"  - {{name: hook, type: webhook, url: '{hook.url}'}}\n"
-                         f"  - {{name: archive, type: file, path: {out}}}\n")
-            with open(self.e.config, "a") as f:
-                f.write("spool: {max_age: 3s}\n")
+            out = self.webhook_and_archive("hook", hook.url, "{max_age: 3s}")
             hook.down()
             self.e.drop(events(5))
             r = self.start()
