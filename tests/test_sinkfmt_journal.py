@@ -299,19 +299,45 @@ class JournalSinkTest(unittest.TestCase):
 
 
 
+# `trailwatch run` inside the namespace until alerts.jsonl has $WANT lines
+# (or 30 s), $SETTLE seconds more, SIGTERM; then the journal entries that
+# match $MATCH.  With STDERR_JOURNAL set, stderr is the journal the way
+# systemd's StandardError=journal makes it: JOURNAL_STREAM names it.
 RUN_SCRIPT = JOURNALD_UP + r"""
-"$TW" run -c "$CONFIG" 2> "$OUT/run.err" &
+: > "$OUT/run.err"
+if [ -n "$STDERR_JOURNAL" ]; then
+    export JOURNAL_STREAM="$(stat -c %d:%i "$OUT/run.err")"
+fi
+"$TW" run -c "$CONFIG" 2>> "$OUT/run.err" &
 pid=$!
 i=0
 while [ "$(wc -l < "$OUT/alerts.jsonl" 2>/dev/null || echo 0)" -lt "$WANT" ] && [ $i -lt 300 ]; do
     i=$((i + 1)); sleep 0.1
 done
-sleep 1
+sleep "$SETTLE"
 kill -TERM $pid
 wait $pid
 journalctl --sync 2>/dev/null || sleep 1
-journalctl --no-pager --all -o json MESSAGE_ID=$MESSAGE_ID > "$OUT/entries.json"
+journalctl --no-pager --all -o json "$MATCH" > "$OUT/entries.json"
 """
+
+
+def run_in_journal(tmp, config, want, settle, match, stderr_journal=False):
+    """Runs RUN_SCRIPT in a private mount and pid namespace; returns the
+    process, trailwatch's stderr and the matching entries' JSON text."""
+    env = dict(os.environ, JOURNALD=journald_path(), TW=os.environ["TW"], CONFIG=config, OUT=tmp,
+               WANT=str(want), SETTLE=str(settle), MATCH=match, STDERR_JOURNAL="1" if stderr_journal else "")
+    p = subprocess.run(["unshare", "-m", "-p", "-f", "--mount-proc", "sh", "-c", RUN_SCRIPT],
+                       capture_output=True, text=True, env=env, timeout=180)
+    texts = []
+    for name in ("run.err", "entries.json"):
+        path = os.path.join(tmp, name)
+        if not os.path.exists(path):
+            texts.append("")
+            continue
+        with open(path) as f:
+            texts.append(f.read())
+    return p, texts[0], texts[1]
 
 
 class RunJournalTest(unittest.TestCase):
@@ -336,40 +362,14 @@ class RunJournalTest(unittest.TestCase):
             with open(config, "w") as f:
                 f.write(f"state_dir: {tmp}/state\nsources:\n  - {{type: dir, path: {inbox}, poll_interval: 1s}}\n"
                         f"sinks:\n  - {{type: journal}}\n  - {{type: file, path: {tmp}/alerts.jsonl}}\n")
-            env = dict(os.environ, JOURNALD=journald_path(), TW=os.environ["TW"], CONFIG=config, OUT=tmp,
-                       MESSAGE_ID=MESSAGE_ID, WANT=str(len(want_ids)))
-            p = subprocess.run(["unshare", "-m", "-p", "-f", "--mount-proc", "sh", "-c", RUN_SCRIPT],
-                               capture_output=True, text=True, env=env, timeout=180)
-            err = ""
-            if os.path.exists(os.path.join(tmp, "run.err")):
-                with open(os.path.join(tmp, "run.err")) as f:
-                    err = f.read()
+            p, err, raw = run_in_journal(tmp, config, len(want_ids), 1, "MESSAGE_ID=" + MESSAGE_ID)
             self.assertEqual(p.returncode, 0, p.stderr + err)
-            with open(os.path.join(tmp, "entries.json")) as f:
-                entries = [json.loads(l) for l in f if l.strip()]
+            entries = [json.loads(l) for l in raw.splitlines() if l.strip()]
             got = sorted(value(e, "TRAILWATCH_ALERT_ID") for e in entries)
             self.assertGreater(len(want_ids), 50)
             self.assertEqual(got, want_ids, err)
             self.assertIn("sink journal: %d sent" % len(want_ids), err)
 
-
-
-LOG_SCRIPT = JOURNALD_UP + r"""
-: > "$OUT/run.err"
-# what systemd does for StandardError=journal: JOURNAL_STREAM names stderr
-export JOURNAL_STREAM="$(stat -c %d:%i "$OUT/run.err")"
-"$TW" run -c "$CONFIG" 2>> "$OUT/run.err" &
-pid=$!
-i=0
-while [ "$(wc -l < "$OUT/alerts.jsonl" 2>/dev/null || echo 0)" -lt 1 ] && [ $i -lt 300 ]; do
-    i=$((i + 1)); sleep 0.1
-done
-sleep 2
-kill -TERM $pid
-wait $pid
-journalctl --sync 2>/dev/null || sleep 1
-journalctl --no-pager --all -o json SYSLOG_IDENTIFIER=trailwatch > "$OUT/entries.json"
-"""
 
 
 class RunLogsToJournalTest(unittest.TestCase):
@@ -400,15 +400,9 @@ class RunLogsToJournalTest(unittest.TestCase):
                 f.write(f"state_dir: {tmp}/state\nsources:\n  - {{type: dir, path: {inbox}, poll_interval: 1s}}\n"
                         f"sinks:\n  - {{type: file, path: {tmp}/alerts.jsonl}}\n"
                         f"  - {{name: hook, type: webhook, url_file: {tmp}/hook-url}}\n")
-            env = dict(os.environ, JOURNALD=journald_path(), TW=os.environ["TW"], CONFIG=config, OUT=tmp)
-            p = subprocess.run(["unshare", "-m", "-p", "-f", "--mount-proc", "sh", "-c", LOG_SCRIPT],
-                               capture_output=True, text=True, env=env, timeout=180)
-            with open(os.path.join(tmp, "run.err")) as f:
-                err = f.read()
+            p, err, raw = run_in_journal(tmp, config, 1, 2, "SYSLOG_IDENTIFIER=trailwatch", stderr_journal=True)
             self.assertEqual(p.returncode, 0, p.stderr + err)
             self.assertEqual(err, "")           # everything went to the journal, natively
-            with open(os.path.join(tmp, "entries.json")) as f:
-                raw = f.read()
             entries = [json.loads(l) for l in raw.splitlines() if l.strip()]
             self.assertNotIn("SECRET-TOKEN", raw)
             # the bad object: an error naming the source and the object
