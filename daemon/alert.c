@@ -22,12 +22,36 @@ static int slot_span(struct record *rec, int slot, const char **text, size_t *le
 	return record_value_text(rec, v, text, len);
 }
 
+/* The number of values of slot (nulls left out), in decimal, into num. */
+static void count_span(struct record *rec, int slot, char num[24], const char **text, size_t *len)
+{
+	size_t n = 0;
+
+	for (int32_t i = rec->head[slot]; i >= 0; i = rec->values[i].next)
+		n += rec->values[i].type != JT_NULL;
+	*len = (size_t)snprintf(num, 24, "%zu", n);
+	*text = num;
+}
+
 /* The first of two slots that has a value. */
 static int either(struct record *rec, int slot, int fallback)
 {
 	struct jvalue *v = record_first(rec, slot);
 
 	return v && v->type != JT_NULL ? slot : fallback;
+}
+
+/* A context slot's text (slot >= 0), else extra value x of rule r. */
+static int extra_span(struct record *rec, const struct rule *r, int slot, size_t x, char num[24],
+		      const char **text, size_t *len)
+{
+	if (slot >= 0)
+		return slot_span(rec, slot, text, len);
+	if (r->extra_counts && r->extra_counts[x]) {
+		count_span(rec, r->extra_slots[x], num, text, len);
+		return 0;
+	}
+	return slot_span(rec, r->extra_slots[x], text, len);
 }
 
 int match_capture(struct match *m, const struct rule *r, struct record *rec,
@@ -40,7 +64,7 @@ int match_capture(struct match *m, const struct rule *r, struct record *rec,
 	size_t nctx = sizeof(dst) / sizeof(dst[0]), n = nctx + r->nextra, total = 0;
 	const char *text;
 	size_t len;
-	char *block;
+	char *block, num[24];
 	int err;
 
 	memset(m, 0, sizeof(*m));
@@ -67,7 +91,7 @@ int match_capture(struct match *m, const struct rule *r, struct record *rec,
 	/* One block for every string of the match: first the sizes, then the
 	 * copies (record_value_text resolves escapes once, on the first pass). */
 	for (size_t i = 0; i < n; i++) {
-		err = slot_span(rec, i < nctx ? slot[i] : r->extra_slots[i - nctx], &text, &len);
+		err = extra_span(rec, r, i < nctx ? slot[i] : -1, i - nctx, num, &text, &len);
 		if (err < 0)
 			return err;
 		total += text ? len + 1 : 0;
@@ -78,7 +102,7 @@ int match_capture(struct match *m, const struct rule *r, struct record *rec,
 	for (size_t i = 0; i < n; i++) {
 		const char **to = i < nctx ? dst[i] : &m->extra[i - nctx];
 
-		err = slot_span(rec, i < nctx ? slot[i] : r->extra_slots[i - nctx], &text, &len);
+		err = extra_span(rec, r, i < nctx ? slot[i] : -1, i - nctx, num, &text, &len);
 		if (err < 0)
 			return err;
 		*to = NULL;
@@ -94,6 +118,90 @@ int match_capture(struct match *m, const struct rule *r, struct record *rec,
 		if (ctlog_parse_time(m->event_time, strlen(m->event_time), &t) == 0)
 			m->time = t;
 	}
+	return 0;
+}
+
+int match_add_reason(struct match *m, const struct reason *reason, struct record *rec, struct arena *a)
+{
+	size_t total = 1;
+	const char *text;
+	size_t len;
+	char *out, *p;
+	const char **list;
+	int err;
+
+	/* Two passes over the parts: the size, then the text. */
+	for (size_t i = 0; i < reason->nparts; i++) {
+		const struct reason_part *part = &reason->parts[i];
+		if (part->lit) {
+			total += part->len;
+			continue;
+		}
+		err = slot_span(rec, part->slot, &text, &len);
+		if (err < 0)
+			return err;
+		total += !text ? strlen("(none)") : len > REASON_VALUE_MAX ? REASON_VALUE_MAX + 3 : len;
+	}
+	out = arena_alloc(a, total);
+	list = arena_alloc(a, (m->nreasons + 1) * sizeof(*list));
+	if (!out || !list)
+		return -ENOMEM;
+	p = out;
+	for (size_t i = 0; i < reason->nparts; i++) {
+		const struct reason_part *part = &reason->parts[i];
+		if (part->lit) {
+			memcpy(p, part->lit, part->len);
+			p += part->len;
+			continue;
+		}
+		err = slot_span(rec, part->slot, &text, &len);
+		if (err < 0)
+			return err;
+		if (!text) {
+			memcpy(p, "(none)", strlen("(none)"));
+			p += strlen("(none)");
+		} else if (len > REASON_VALUE_MAX) {
+			/* cut at a character boundary: never inside a UTF-8 sequence */
+			size_t cut = REASON_VALUE_MAX;
+			while (cut > 0 && ((unsigned char)text[cut] & 0xc0) == 0x80)
+				cut--;
+			memcpy(p, text, cut);
+			memcpy(p + cut, "...", 3);
+			p += cut + 3;
+		} else {
+			memcpy(p, text, len);
+			p += len;
+		}
+	}
+	*p = '\0';
+	if (m->nreasons)
+		memcpy(list, m->reasons, m->nreasons * sizeof(*list));
+	list[m->nreasons++] = out;
+	m->reasons = list;
+	return 0;
+}
+
+int match_cover(struct match *m, struct match *covered, struct arena *a)
+{
+	const struct rule *r = covered->rule;
+	const char **ids = arena_alloc(a, (m->ncovers + 1) * sizeof(*ids));
+	const char **titles = arena_alloc(a, (m->ncovers + 1) * sizeof(*titles));
+
+	if (!ids || !titles)
+		return -ENOMEM;
+	if (m->ncovers) {
+		memcpy(ids, m->cover_ids, m->ncovers * sizeof(*ids));
+		memcpy(titles, m->cover_titles, m->ncovers * sizeof(*titles));
+	}
+	/* Rule strings live in the rule set; a reload frees them, so the match
+	 * keeps the pointers only while its file is processed (match_copy
+	 * copies them for state that lives longer). */
+	ids[m->ncovers] = r->id ? r->id : r->name;
+	titles[m->ncovers] = r->title;
+	m->cover_ids = ids;
+	m->cover_titles = titles;
+	m->ncovers++;
+	covered->covered = true;
 	return 0;
 }
 
@@ -127,6 +235,22 @@ int match_copy(struct match *d, const struct match *s)
 	r |= dup(&d->bucket, s->bucket);
 	r |= dup(&d->object_key, s->object_key);
 	/* extra values are not needed once a match is kept for its context */
+	d->covered = s->covered;
+	if (!r && s->nreasons) {
+		d->reasons = calloc(s->nreasons, sizeof(*d->reasons));
+		r = !d->reasons;
+		for (size_t i = 0; !r && i < s->nreasons; i++, d->nreasons++)
+			r |= dup(&d->reasons[i], s->reasons[i]);
+	}
+	if (!r && s->ncovers) {
+		d->cover_ids = calloc(s->ncovers, sizeof(*d->cover_ids));
+		d->cover_titles = calloc(s->ncovers, sizeof(*d->cover_titles));
+		r = !d->cover_ids || !d->cover_titles;
+		for (size_t i = 0; !r && i < s->ncovers; i++, d->ncovers++) {
+			r |= dup(&d->cover_ids[i], s->cover_ids[i]);
+			r |= dup(&d->cover_titles[i], s->cover_titles[i]);
+		}
+	}
 	if (r) {
 		match_release(d);
 		return -ENOMEM;
@@ -150,6 +274,17 @@ void match_release(struct match *m)
 	free((char *)m->user_agent);
 	free((char *)m->bucket);
 	free((char *)m->object_key);
+	for (size_t i = 0; i < m->nreasons; i++)
+		free((char *)m->reasons[i]);
+	free(m->reasons);
+	/* After a failed copy the arrays may hold fewer entries than ncovers:
+	 * calloc'd, so the rest are NULL. */
+	for (size_t i = 0; m->cover_ids && i < m->ncovers; i++)
+		free((char *)m->cover_ids[i]);
+	for (size_t i = 0; m->cover_titles && i < m->ncovers; i++)
+		free((char *)m->cover_titles[i]);
+	free(m->cover_ids);
+	free(m->cover_titles);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -311,6 +446,33 @@ int alert_render(const struct alert *a, struct buf *out)
 				r = buf_append(out, ",", 1);
 			if (!r)
 				r = jsonw_string(out, rule->tags[i], strlen(rule->tags[i]));
+		}
+		if (!r)
+			r = buf_append(out, "]", 1);
+	}
+	/* Reasons and covered rules belong to the rule that matched the event:
+	 * its own alerts and throttle summaries, not a correlation over it. */
+	if (!r && m->rule == rule && m->nreasons) {
+		r = buf_append_str(out, ",\"reasons\":[");
+		for (size_t i = 0; i < m->nreasons && !r; i++) {
+			if (i)
+				r = buf_append(out, ",", 1);
+			if (!r)
+				r = jsonw_string(out, m->reasons[i], strlen(m->reasons[i]));
+		}
+		if (!r)
+			r = buf_append(out, "]", 1);
+	}
+	if (!r && m->rule == rule && m->ncovers) {
+		r = buf_append_str(out, ",\"covers\":[");
+		for (size_t i = 0; i < m->ncovers && !r; i++) {
+			r = buf_append_str(out, i ? ",{" : "{");
+			if (!r)
+				r = jsonw_member_str(out, "rule", m->cover_ids[i], 1);
+			if (!r)
+				r = jsonw_member_str(out, "title", m->cover_titles[i], 0);
+			if (!r)
+				r = buf_append(out, "}", 1);
 		}
 		if (!r)
 			r = buf_append(out, "]", 1);

@@ -515,7 +515,7 @@ static int window_value(struct correlator *c, const struct correlation *cc, cons
 	*events = count;
 	switch (cc->type) {
 	case CORR_EVENT_COUNT:
-		*ret = (double)count;
+		*ret = cc->count_slot >= 0 ? sum : (double)count;
 		return 0;
 	case CORR_VALUE_SUM:
 		*ret = sum;
@@ -663,6 +663,28 @@ static int sweep(struct correlator *c, alert_fn emit, void *ctx)
 	return 0;
 }
 
+static int feed(struct correlator *c, const struct rule *corr, const struct match *m,
+		const char *const *ids, size_t nids, alert_fn emit, void *ctx);
+
+/* A chained correlation's event: the inner correlation `inner` fired on m
+ * for the group whose values are vals; each correlation that consumes it
+ * sees one match of `inner` at m's time, carrying those values (see
+ * chain_fields() in rules.c) and the fired alert's event ids. */
+static int feed_chain(struct correlator *c, const struct rule *inner, const struct match *m,
+		      const char **vals, const struct alert *a, alert_fn emit, void *ctx)
+{
+	struct match sm = *m;
+	int r = 0;
+
+	sm.rule = inner;
+	sm.extra = vals;
+	sm.nreasons = 0;
+	sm.ncovers = 0;
+	for (size_t k = 0; k < inner->nconsumers && r == 0; k++)
+		r = feed(c, inner->consumers[k], &sm, a->event_ids, a->nevent_ids, emit, ctx);
+	return r;
+}
+
 static int fire(struct correlator *c, const struct rule *corr, struct group *g, const struct match *m,
 		size_t lo, double value, long events, alert_fn emit, void *ctx)
 {
@@ -680,7 +702,7 @@ static int fire(struct correlator *c, const struct rule *corr, struct group *g, 
 	a.rule = corr;
 	a.m = m;
 	a.count = events;
-	a.has_value = cc->type != CORR_EVENT_COUNT;
+	a.has_value = cc->type != CORR_EVENT_COUNT || cc->count_slot >= 0;
 	a.value = value;
 	a.window = cc->timespan;
 	a.first_seen = g->e[lo].t;
@@ -700,13 +722,26 @@ static int fire(struct correlator *c, const struct rule *corr, struct group *g, 
 	g->nids = g->idpos = 0;
 	g->n = 0;
 	/* Emitting may run an expiry sweep that frees g: g is not used below. */
-	r = correlator_alert(c, &a, emit, ctx);
+	r = corr->emits ? correlator_alert(c, &a, emit, ctx) : 0;
+	if (r == 0 && corr->nconsumers) {
+		const char *vals[16] = { 0 };
+		for (size_t i = 0; i < a.ngroup; i++)
+			vals[i] = a.group_values[i];
+		r = feed_chain(c, corr, m, vals, &a, emit, ctx);
+	}
 	free(key);
 	return r;
 }
 
 int correlator_feed(struct correlator *c, const struct rule *corr, const struct match *m,
 		    alert_fn emit, void *ctx)
+{
+	return feed(c, corr, m, &m->event_id, 1, emit, ctx);
+}
+
+/* Correlation corr sees m, which stands for the events ids[0..nids). */
+static int feed(struct correlator *c, const struct rule *corr, const struct match *m,
+		const char *const *ids, size_t nids, alert_fn emit, void *ctx)
 {
 	const struct correlation *cc = corr->corr;
 	const char *vals[16];
@@ -739,6 +774,11 @@ int correlator_feed(struct correlator *c, const struct rule *corr, const struct 
 		}
 	} else if (cc->type == CORR_TEMPORAL || cc->type == CORR_TEMPORAL_ORDERED) {
 		ekey = bi;
+	} else if (cc->count_slot >= 0) {
+		/* trailwatch.count_values: the event stands for its values */
+		const char *v = m->extra && cc->count_extra[bi] >= 0 ? m->extra[cc->count_extra[bi]] : NULL;
+		if (!v || number_parse(v, strlen(v), &amount) < 0 || amount < 1)
+			amount = 1;
 	}
 	for (size_t i = 0; i < ng; i++)
 		vals[i] = m->extra ? m->extra[cc->group_extra[bi * cc->ngroup + i]] : NULL;
@@ -769,7 +809,8 @@ int correlator_feed(struct correlator *c, const struct rule *corr, const struct 
 		c->st[corr->index].corr.live[g->at].when = m->time;
 	}
 	trim(g, g->newest - cc->timespan - c->lim.lateness);
-	push_id(g, m->event_id);
+	for (size_t i = 0; i < nids; i++)
+		push_id(g, ids[i]);
 
 	/* The windows that contain this event end at it or at a later event
 	 * no further than one timespan away (when it arrived late).  Their

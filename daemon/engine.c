@@ -524,6 +524,12 @@ bool engine_rule_matches(struct engine *e, const struct rule *r, struct record *
 	return true;
 }
 
+bool engine_cond_holds(struct engine *e, const struct rule *r, const struct cnode *c, struct record *rec)
+{
+	e->top = rec;
+	return cond_holds(e, &r->det, c, rec);
+}
+
 /* Candidates for this record: the rules indexed under its eventName,
  * errorCode and eventSource values, and the rules that are always evaluated,
  * merged in rule set order (the lists are disjoint and ascending). */

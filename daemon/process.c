@@ -121,7 +121,36 @@ static void on_match(void *ctx, const struct rule *rule, struct record *rec)
 		p->nomem = true;
 		return;
 	}
+	for (size_t i = 0; i < rule->nreasons; i++) {
+		if (!engine_cond_holds(&p->engine, rule, rule->reasons[i].when, rec))
+			continue;
+		if (match_add_reason(m, &rule->reasons[i], rec, &res->arena) < 0) {
+			p->nomem = true;
+			return;
+		}
+	}
 	res->nmatches++;
+}
+
+/* trailwatch.supersedes among the matches of one record, [first, nmatches):
+ * a match of a rule that another matching rule supersedes raises no alert of
+ * its own, and the superseding match names it.  -ENOMEM. */
+static int supersede(struct file_result *res, size_t first)
+{
+	for (size_t i = first; i < res->nmatches; i++) {
+		struct match *m = &res->matches[i];
+
+		for (size_t k = 0; k < m->rule->nsupersedes; k++) {
+			for (size_t j = first; j < res->nmatches; j++) {
+				struct match *o = &res->matches[j];
+				if (j == i || o->rule != m->rule->supersedes[k])
+					continue;
+				if (match_cover(m, o, &res->arena) < 0)
+					return -ENOMEM;
+			}
+		}
+	}
+	return 0;
 }
 
 /* Decodes an object's bytes into p->json (guarded against SIGBUS when they
@@ -132,6 +161,7 @@ static int run(struct processor *p, const struct input_map *obj, bool mapped)
 	struct ctlog_reader reader;
 	struct ctlog_error err;
 	char msg[300];
+	size_t first;
 	int r;
 
 	res->bytes_stored = obj->len;
@@ -166,7 +196,9 @@ static int run(struct processor *p, const struct input_map *obj, bool mapped)
 			continue;
 		}
 		res->records++;
-		engine_eval(&p->engine, &p->rec, on_match, p);
+		first = res->nmatches;
+		if (engine_eval(&p->engine, &p->rec, on_match, p) > 1 && !p->nomem && supersede(res, first) < 0)
+			p->nomem = true;
 		if (p->nomem)
 			return -ENOMEM;
 	}
@@ -338,7 +370,7 @@ int dispatch_result(struct dispatch *d, const struct file_result *res)
 	for (size_t i = 0; i < res->nmatches; i++) {
 		const struct match *m = d->order[i];
 
-		if (m->rule->emits) {
+		if (m->rule->emits && !m->covered) {
 			struct alert a;
 			alert_from_match(&a, m);
 			r = correlator_alert(d->corr, &a, count_emit, d);

@@ -50,6 +50,10 @@ struct loader {
 	struct alias_note *aliases;	/* correlations with aliases, resolved last */
 	const char **broken;		/* ids and names of documents that failed */
 	size_t nbroken, capbroken;
+	const struct ynode *reasons;	/* trailwatch.reasons of the current document,
+					 * compiled once its selections are */
+	const struct ynode *count_values;	/* trailwatch.count_values, once its
+						 * correlation is compiled */
 };
 
 static void lerr(struct loader *L, const struct ynode *n, const char *fmt, ...)
@@ -146,6 +150,12 @@ int timespan_parse(const char *s, int64_t *ret)
 }
 
 /* ---- small YAML helpers ------------------------------------------------ */
+
+/* How messages name a rule. */
+static const char *rule_ref(const struct rule *r)
+{
+	return r->id ? r->id : r->name ? r->name : r->title;
+}
 
 static bool is_string(const struct ynode *n)
 {
@@ -1029,6 +1039,7 @@ static int compile_detection(struct loader *L, const struct ynode *detn, const c
 		nsel++;
 	}
 	det->nsels = nsel;
+	det->nwritten = nsel;
 	condn = ynode_get(detn, "condition");
 	*ret_cond_node = condn;
 	if (!condn) {
@@ -1272,9 +1283,9 @@ static int compile_tests(struct loader *L, struct rule *rule, const struct ynode
 	if (!rule->tests)
 		return -ENOMEM;
 	for (size_t i = 0; i < tn->n; i++) {
-		const struct ynode *t = tn->items[i], *ev, *evs, *match, *alerts;
+		const struct ynode *t = tn->items[i], *ev, *evs, *match, *alerts, *reasons;
 		struct rule_test *rt = &rule->tests[rule->ntests];
-		static const char *const keys[] = { "name", "match", "alerts", "event", "events" };
+		static const char *const keys[] = { "name", "match", "alerts", "event", "events", "reasons" };
 
 		if (t->type != YNODE_MAP) {
 			lerr(L, t, "each test must be a map");
@@ -1286,7 +1297,7 @@ static int compile_tests(struct loader *L, struct rule *rule, const struct ynode
 			for (size_t j = 0; j < sizeof(keys) / sizeof(keys[0]); j++)
 				known |= strcmp(t->keys[k]->value, keys[j]) == 0;
 			if (!known) {
-				lerr(L, t->keys[k], "unknown test key '%s' (name, match, alerts, event, events)",
+				lerr(L, t->keys[k], "unknown test key '%s' (name, match, alerts, event, events, reasons)",
 				     t->keys[k]->value);
 				r = -EINVAL;
 			}
@@ -1312,6 +1323,22 @@ static int compile_tests(struct loader *L, struct rule *rule, const struct ynode
 			lerr(L, match, "'match' must be true or false");
 			r = -EINVAL;
 			continue;
+		}
+		reasons = ynode_get(t, "reasons");
+		if (reasons) {
+			if (!match || !rt->expect_match || rule->kind != RULE_DETECTION) {
+				lerr(L, reasons, "'reasons' belongs to a 'match: true' test of a detection rule");
+				r = -EINVAL;
+				continue;
+			}
+			if (reasons->type == YNODE_SEQ && reasons->n == 0) {
+				rt->expect_reasons = NULL;
+				rt->nexpect_reasons = 0;
+			} else if (get_str_list(L, reasons, "reasons", &rt->expect_reasons, &rt->nexpect_reasons) < 0) {
+				r = -EINVAL;
+				continue;
+			}
+			rt->has_expect_reasons = true;
 		}
 		if (alerts) {
 			double n;
@@ -1403,24 +1430,167 @@ static int compile_throttle(struct loader *L, struct rule *rule, const struct yn
 	return r;
 }
 
+/* A reason's text: literal runs and {field.path} values (docs/rules.md). */
+static int compile_reason_text(struct loader *L, const struct ynode *n, struct reason *rsn)
+{
+	const char *s = n->value;
+	size_t len = n->len, cap = 1;
+
+	if (len == 0 || len > REASON_TEXT_MAX) {
+		lerr(L, n, "a reason's text must be 1 to %d bytes", REASON_TEXT_MAX);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < len; i++)
+		cap += s[i] == '{' ? 2 : 0;
+	rsn->parts = arena_alloc(&L->rs->arena, cap * sizeof(*rsn->parts));
+	if (!rsn->parts)
+		return -ENOMEM;
+	for (size_t i = 0; i < len;) {
+		const char *open = memchr(s + i, '{', len - i), *close;
+		struct reason_part *part;
+		char *path;
+		size_t at = open ? (size_t)(open - s) : len;
+
+		if (at > i) {
+			part = &rsn->parts[rsn->nparts++];
+			part->lit = s + i;
+			part->len = at - i;
+			part->slot = -1;
+		}
+		if (!open)
+			break;
+		close = memchr(open, '}', len - at);
+		if (!close) {
+			lerr(L, n, "'{' without '}' in a reason: write {field.path} for a field's value");
+			return -EINVAL;
+		}
+		path = arena_strndup(&L->rs->arena, open + 1, (size_t)(close - open - 1));
+		if (!path)
+			return -ENOMEM;
+		part = &rsn->parts[rsn->nparts++];
+		part->lit = NULL;
+		part->len = 0;
+		if (field_index_add(&L->rs->fields, path, &part->slot) < 0) {
+			lerr(L, n, "invalid field name '%s' in a reason", path);
+			return -EINVAL;
+		}
+		i = (size_t)(close - s) + 1;
+	}
+	return 0;
+}
+
+/* trailwatch.reasons: [{when: CONDITION, text: TEXT}, ...], compiled once
+ * the rule's selections are (the conditions name them). */
+static int compile_reasons(struct loader *L, struct rule *rule, const struct ynode *rn)
+{
+	struct arena *a = &L->rs->arena;
+	int r = 0;
+
+	if (rn->type != YNODE_SEQ || rn->n == 0 || rn->n > REASON_MAX) {
+		lerr(L, rn, "'reasons' must be a list of 1 to %d items {when: CONDITION, text: TEXT}", REASON_MAX);
+		return -EINVAL;
+	}
+	rule->reasons = arena_alloc(a, rn->n * sizeof(*rule->reasons));
+	if (!rule->reasons)
+		return -ENOMEM;
+	for (size_t i = 0; i < rn->n; i++) {
+		const struct ynode *item = rn->items[i], *when, *text;
+		struct reason *rsn = &rule->reasons[rule->nreasons];
+		struct cond_aggregation ag;
+		struct cond_error ce;
+		int e;
+
+		if (item->type != YNODE_MAP) {
+			lerr(L, item, "each reason is a map {when: CONDITION, text: TEXT}");
+			r = -EINVAL;
+			continue;
+		}
+		for (size_t k = 0; k < item->n; k++) {
+			if (strcmp(item->keys[k]->value, "when") && strcmp(item->keys[k]->value, "text")) {
+				lerr(L, item->keys[k], "unknown reason key '%s' (when, text)", item->keys[k]->value);
+				r = -EINVAL;
+			}
+		}
+		when = ynode_get(item, "when");
+		text = ynode_get(item, "text");
+		if (!is_string(when) || !is_string(text)) {
+			lerr(L, item, "a reason needs 'when' (a condition over the rule's selections) and 'text'");
+			r = -EINVAL;
+			continue;
+		}
+		e = cond_parse(a, when->value, rule->det.sels, rule->det.nwritten, &rsn->when, &ag, &ce);
+		if (e == -ENOMEM)
+			return e;
+		if (e < 0) {
+			diag_add(L->d, L->file, when->line, cond_col(when, ce.pos), "%s", ce.message);
+			L->errors++;
+			r = -EINVAL;
+			continue;
+		}
+		if (ag.present) {
+			lerr(L, when, "a reason's condition cannot have an aggregation");
+			r = -EINVAL;
+			continue;
+		}
+		e = compile_reason_text(L, text, rsn);
+		if (e == -ENOMEM)
+			return e;
+		if (e < 0) {
+			r = e;
+			continue;
+		}
+		rule->nreasons++;
+	}
+	return r;
+}
+
+/* trailwatch.supersedes: the references, resolved once every rule is loaded. */
+static int compile_supersedes(struct loader *L, struct rule *rule, const struct ynode *n)
+{
+	if (rule->kind != RULE_DETECTION) {
+		lerr(L, n, "only a detection rule can supersede other rules");
+		return -EINVAL;
+	}
+	rule->supersede_line = n->line;
+	rule->supersede_col = n->col;
+	return get_str_list(L, n, "supersedes", &rule->supersede_refs, &rule->nsupersede_refs);
+}
+
 static int compile_extension(struct loader *L, struct rule *rule, const struct ynode *ext)
 {
 	int r = 0;
 
 	if (ext->type != YNODE_MAP) {
-		lerr(L, ext, "'trailwatch' must be a map (throttle, tests)");
+		lerr(L, ext, "'trailwatch' must be a map (throttle, supersedes, reasons, count_values, tests)");
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < ext->n; i++) {
 		const char *k = ext->keys[i]->value;
-		int e;
+		int e = 0;
 
 		if (strcmp(k, "tests") == 0)
 			e = compile_tests(L, rule, ext->items[i]);
 		else if (strcmp(k, "throttle") == 0)
 			e = compile_throttle(L, rule, ext->items[i]);
-		else {
-			lerr(L, ext->keys[i], "unknown key 'trailwatch.%s' (throttle, tests)", k);
+		else if (strcmp(k, "supersedes") == 0)
+			e = compile_supersedes(L, rule, ext->items[i]);
+		else if (strcmp(k, "count_values") == 0) {
+			if (rule->kind != RULE_CORRELATION || !is_string(ext->items[i])) {
+				lerr(L, ext->keys[i], "'count_values' is a field name, for an event_count correlation");
+				e = -EINVAL;
+			} else {
+				L->count_values = ext->items[i];
+			}
+		}
+		else if (strcmp(k, "reasons") == 0) {
+			if (rule->kind != RULE_DETECTION) {
+				lerr(L, ext->keys[i], "only a detection rule can give reasons");
+				e = -EINVAL;
+			} else {
+				L->reasons = ext->items[i];
+			}
+		} else {
+			lerr(L, ext->keys[i], "unknown key 'trailwatch.%s' (throttle, supersedes, reasons, count_values, tests)", k);
 			e = -EINVAL;
 		}
 		if (e == -ENOMEM)
@@ -1529,6 +1699,7 @@ static int compile_correlation(struct loader *L, struct rule *rule, const struct
 		return -ENOMEM;
 	rule->corr = c;
 	c->field_slot = -1;
+	c->count_slot = -1;
 
 	t = ynode_get(cn, "type");
 	if (!t || !is_string(t)) {
@@ -1865,6 +2036,8 @@ static int load_document(struct loader *L, const struct ydoc *doc)
 	rule = new_rule(L);
 	if (!rule)
 		return -ENOMEM;
+	L->reasons = NULL;
+	L->count_values = NULL;
 	rule->line = root->line;
 	rule->fingerprint = hash_node(FNV1A_OFFSET, root);
 	rule->kind = detn ? RULE_DETECTION : corrn ? RULE_CORRELATION : RULE_FILTER;
@@ -1917,10 +2090,30 @@ static int load_document(struct loader *L, const struct ydoc *doc)
 			r = e;
 		else if (ag.present)
 			r = legacy_aggregation(L, rule, detn, condn, &ag);
+		if (e == 0 && L->reasons && ag.present) {
+			lerr(L, L->reasons, "a rule with an aggregation (| count() ...) cannot give reasons");
+			r = -EINVAL;
+		} else if (e == 0 && L->reasons) {
+			e = compile_reasons(L, rule, L->reasons);
+			if (e < 0)
+				r = r == -ENOMEM ? r : e;
+		}
 	} else if (rule->kind == RULE_CORRELATION) {
 		int e = compile_correlation(L, rule, root, corrn);
 		if (e < 0)
 			r = e;
+		if (e == 0 && L->count_values) {
+			const struct ynode *cv = L->count_values;
+			if (rule->corr->type != CORR_EVENT_COUNT) {
+				lerr(L, cv, "'count_values' needs an event_count correlation (it changes what an event counts for)");
+				r = -EINVAL;
+			} else if (field_index_add(&L->rs->fields, cv->value, &rule->corr->count_slot) < 0) {
+				lerr(L, cv, "invalid field name '%s'", cv->value);
+				r = -EINVAL;
+			} else {
+				rule->corr->count_field = cv->value;
+			}
+		}
 		if ((n = ynode_get(root, "generate")) || (n = ynode_get(corrn, "generate"))) {
 			if (!rule->corr || ynode_bool(n, &rule->corr->generate) < 0) {
 				lerr(L, n, "'generate' must be true or false");
@@ -2088,25 +2281,37 @@ static const char *group_field(struct loader *L, const struct rule *corr, const 
 	return m->value;
 }
 
-static int add_extra(struct loader *L, struct rule *base, int slot, int *ret_index)
+/* The index of (slot, count) among base's extra values, added if new. */
+static int add_extra_kind(struct loader *L, struct rule *base, int slot, bool count, int *ret_index)
 {
+	bool *c;
 	int *n;
 
 	for (size_t i = 0; i < base->nextra; i++) {
-		if (base->extra_slots[i] == slot) {
+		if (base->extra_slots[i] == slot && base->extra_counts[i] == count) {
 			*ret_index = (int)i;
 			return 0;
 		}
 	}
 	n = arena_alloc(&L->rs->arena, (base->nextra + 1) * sizeof(*n));
-	if (!n)
+	c = arena_alloc(&L->rs->arena, (base->nextra + 1) * sizeof(*c));
+	if (!n || !c)
 		return -ENOMEM;
-	if (base->nextra)
+	if (base->nextra) {
 		memcpy(n, base->extra_slots, base->nextra * sizeof(*n));
+		memcpy(c, base->extra_counts, base->nextra * sizeof(*c));
+	}
 	n[base->nextra] = slot;
+	c[base->nextra] = count;
 	base->extra_slots = n;
+	base->extra_counts = c;
 	*ret_index = (int)base->nextra++;
 	return 0;
+}
+
+static int add_extra(struct loader *L, struct rule *base, int slot, int *ret_index)
+{
+	return add_extra_kind(L, base, slot, false, ret_index);
 }
 
 static int add_consumer(struct loader *L, struct rule *base, struct rule *corr)
@@ -2122,6 +2327,79 @@ static int add_consumer(struct loader *L, struct rule *base, struct rule *corr)
 	return 0;
 }
 
+/* The position of field among a correlation's group-by names, or -1. */
+static int group_position(const struct correlation *c, const char *field)
+{
+	for (size_t g = 0; g < c->ngroup; g++)
+		if (strcmp(c->group_by[g], field) == 0)
+			return (int)g;
+	return -1;
+}
+
+/* A chained correlation (Sigma: a correlation's rules may be correlations):
+ * each alert of the inner one, base, is one event for the outer one, rule,
+ * and carries the inner group's values.  So what the outer groups by and
+ * counts must be among the inner's group-by fields: the match it sees has
+ * those values as its extra values, in the inner's group-by order. */
+static int chain_fields(struct loader *L, struct rule *rule, size_t i, const struct rule *base)
+{
+	struct correlation *c = rule->corr;
+	int r = 0;
+
+	for (size_t g = 0; g < c->ngroup; g++) {
+		const char *field = group_field(L, rule, base, c->group_by[g]);
+		int at;
+
+		if (!field)
+			return -EINVAL;
+		at = group_position(base->corr, field);
+		if (at < 0) {
+			diag_add(L->d, rule->file, c->ref_lines[i], c->ref_cols[i],
+				 "correlation '%s' groups by '%s', which correlation '%s' does not group by",
+				 rule_ref(rule), field, c->refs[i]);
+			L->errors++;
+			r = -EINVAL;
+			continue;
+		}
+		c->group_slots[i * c->ngroup + g] = -1;
+		c->group_extra[i * c->ngroup + g] = at;
+	}
+	c->field_extra[i] = -1;
+	if (c->field) {
+		c->field_extra[i] = group_position(base->corr, c->field);
+		if (c->field_extra[i] < 0) {
+			diag_add(L->d, rule->file, c->ref_lines[i], c->ref_cols[i],
+				 "correlation '%s' counts '%s', which correlation '%s' does not group by",
+				 rule_ref(rule), c->field, c->refs[i]);
+			L->errors++;
+			r = -EINVAL;
+		}
+	}
+	return r;
+}
+
+/* Chains of correlations must end in detection rules: depth first over the
+ * correlations, state[] per rule index as in close_supersedes(). */
+static int check_chain(struct loader *L, const struct rule *rule, unsigned char *state)
+{
+	if (rule->kind != RULE_CORRELATION || !rule->corr->rules || state[rule->index] == 2)
+		return 0;
+	if (state[rule->index] == 1) {
+		diag_add(L->d, rule->file, rule->line, 1, "correlations refer to each other in a circle (through '%s')",
+			 rule_ref(rule));
+		L->errors++;
+		return -EINVAL;
+	}
+	state[rule->index] = 1;
+	for (size_t i = 0; i < rule->corr->nrules; i++) {
+		int e = rule->corr->rules[i] ? check_chain(L, rule->corr->rules[i], state) : 0;
+		if (e < 0)
+			return e;
+	}
+	state[rule->index] = 2;
+	return 0;
+}
+
 static int resolve_correlation(struct loader *L, struct rule *rule)
 {
 	struct correlation *c = rule->corr;
@@ -2133,7 +2411,8 @@ static int resolve_correlation(struct loader *L, struct rule *rule)
 	c->group_slots = arena_alloc(a, (c->nrules * c->ngroup + 1) * sizeof(int));
 	c->group_extra = arena_alloc(a, (c->nrules * c->ngroup + 1) * sizeof(int));
 	c->field_extra = arena_alloc(a, (c->nrules + 1) * sizeof(int));
-	if (!c->rules || !c->group_slots || !c->group_extra || !c->field_extra)
+	c->count_extra = arena_alloc(a, (c->nrules + 1) * sizeof(int));
+	if (!c->rules || !c->group_slots || !c->group_extra || !c->field_extra || !c->count_extra)
 		return -ENOMEM;
 	for (size_t i = 0; i < c->nrules; i++) {
 		struct rule *base = ruleset_find(L->rs, c->refs[i]);
@@ -2147,10 +2426,9 @@ static int resolve_correlation(struct loader *L, struct rule *rule)
 			r = -EINVAL;
 			continue;
 		}
-		if (base->kind == RULE_CORRELATION) {
+		if (base == rule) {
 			diag_add(L->d, rule->file, c->ref_lines[i], c->ref_cols[i],
-				 "correlation '%s' refers to another correlation ('%s'): chaining is not supported",
-				 rule->id ? rule->id : rule->title, c->refs[i]);
+				 "correlation '%s' refers to itself", c->refs[i]);
 			L->errors++;
 			r = -EINVAL;
 			continue;
@@ -2166,6 +2444,21 @@ static int resolve_correlation(struct loader *L, struct rule *rule)
 		c->rules[i] = base;
 		if (add_consumer(L, base, rule) < 0)
 			return -ENOMEM;
+		if (base->kind == RULE_CORRELATION) {
+			int e = chain_fields(L, rule, i, base);
+			if (c->count_slot >= 0 && e != -ENOMEM) {
+				diag_add(L->d, rule->file, c->ref_lines[i], c->ref_cols[i],
+					 "trailwatch.count_values counts the values of detection rules' events, and '%s' is a correlation",
+					 c->refs[i]);
+				L->errors++;
+				e = -EINVAL;
+			}
+			if (e == -ENOMEM)
+				return e;
+			if (e < 0)
+				r = e;
+			continue;
+		}
 		for (size_t g = 0; g < c->ngroup; g++) {
 			const char *field = group_field(L, rule, base, c->group_by[g]);
 			int slot;
@@ -2187,6 +2480,9 @@ static int resolve_correlation(struct loader *L, struct rule *rule)
 		c->field_extra[i] = -1;
 		if (c->field_slot >= 0 && add_extra(L, base, c->field_slot, &c->field_extra[i]) < 0)
 			return -ENOMEM;
+		c->count_extra[i] = -1;
+		if (c->count_slot >= 0 && add_extra_kind(L, base, c->count_slot, true, &c->count_extra[i]) < 0)
+			return -ENOMEM;
 	}
 	return r;
 }
@@ -2201,6 +2497,30 @@ static int attach_filter(struct loader *L, struct rule *target, const struct rul
 		memcpy(n, target->filters, target->nfilters * sizeof(*n));
 	n[target->nfilters++] = filter;
 	target->filters = n;
+	return 0;
+}
+
+/* Attaches filter f to the detection rules under correlation t, through
+ * chained correlations (whose circles check_chain() reports; depth bounds
+ * the walk meanwhile).  Each detection rule gets f once. */
+static int attach_to_bases(struct loader *L, const struct rule *t, const struct rule *f, size_t depth)
+{
+	for (size_t i = 0; i < t->corr->nrules && depth <= L->rs->nrules; i++) {
+		struct rule *b = t->corr->rules[i];
+		bool has = false;
+
+		if (!b)
+			continue;
+		if (b->kind == RULE_CORRELATION) {
+			if (b->corr && attach_to_bases(L, b, f, depth + 1) < 0)
+				return -ENOMEM;
+			continue;
+		}
+		for (size_t k = 0; k < b->nfilters; k++)
+			has |= b->filters[k] == f;
+		if (!has && attach_filter(L, b, f) < 0)
+			return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -2229,9 +2549,8 @@ static int resolve_filter(struct loader *L, struct rule *f)
 		}
 		if (t->kind == RULE_CORRELATION && t->corr) {
 			/* A filter on a correlation tunes the events it counts. */
-			for (size_t i = 0; i < t->corr->nrules; i++)
-				if (t->corr->rules[i] && attach_filter(L, t->corr->rules[i], f) < 0)
-					return -ENOMEM;
+			if (attach_to_bases(L, t, f, 0) < 0)
+				return -ENOMEM;
 			continue;
 		}
 		if (t->kind != RULE_DETECTION) {
@@ -2245,6 +2564,89 @@ static int resolve_filter(struct loader *L, struct rule *f)
 			return -ENOMEM;
 	}
 	return r;
+}
+
+/* The rules that trailwatch.supersedes names, as written (no closure yet). */
+static int resolve_supersedes(struct loader *L, struct rule *rule)
+{
+	const struct rule **out = arena_alloc(&L->rs->arena, (rule->nsupersede_refs + 1) * sizeof(*out));
+	int r = 0;
+
+	if (!out)
+		return -ENOMEM;
+	for (size_t k = 0; k < rule->nsupersede_refs; k++) {
+		const char *ref = rule->supersede_refs[k];
+		struct rule *t = ruleset_find(L->rs, ref);
+		bool dup = false;
+
+		if (!t) {
+			if (!is_broken(L, ref)) {
+				diag_add(L->d, rule->file, rule->supersede_line, rule->supersede_col,
+					 "rule '%s' supersedes unknown rule '%s'", rule_ref(rule), ref);
+				L->errors++;
+			}
+			r = -EINVAL;
+			continue;
+		}
+		if (t->kind != RULE_DETECTION || t == rule) {
+			diag_add(L->d, rule->file, rule->supersede_line, rule->supersede_col,
+				 t == rule ? "rule '%s' cannot supersede itself" :
+					     "rule '%s' supersedes '%s', which is not a detection rule",
+				 rule_ref(rule), ref);
+			L->errors++;
+			r = -EINVAL;
+			continue;
+		}
+		for (size_t i = 0; i < rule->nsupersedes; i++)
+			dup |= out[i] == t;
+		if (!dup)
+			out[rule->nsupersedes++] = t;
+	}
+	rule->supersedes = out;
+	return r;
+}
+
+/* Closes rule->supersedes over chains, depth first; state[] per rule index:
+ * 0 not seen, 1 on the current path (seeing it again is a circle), 2 done. */
+static int close_supersedes(struct loader *L, struct rule *rule, unsigned char *state)
+{
+	const struct rule **out;
+	size_t cap, n = 0;
+
+	if (state[rule->index] == 2)
+		return 0;
+	if (state[rule->index] == 1) {
+		diag_add(L->d, rule->file, rule->supersede_line, rule->supersede_col,
+			 "rules supersede each other in a circle (through '%s')", rule_ref(rule));
+		L->errors++;
+		return -EINVAL;
+	}
+	state[rule->index] = 1;
+	cap = rule->nsupersedes;
+	for (size_t i = 0; i < rule->nsupersedes; i++) {
+		int e = close_supersedes(L, (struct rule *)rule->supersedes[i], state);
+		if (e < 0)
+			return e;
+		cap += rule->supersedes[i]->nsupersedes;
+	}
+	out = arena_alloc(&L->rs->arena, (cap + 1) * sizeof(*out));
+	if (!out)
+		return -ENOMEM;
+	for (size_t i = 0; i < rule->nsupersedes; i++) {
+		const struct rule *d = rule->supersedes[i];
+		for (size_t j = 0; j <= d->nsupersedes; j++) {
+			const struct rule *t = j == 0 ? d : d->supersedes[j - 1];
+			bool dup = t == rule;
+			for (size_t k = 0; k < n && !dup; k++)
+				dup = out[k] == t;
+			if (!dup)
+				out[n++] = t;
+		}
+	}
+	rule->supersedes = out;
+	rule->nsupersedes = n;
+	state[rule->index] = 2;
+	return 0;
 }
 
 /* Moves the tests on slot to the end of each alternative, keeping the order
@@ -2316,14 +2718,39 @@ static int resolve(struct loader *L)
 		}
 		if (d->kind == RULE_DETECTION || d->kind == RULE_FILTER)
 			tests_last(&d->det, rs->slots.event_source);
-		if (d->kind != RULE_DETECTION)
+		if (d->kind == RULE_FILTER)
 			continue;
 		d->emits = d->nconsumers == 0;
 		for (size_t k = 0; k < d->nconsumers; k++)
 			d->emits |= d->consumers[k]->corr->generate;
-		rs->detections[nd++] = d;
+		if (d->kind == RULE_DETECTION)
+			rs->detections[nd++] = d;
 	}
 	rs->ndetections = nd;
+	{
+		unsigned char *state = calloc(rs->nrules + 1, 1);
+		if (!state)
+			return -ENOMEM;
+		e = 0;
+		for (size_t i = 0; i < rs->nrules && e == 0; i++)
+			e = check_chain(L, rs->rules[i], state);
+		free(state);
+		if (e < 0)
+			r = e;
+	}
+	e = 0;
+	for (size_t i = 0; i < rs->nrules && e != -ENOMEM; i++)
+		if (rs->rules[i]->nsupersede_refs && (e = resolve_supersedes(L, rs->rules[i])) < 0)
+			r = e;
+	if (r == 0) {
+		unsigned char *state = calloc(rs->nrules + 1, 1);
+		if (!state)
+			return -ENOMEM;
+		for (size_t i = 0; i < rs->nrules && r == 0; i++)
+			if (rs->rules[i]->nsupersedes)
+				r = close_supersedes(L, rs->rules[i], state);
+		free(state);
+	}
 	return r;
 }
 

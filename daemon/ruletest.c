@@ -43,6 +43,33 @@ static const char *test_name(const struct rule_test *t, size_t i, char *buf, siz
 	return buf;
 }
 
+static bool same_reasons(const struct match *m, const struct rule_test *t)
+{
+	if (m->nreasons != t->nexpect_reasons)
+		return false;
+	for (size_t i = 0; i < m->nreasons; i++)
+		if (strcmp(m->reasons[i], t->expect_reasons[i]) != 0)
+			return false;
+	return true;
+}
+
+/* "expected reasons ["a"], got ["b", "c"]" into why. */
+static void describe_reasons(const struct match *m, const struct rule_test *t, char *why, size_t whylen)
+{
+	struct buf b;
+
+	buf_init(&b, 0);
+	buf_append_str(&b, "expected reasons [");
+	for (size_t i = 0; i < t->nexpect_reasons; i++)
+		buf_printf(&b, "%s\"%s\"", i ? ", " : "", t->expect_reasons[i]);
+	buf_append_str(&b, "], got [");
+	for (size_t i = 0; i < m->nreasons; i++)
+		buf_printf(&b, "%s\"%s\"", i ? ", " : "", m->reasons[i]);
+	buf_append_str(&b, "]");
+	snprintf(why, whylen, "%s", b.data ? b.data : "expected other reasons");
+	buf_free(&b);
+}
+
 static int run_one(const struct config *cfg, const struct ruleset *rs, struct processor *p,
 		   const struct rule *rule, const struct rule_test *t, char *why, size_t whylen)
 {
@@ -65,12 +92,16 @@ static int run_one(const struct config *cfg, const struct ruleset *rs, struct pr
 		goto out;
 	}
 	if (t->expect_alerts < 0) {
-		bool matched = false;
-		for (size_t i = 0; i < res.nmatches; i++)
-			matched |= res.matches[i].rule == rule;
-		if (matched != t->expect_match) {
+		const struct match *m = NULL;
+		for (size_t i = 0; i < res.nmatches && !m; i++)
+			if (res.matches[i].rule == rule)
+				m = &res.matches[i];
+		if (!!m != t->expect_match) {
 			snprintf(why, whylen, t->expect_match ? "expected a match, the rule did not match" :
 								 "expected no match, the rule matched");
+			r = 1;
+		} else if (m && t->has_expect_reasons && !same_reasons(m, t)) {
+			describe_reasons(m, t, why, whylen);
 			r = 1;
 		}
 	} else {

@@ -33,11 +33,28 @@ struct match {
 	const char *event_id, *event_time, *event_name, *event_source, *account, *region,
 		*principal, *source_ip, *user_agent, *bucket, *object_key;
 	const char **extra;	/* rule->nextra values for correlations and throttles */
+	/* The rule's trailwatch.reasons that hold for the event, as text. */
+	const char **reasons;
+	size_t nreasons;
+	/* Rules whose own alert on this event this one replaces
+	 * (trailwatch.supersedes): id and title of each. */
+	const char **cover_ids, **cover_titles;
+	size_t ncovers;
+	bool covered;		/* replaced by another rule's alert on the same event */
 };
 
 /* Copies the context of rec into m, strings from a.  -ENOMEM. */
 int match_capture(struct match *m, const struct rule *r, struct record *rec,
 		  const struct alert_slots *slots, const char *log_object, struct arena *a);
+
+/* Adds the text of reason to m (its {field} parts from rec), strings from a.
+ * A field value longer than REASON_VALUE_MAX bytes is cut and ends with
+ * "...".  -ENOMEM. */
+int match_add_reason(struct match *m, const struct reason *reason, struct record *rec, struct arena *a);
+
+/* Marks `covered` (a match of another rule on the same record) as replaced
+ * by m: m's alert names that rule instead.  -ENOMEM. */
+int match_cover(struct match *m, struct match *covered, struct arena *a);
 
 /* Deep copy of a match with malloc'd strings (for state that outlives a file);
  * match_release frees what match_copy allocated. */

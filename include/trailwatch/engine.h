@@ -45,6 +45,10 @@ void engine_free(struct engine *e);
  * The result is the same whether or not the prefilter would admit the rule. */
 bool engine_rule_matches(struct engine *e, const struct rule *r, struct record *rec);
 
+/* Does condition c, a tree over r's own selections (a trailwatch.reasons
+ * condition), hold for the record?  Filters are not applied. */
+bool engine_cond_holds(struct engine *e, const struct rule *r, const struct cnode *c, struct record *rec);
+
 /* Calls on_match for every detection rule that matches the record, in rule
  * set order.  Returns the number of matches. */
 size_t engine_eval(struct engine *e, struct record *rec,

@@ -107,6 +107,8 @@ struct cnode {
 struct detection {
 	struct selection *sels;
 	size_t nsels;
+	size_t nwritten;	/* the first nwritten selections are the rule's own (merging
+				 * ORed tests appends others); names resolve among these */
 	struct cnode *cond;
 };
 
@@ -150,6 +152,12 @@ struct correlation {
 	 * needs: index into that rule's extra_slots. */
 	int *group_extra;	/* [nrules][ngroup] */
 	int *field_extra;	/* [nrules], -1 when there is no field */
+	/* trailwatch.count_values (event_count only): each event counts as the
+	 * number of values this field has in it (an array's elements are its
+	 * values), or as 1 when it has none; -1 when not given. */
+	int count_slot;
+	const char *count_field;
+	int *count_extra;	/* [nrules]: index into the base rule's extra_slots */
 };
 
 /* trailwatch.throttle: at most one alert per group and timespan; later
@@ -163,6 +171,26 @@ struct throttle {
 	int64_t timespan;	/* seconds */
 };
 
+/* trailwatch.reasons: a sentence an alert carries when a condition over the
+ * rule's own selections holds for the event ("management events are no
+ * longer logged").  The text is literal parts and field values: {path} in
+ * the written text is the first value of that field in the record. */
+#define REASON_MAX 16			/* reasons per rule */
+#define REASON_TEXT_MAX 512		/* bytes of a reason as written */
+#define REASON_VALUE_MAX 256		/* bytes of a field value put into a reason */
+
+struct reason_part {
+	const char *lit;	/* literal text, or NULL for a field value */
+	size_t len;
+	int slot;		/* the field, when lit is NULL */
+};
+
+struct reason {
+	struct cnode *when;	/* over the rule's selections */
+	struct reason_part *parts;
+	size_t nparts;
+};
+
 /* A test event list carried by a rule (trailwatch.tests). */
 struct rule_test {
 	const char *name;
@@ -171,6 +199,9 @@ struct rule_test {
 	size_t nevents;
 	long expect_alerts;	/* expected alerts from this rule; -1: use expect_match */
 	bool expect_match;	/* detection rules: does the (single) event match? */
+	const char **expect_reasons;	/* match tests: the reasons expected, in order */
+	size_t nexpect_reasons;
+	bool has_expect_reasons;	/* `reasons:` was given (possibly empty) */
 };
 
 enum rule_kind {
@@ -213,9 +244,24 @@ struct rule {
 	bool emits;
 
 	/* Slots whose first value a consumer needs (group-by and value fields),
-	 * copied with each match: rule->extra_slots[i]. */
+	 * copied with each match: rule->extra_slots[i].  Where extra_counts[i]
+	 * is set, the copy is instead the number of values of that slot, in
+	 * decimal (trailwatch.count_values). */
 	int *extra_slots;
+	bool *extra_counts;
 	size_t nextra;
+
+	/* trailwatch.supersedes: detection rules whose own alert on an event
+	 * this rule's alert on the same event replaces.  Closed over chains (a
+	 * supersedes b, b supersedes c: a supersedes c); no cycles. */
+	const struct rule **supersedes;
+	size_t nsupersedes;
+	const char **supersede_refs;	/* as written */
+	size_t nsupersede_refs;
+	unsigned supersede_line, supersede_col;
+
+	struct reason *reasons;		/* trailwatch.reasons, in order */
+	size_t nreasons;
 
 	struct throttle *throttle;
 	struct rule_test *tests;
