@@ -22,15 +22,20 @@ static int slot_span(struct record *rec, int slot, const char **text, size_t *le
 	return record_value_text(rec, v, text, len);
 }
 
-/* The number of values of slot (nulls left out), in decimal, into num. */
-static void count_span(struct record *rec, int slot, char num[24], const char **text, size_t *len)
+/* The number of values of slot (nulls left out), in decimal, as a span of
+ * text in a.  -ENOMEM. */
+static int count_span(struct record *rec, int slot, struct arena *a, const char **text, size_t *len)
 {
 	size_t n = 0;
+	char *num = arena_alloc(a, 24);
 
+	if (!num)
+		return -ENOMEM;
 	for (int32_t i = rec->head[slot]; i >= 0; i = rec->values[i].next)
 		n += rec->values[i].type != JT_NULL;
 	*len = (size_t)snprintf(num, 24, "%zu", n);
 	*text = num;
+	return 0;
 }
 
 /* The first of two slots that has a value. */
@@ -41,18 +46,14 @@ static int either(struct record *rec, int slot, int fallback)
 	return v && v->type != JT_NULL ? slot : fallback;
 }
 
-/* A context slot's text (slot >= 0), else extra value x of rule r. */
-static int extra_span(struct record *rec, const struct rule *r, int slot, size_t x, char num[24],
-		      const char **text, size_t *len)
-{
-	if (slot >= 0)
-		return slot_span(rec, slot, text, len);
-	if (r->extra_counts && r->extra_counts[x]) {
-		count_span(rec, r->extra_slots[x], num, text, len);
-		return 0;
-	}
-	return slot_span(rec, r->extra_slots[x], text, len);
-}
+/* Spans of one match's strings, gathered before they are copied. */
+struct span {
+	const char *text;	/* NULL: the record has no value */
+	size_t len;
+};
+
+/* Matches with more strings than this gather their spans in the arena. */
+#define CAPTURE_SPANS 32
 
 int match_capture(struct match *m, const struct rule *r, struct record *rec,
 		  const struct alert_slots *s, const char *log_object, struct arena *a)
@@ -62,9 +63,8 @@ int match_capture(struct match *m, const struct rule *r, struct record *rec,
 			       &m->object_key };
 	int slot[sizeof(dst) / sizeof(dst[0])];
 	size_t nctx = sizeof(dst) / sizeof(dst[0]), n = nctx + r->nextra, total = 0;
-	const char *text;
-	size_t len;
-	char *block, num[24];
+	struct span local[CAPTURE_SPANS], *sp = local;
+	char *block;
 	int err;
 
 	memset(m, 0, sizeof(*m));
@@ -88,13 +88,24 @@ int match_capture(struct match *m, const struct rule *r, struct record *rec,
 		if (!m->extra)
 			return -ENOMEM;
 	}
-	/* One block for every string of the match: first the sizes, then the
-	 * copies (record_value_text resolves escapes once, on the first pass). */
+	if (n > CAPTURE_SPANS) {
+		sp = arena_alloc(a, n * sizeof(*sp));
+		if (!sp)
+			return -ENOMEM;
+	}
+	/* One block for every string of the match: first the spans and their
+	 * sizes (record_value_text resolves escapes once), then the copies. */
 	for (size_t i = 0; i < n; i++) {
-		err = extra_span(rec, r, i < nctx ? slot[i] : -1, i - nctx, num, &text, &len);
+		if (i < nctx) {
+			err = slot_span(rec, slot[i], &sp[i].text, &sp[i].len);
+		} else if (r->extra_counts && r->extra_counts[i - nctx]) {
+			err = count_span(rec, r->extra_slots[i - nctx], a, &sp[i].text, &sp[i].len);
+		} else {
+			err = slot_span(rec, r->extra_slots[i - nctx], &sp[i].text, &sp[i].len);
+		}
 		if (err < 0)
 			return err;
-		total += text ? len + 1 : 0;
+		total += sp[i].text ? sp[i].len + 1 : 0;
 	}
 	block = total ? arena_alloc(a, total) : NULL;
 	if (total && !block)
@@ -102,16 +113,13 @@ int match_capture(struct match *m, const struct rule *r, struct record *rec,
 	for (size_t i = 0; i < n; i++) {
 		const char **to = i < nctx ? dst[i] : &m->extra[i - nctx];
 
-		err = extra_span(rec, r, i < nctx ? slot[i] : -1, i - nctx, num, &text, &len);
-		if (err < 0)
-			return err;
 		*to = NULL;
-		if (!text)
+		if (!sp[i].text)
 			continue;
-		memcpy(block, text, len);
-		block[len] = '\0';
+		memcpy(block, sp[i].text, sp[i].len);
+		block[sp[i].len] = '\0';
 		*to = block;
-		block += len + 1;
+		block += sp[i].len + 1;
 	}
 	if (m->event_time) {
 		int64_t t;

@@ -68,6 +68,7 @@ struct group {
 	bool has_first;
 	size_t keyroom;		/* bytes allocated for key */
 	size_t at;		/* index in its table's live array */
+	struct seenset *seen;	/* trailwatch.seen_before values, or NULL */
 	/* Not cleared when the group is made: nids says which hold ids. */
 	char ids[SAMPLE_IDS][SAMPLE_ID_MAX];
 	char key[];		/* keylen bytes and a NUL */
@@ -77,8 +78,8 @@ struct group {
  * again for another key: groups of per-session principals come and go by
  * the hundred thousand, and a group kept warm costs no malloc, free or
  * cache misses.  At most SPARE_GROUPS are kept. */
-#define GROUP_KEY_ROOM 128
-#define SPARE_GROUPS 1024
+#define GROUP_KEY_ROOM 256
+#define SPARE_GROUPS 4096
 
 /* A group's place in its table's list of live groups, with the time its
  * expiry depends on (newest event for a correlation, window start for a
@@ -119,10 +120,25 @@ struct correlator {
 	size_t nspare;
 };
 
+/* trailwatch.seen_before: the values a group's seen rule had, each with the
+ * newest time it was seen, in an open-addressing table (linear probing) that
+ * is rebuilt, dropping what is older than the horizon, when half full. */
+struct seen_slot {
+	uint64_t hash;		/* 0: an empty slot */
+	int64_t t;
+};
+
+struct seenset {
+	size_t cap;		/* power of two */
+	size_t n;		/* slots in use */
+	struct seen_slot slot[];
+};
+
 static void group_free(struct group *g)
 {
 	if (!g)
 		return;
+	free(g->seen);
 	free(g->base);
 	if (g->has_first)
 		match_release(&g->first);
@@ -196,6 +212,8 @@ static void group_drop(struct correlator *c, struct group *g)
 	}
 	if (g->has_first)
 		match_release(&g->first);	/* only throttles keep one */
+	free(g->seen);
+	g->seen = NULL;
 	g->next = c->spare;
 	c->spare = g;
 	c->nspare++;
@@ -449,6 +467,88 @@ int correlator_alert(struct correlator *c, const struct alert *a, alert_fn emit,
 	return 0;
 }
 
+/* ---- values seen before (trailwatch.seen_before) ----------------------- */
+
+/* A value that hashes to 0 is kept as 1: 0 marks empty slots. */
+static uint64_t seen_hash(uint64_t h)
+{
+	return h ? h : 1;
+}
+
+static struct seen_slot *seen_find(const struct seenset *s, uint64_t h)
+{
+	size_t i = h & (s->cap - 1);
+
+	while (s->slot[i].hash && s->slot[i].hash != h)
+		i = (i + 1) & (s->cap - 1);
+	return (struct seen_slot *)&s->slot[i];
+}
+
+/* A new table for g's values with room to grow, keeping those seen at or
+ * after horizon.  When even those reach the cap on entries, the group
+ * forgets them all (counted in entries_dropped).  -ENOMEM. */
+static int seen_rebuild(struct correlator *c, struct group *g, int64_t horizon)
+{
+	struct seenset *old = g->seen, *s;
+	size_t live = 0, cap = 16;
+
+	for (size_t i = 0; old && i < old->cap; i++)
+		live += old->slot[i].hash && old->slot[i].t >= horizon;
+	if (live >= c->lim.max_entries) {
+		c->stats.entries_dropped += live;
+		live = 0;
+		horizon = INT64_MAX;
+	}
+	while (cap < 4 * (live + 1))
+		cap *= 2;
+	s = calloc(1, sizeof(*s) + cap * sizeof(s->slot[0]));
+	if (!s)
+		return -ENOMEM;
+	s->cap = cap;
+	for (size_t i = 0; old && i < old->cap; i++) {
+		if (old->slot[i].hash && old->slot[i].t >= horizon) {
+			*seen_find(s, old->slot[i].hash) = old->slot[i];
+			s->n++;
+		}
+	}
+	free(old);
+	g->seen = s;
+	return 0;
+}
+
+static int seen_add(struct correlator *c, struct group *g, uint64_t h, int64_t t, int64_t horizon)
+{
+	struct seen_slot *slot;
+	int r;
+
+	h = seen_hash(h);
+	if (!g->seen || 2 * (g->seen->n + 1) > g->seen->cap) {
+		r = seen_rebuild(c, g, horizon);
+		if (r < 0)
+			return r;
+	}
+	slot = seen_find(g->seen, h);
+	if (!slot->hash) {
+		slot->hash = h;
+		slot->t = t;
+		g->seen->n++;
+	} else if (t > slot->t) {
+		slot->t = t;
+	}
+	return 0;
+}
+
+/* Was the value seen at t or up to `within` seconds before? */
+static bool seen_has(const struct group *g, uint64_t h, int64_t t, int64_t within)
+{
+	const struct seen_slot *slot;
+
+	if (!g->seen)
+		return false;
+	slot = seen_find(g->seen, seen_hash(h));
+	return slot->hash && slot->t <= t && t - slot->t <= within;
+}
+
 /* ---- correlation windows ----------------------------------------------- */
 
 static size_t lower_bound(const struct group *g, int64_t t)
@@ -639,6 +739,9 @@ static int sweep(struct correlator *c, alert_fn emit, void *ctx)
 		struct rstate *st = &c->st[i];
 		int64_t span = rule->corr ? rule->corr->timespan : 0;
 
+		if (rule->corr && rule->corr->seen_within > span)
+			span = rule->corr->seen_within;
+
 		/* Removing moves the last entry into slot k: look at k again. */
 		for (size_t k = 0; k < st->corr.n;) {
 			if (st->corr.live[k].when < c->newest - span - c->lim.lateness)
@@ -739,6 +842,52 @@ int correlator_feed(struct correlator *c, const struct rule *corr, const struct 
 	return feed(c, corr, m, &m->event_id, 1, emit, ctx);
 }
 
+/* Moves the correlator's clock to t, sweeping expired groups now and then. */
+static int advance(struct correlator *c, int64_t t, alert_fn emit, void *ctx)
+{
+	if (c->newest == TIME_UNKNOWN || t > c->newest)
+		c->newest = t;
+	if (c->newest - c->last_sweep >= SWEEP_EVERY)
+		return sweep(c, emit, ctx);
+	return 0;
+}
+
+/* A match of corr's seen_before rule: its group remembers the value. */
+static int feed_seen(struct correlator *c, const struct rule *corr, const struct match *m,
+		     alert_fn emit, void *ctx)
+{
+	const struct correlation *cc = corr->corr;
+	struct table *t = &c->st[corr->index].corr;
+	const char *vals[16], *v = m->extra ? m->extra[cc->seen_field_extra] : NULL;
+	size_t ng = cc->ngroup < 16 ? cc->ngroup : 16, len;
+	char key[MAX_GROUP_KEY];
+	struct group *g;
+	int err = 0, r;
+
+	if (!v) {
+		c->stats.no_value++;
+		return 0;
+	}
+	for (size_t i = 0; i < ng; i++)
+		vals[i] = m->extra[cc->seen_group_extra[i]];
+	if (build_key(key, sizeof(key), vals, ng, &len) < 0) {
+		c->stats.groups_refused++;
+		return 0;
+	}
+	r = advance(c, m->time, emit, ctx);
+	if (r < 0)
+		return r;
+	g = table_get(c, t, key, len, true, &err);
+	if (!g)
+		return err;
+	if (g->newest == TIME_UNKNOWN || m->time > g->newest) {
+		g->newest = m->time;
+		t->live[g->at].when = m->time;
+	}
+	return seen_add(c, g, hash_words(v, strlen(v), table_seed(t)), m->time,
+			g->newest - cc->seen_within - c->lim.lateness);
+}
+
 /* Correlation corr sees m, which stands for the events ids[0..nids). */
 static int feed(struct correlator *c, const struct rule *corr, const struct match *m,
 		const char *const *ids, size_t nids, alert_fn emit, void *ctx)
@@ -759,7 +908,7 @@ static int feed(struct correlator *c, const struct rule *corr, const struct matc
 	while (bi < cc->nrules && cc->rules[bi] != m->rule)
 		bi++;
 	if (bi == cc->nrules)
-		return 0;
+		return cc->seen_rule == m->rule ? feed_seen(c, corr, m, emit, ctx) : 0;
 	if (cc->field_slot >= 0) {
 		const char *v = m->extra ? m->extra[cc->field_extra[bi]] : NULL;
 		if (!v) {
@@ -787,16 +936,16 @@ static int feed(struct correlator *c, const struct rule *corr, const struct matc
 		return 0;
 	}
 
-	if (c->newest == TIME_UNKNOWN || m->time > c->newest)
-		c->newest = m->time;
-	if (c->newest - c->last_sweep >= SWEEP_EVERY) {
-		r = sweep(c, emit, ctx);
-		if (r < 0)
-			return r;
-	}
-	g = table_get(c, &c->st[corr->index].corr, key, len, true, &err);
+	r = advance(c, m->time, emit, ctx);
+	if (r < 0)
+		return r;
+	/* With seen_before, only a value the group saw first counts: a group
+	 * is made by the seen rule's matches, never here. */
+	g = table_get(c, &c->st[corr->index].corr, key, len, !cc->seen_rule, &err);
 	if (!g)
 		return err;
+	if (cc->seen_rule && !seen_has(g, ekey, m->time, cc->seen_within))
+		return 0;
 	if (g->newest != TIME_UNKNOWN && m->time < g->newest - cc->timespan - c->lim.lateness) {
 		c->stats.too_late++;
 		return 0;
@@ -908,7 +1057,9 @@ static bool same_rule(const struct rule *a, const struct rule *b)
 		return false;
 	if (a->kind != RULE_CORRELATION)
 		return true;
-	if (a->corr->nrules != b->corr->nrules)
+	if (a->corr->nrules != b->corr->nrules || !a->corr->seen_rule != !b->corr->seen_rule)
+		return false;
+	if (a->corr->seen_rule && a->corr->seen_rule->fingerprint != b->corr->seen_rule->fingerprint)
 		return false;
 	for (size_t i = 0; i < a->corr->nrules; i++)
 		if (a->corr->rules[i]->fingerprint != b->corr->rules[i]->fingerprint)

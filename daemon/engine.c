@@ -24,8 +24,11 @@ struct pf_bucket {
 };
 
 /* The fields rules are indexed on, in order of preference: a rule goes into
- * the first index whose field it requires to equal one of a few values. */
-#define PF_INDEXES 3
+ * the first index whose field it requires to equal one of a few values
+ * (eventName, errorCode, userIdentity.type, eventSource).  The principal's
+ * type comes before the service: rules about root or anonymous callers
+ * then meet only the few records of those callers. */
+#define PF_INDEXES 4
 
 struct pf_index {
 	int slot;
@@ -207,7 +210,8 @@ static int prefilter_build(const struct ruleset *rs, struct prefilter **ret)
 		return -ENOMEM;
 	pf->idx[0].slot = rs->slots.event_name;
 	pf->idx[1].slot = rs->slots.error_code;
-	pf->idx[2].slot = rs->slots.event_source;
+	pf->idx[2].slot = rs->slots.principal_type;
+	pf->idx[3].slot = rs->slots.event_source;
 	reqs = calloc(rs->ndetections + 1, sizeof(*reqs));
 	which = calloc(rs->ndetections + 1, sizeof(*which));
 	if (!reqs || !which)

@@ -54,6 +54,7 @@ struct loader {
 					 * compiled once its selections are */
 	const struct ynode *count_values;	/* trailwatch.count_values, once its
 						 * correlation is compiled */
+	const struct ynode *seen_before;	/* trailwatch.seen_before, likewise */
 };
 
 static void lerr(struct loader *L, const struct ynode *n, const char *fmt, ...)
@@ -1561,7 +1562,7 @@ static int compile_extension(struct loader *L, struct rule *rule, const struct y
 	int r = 0;
 
 	if (ext->type != YNODE_MAP) {
-		lerr(L, ext, "'trailwatch' must be a map (throttle, supersedes, reasons, count_values, tests)");
+		lerr(L, ext, "'trailwatch' must be a map (throttle, supersedes, reasons, count_values, seen_before, tests)");
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < ext->n; i++) {
@@ -1574,7 +1575,14 @@ static int compile_extension(struct loader *L, struct rule *rule, const struct y
 			e = compile_throttle(L, rule, ext->items[i]);
 		else if (strcmp(k, "supersedes") == 0)
 			e = compile_supersedes(L, rule, ext->items[i]);
-		else if (strcmp(k, "count_values") == 0) {
+		else if (strcmp(k, "seen_before") == 0) {
+			if (rule->kind != RULE_CORRELATION) {
+				lerr(L, ext->keys[i], "'seen_before' belongs to a value_count correlation");
+				e = -EINVAL;
+			} else {
+				L->seen_before = ext->items[i];
+			}
+		} else if (strcmp(k, "count_values") == 0) {
 			if (rule->kind != RULE_CORRELATION || !is_string(ext->items[i])) {
 				lerr(L, ext->keys[i], "'count_values' is a field name, for an event_count correlation");
 				e = -EINVAL;
@@ -1590,7 +1598,7 @@ static int compile_extension(struct loader *L, struct rule *rule, const struct y
 				L->reasons = ext->items[i];
 			}
 		} else {
-			lerr(L, ext->keys[i], "unknown key 'trailwatch.%s' (throttle, supersedes, reasons, count_values, tests)", k);
+			lerr(L, ext->keys[i], "unknown key 'trailwatch.%s' (throttle, supersedes, reasons, count_values, seen_before, tests)", k);
 			e = -EINVAL;
 		}
 		if (e == -ENOMEM)
@@ -1662,6 +1670,42 @@ static int compile_corr_condition(struct loader *L, struct correlation *c, const
 		r = -EINVAL;
 	}
 	return r;
+}
+
+/* trailwatch.seen_before: {rule: NAME, within: TIMESPAN}; the rule is
+ * resolved with the correlation's other references. */
+static int compile_seen_before(struct loader *L, struct correlation *c, const struct ynode *n)
+{
+	const struct ynode *rn, *wn;
+
+	if (c->type != CORR_VALUE_COUNT) {
+		lerr(L, n, "'seen_before' needs a value_count correlation (it says which values count)");
+		return -EINVAL;
+	}
+	if (n->type != YNODE_MAP) {
+		lerr(L, n, "'seen_before' is a map {rule: NAME, within: TIMESPAN}");
+		return -EINVAL;
+	}
+	for (size_t k = 0; k < n->n; k++) {
+		if (strcmp(n->keys[k]->value, "rule") && strcmp(n->keys[k]->value, "within")) {
+			lerr(L, n->keys[k], "unknown seen_before key '%s' (rule, within)", n->keys[k]->value);
+			return -EINVAL;
+		}
+	}
+	rn = ynode_get(n, "rule");
+	wn = ynode_get(n, "within");
+	if (!is_string(rn)) {
+		lerr(L, rn ? rn : n, "'seen_before' needs 'rule': the detection rule whose values count");
+		return -EINVAL;
+	}
+	if (!is_string(wn) || timespan_parse(wn->value, &c->seen_within) < 0) {
+		lerr(L, wn ? wn : n, "'seen_before' needs 'within', a timespan such as 10m");
+		return -EINVAL;
+	}
+	c->seen_ref = rn->value;
+	c->seen_line = rn->line;
+	c->seen_col = rn->col;
+	return 0;
 }
 
 /* Aliases are kept as YAML and resolved once the base rules are known. */
@@ -2038,6 +2082,7 @@ static int load_document(struct loader *L, const struct ydoc *doc)
 		return -ENOMEM;
 	L->reasons = NULL;
 	L->count_values = NULL;
+	L->seen_before = NULL;
 	rule->line = root->line;
 	rule->fingerprint = hash_node(FNV1A_OFFSET, root);
 	rule->kind = detn ? RULE_DETECTION : corrn ? RULE_CORRELATION : RULE_FILTER;
@@ -2113,6 +2158,11 @@ static int load_document(struct loader *L, const struct ydoc *doc)
 			} else {
 				rule->corr->count_field = cv->value;
 			}
+		}
+		if (e == 0 && L->seen_before) {
+			e = compile_seen_before(L, rule->corr, L->seen_before);
+			if (e < 0)
+				r = r == -ENOMEM ? r : e;
 		}
 		if ((n = ynode_get(root, "generate")) || (n = ynode_get(corrn, "generate"))) {
 			if (!rule->corr || ynode_bool(n, &rule->corr->generate) < 0) {
@@ -2400,6 +2450,54 @@ static int check_chain(struct loader *L, const struct rule *rule, unsigned char 
 	return 0;
 }
 
+/* trailwatch.seen_before's rule: a detection rule that is not one of the
+ * correlation's own, whose matches carry the group-by values and the
+ * counted field (aliases apply as to the others). */
+static int resolve_seen_before(struct loader *L, struct rule *rule)
+{
+	struct correlation *c = rule->corr;
+	struct rule *seen = ruleset_find(L->rs, c->seen_ref);
+
+	if (!seen || seen->kind != RULE_DETECTION) {
+		if (!seen && is_broken(L, c->seen_ref))
+			return -EINVAL;
+		diag_add(L->d, rule->file, c->seen_line, c->seen_col,
+			 seen ? "seen_before refers to '%s', which is not a detection rule" :
+				"seen_before refers to unknown rule '%s'", c->seen_ref);
+		L->errors++;
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < c->nrules; i++) {
+		if (c->rules[i] == seen) {
+			diag_add(L->d, rule->file, c->seen_line, c->seen_col,
+				 "seen_before names '%s', which the correlation counts already", c->seen_ref);
+			L->errors++;
+			return -EINVAL;
+		}
+	}
+	c->seen_group_extra = arena_alloc(&L->rs->arena, (c->ngroup + 1) * sizeof(int));
+	if (!c->seen_group_extra)
+		return -ENOMEM;
+	for (size_t g = 0; g < c->ngroup; g++) {
+		const char *field = group_field(L, rule, seen, c->group_by[g]);
+		int slot;
+
+		if (!field)
+			return -EINVAL;
+		if (field_index_add(&L->rs->fields, field, &slot) < 0) {
+			diag_add(L->d, rule->file, rule->line, 0, "invalid group-by field '%s'", field);
+			L->errors++;
+			return -EINVAL;
+		}
+		if (add_extra(L, seen, slot, &c->seen_group_extra[g]) < 0)
+			return -ENOMEM;
+	}
+	if (add_extra(L, seen, c->field_slot, &c->seen_field_extra) < 0)
+		return -ENOMEM;
+	c->seen_rule = seen;
+	return add_consumer(L, seen, rule);
+}
+
 static int resolve_correlation(struct loader *L, struct rule *rule)
 {
 	struct correlation *c = rule->corr;
@@ -2484,6 +2582,13 @@ static int resolve_correlation(struct loader *L, struct rule *rule)
 		if (c->count_slot >= 0 && add_extra_kind(L, base, c->count_slot, true, &c->count_extra[i]) < 0)
 			return -ENOMEM;
 	}
+	if (c->seen_ref) {
+		int e = resolve_seen_before(L, rule);
+		if (e == -ENOMEM)
+			return e;
+		if (e < 0)
+			r = e;
+	}
 	return r;
 }
 
@@ -2505,8 +2610,9 @@ static int attach_filter(struct loader *L, struct rule *target, const struct rul
  * the walk meanwhile).  Each detection rule gets f once. */
 static int attach_to_bases(struct loader *L, const struct rule *t, const struct rule *f, size_t depth)
 {
-	for (size_t i = 0; i < t->corr->nrules && depth <= L->rs->nrules; i++) {
-		struct rule *b = t->corr->rules[i];
+	for (size_t i = 0; i <= t->corr->nrules && depth <= L->rs->nrules; i++) {
+		/* ... and the seen_before rule, after the counted ones */
+		struct rule *b = i < t->corr->nrules ? t->corr->rules[i] : t->corr->seen_rule;
 		bool has = false;
 
 		if (!b)

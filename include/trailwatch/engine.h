@@ -7,8 +7,8 @@
  * correlate.c's job.  It does not allocate per record and does not log.
  *
  * A cheap prefilter avoids evaluating most rules on most records: a rule whose
- * condition requires eventName (else errorCode, else eventSource) to equal
- * one of a few plain values is indexed under those values; a record only
+ * condition requires eventName (else errorCode, else userIdentity.type, else
+ * eventSource) to equal one of a few plain values is indexed under those values; a record only
  * meets the rules indexed under its own values plus the rules that cannot be
  * indexed.
  */

@@ -158,6 +158,17 @@ struct correlation {
 	int count_slot;
 	const char *count_field;
 	int *count_extra;	/* [nrules]: index into the base rule's extra_slots */
+	/* trailwatch.seen_before (value_count only): a value counts only when
+	 * the same group had it in a match of seen_rule no more than
+	 * seen_within seconds before (an object rewritten after it was read).
+	 * seen_rule's matches feed the group's memory of values, not its
+	 * window.  NULL when not given. */
+	struct rule *seen_rule;
+	const char *seen_ref;
+	unsigned seen_line, seen_col;
+	int64_t seen_within;
+	int *seen_group_extra;	/* [ngroup]: index into seen_rule's extra_slots */
+	int seen_field_extra;
 };
 
 /* trailwatch.throttle: at most one alert per group and timespan; later
