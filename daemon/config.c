@@ -15,6 +15,7 @@
 
 #include "trailwatch/builtin.h"
 #include "trailwatch/config.h"
+#include "trailwatch/match.h"
 #include "trailwatch/yamltree.h"
 
 enum key_type {
@@ -113,6 +114,114 @@ static const struct config_key *find_key(const char *path)
 	return NULL;
 }
 
+/* What the shipped pack's lists hold, checked here so that a mistake is
+ * reported at its place in the configuration (docs/config.md, "lists"). */
+enum list_kind {
+	LIST_ANY,
+	LIST_CIDRS,		/* IPv4 or IPv6 networks */
+	LIST_PRINCIPALS,	/* whole principals (whole_principal) */
+};
+
+static const struct {
+	const char *name;
+	enum list_kind kind;
+} list_kinds[] = {
+	{ "corporate_cidrs", LIST_CIDRS },
+	{ "iac_networks", LIST_CIDRS },
+	{ "iac_principals", LIST_PRINCIPALS },
+	{ "iac_network_principals", LIST_PRINCIPALS },
+	{ "scanner_principals", LIST_PRINCIPALS },
+};
+
+static enum list_kind list_kind(const char *name)
+{
+	for (size_t i = 0; i < sizeof(list_kinds) / sizeof(list_kinds[0]); i++)
+		if (strcmp(list_kinds[i].name, name) == 0)
+			return list_kinds[i].kind;
+	return LIST_ANY;
+}
+
+static bool has_wildcard(const char *s, size_t len)
+{
+	return memchr(s, '*', len) || memchr(s, '?', len);
+}
+
+/* Does the ARN pattern name whole principals?  A user, role or root ARN
+ * (arn:PARTITION:iam::ACCOUNT:user/NAME, role/PATH/NAME, root), a role
+ * session (arn:PARTITION:sts::ACCOUNT:assumed-role/ROLE/SESSION) or a
+ * federated user, with wildcards only in ACCOUNT and SESSION: whoever calls
+ * AssumeRole chooses the session name, so a pattern with a wildcard in the
+ * role or user name would let anyone who names a role or session to fit it
+ * be excused. */
+static bool whole_principal(const char *s)
+{
+	const char *p = s, *colon, *res, *slash;
+	bool sts;
+
+	if (strncmp(p, "arn:", 4) != 0)
+		return false;
+	p += 4;
+	colon = strchr(p, ':');
+	if (!colon || colon == p || has_wildcard(p, (size_t)(colon - p)))
+		return false;
+	p = colon + 1;
+	if (strncmp(p, "iam::", 5) == 0)
+		sts = false;
+	else if (strncmp(p, "sts::", 5) == 0)
+		sts = true;
+	else
+		return false;
+	p += 5;
+	colon = strchr(p, ':');
+	if (!colon)
+		return false;
+	if (!(colon - p == 1 && *p == '*')) {
+		if (colon - p != 12)
+			return false;
+		for (const char *q = p; q < colon; q++)
+			if (*q < '0' || *q > '9')
+				return false;
+	}
+	res = colon + 1;
+	if (!sts && strcmp(res, "root") == 0)
+		return true;
+	if (!sts && (strncmp(res, "user/", 5) == 0 || strncmp(res, "role/", 5) == 0))
+		return res[5] && !has_wildcard(res + 5, strlen(res + 5));
+	if (sts && strncmp(res, "federated-user/", 15) == 0)
+		return res[15] && !has_wildcard(res + 15, strlen(res + 15));
+	if (sts && strncmp(res, "assumed-role/", 13) == 0) {
+		res += 13;
+		slash = strchr(res, '/');
+		return slash && slash > res && !has_wildcard(res, (size_t)(slash - res)) && slash[1];
+	}
+	return false;
+}
+
+/* Checks one value of list `name`; reports at n.  -EINVAL. */
+static int check_list_value(struct config *c, const char *name, const struct ynode *n, struct diag *d)
+{
+	struct cidr net;
+
+	switch (list_kind(name)) {
+	case LIST_CIDRS:
+		if (cidr_parse(&net, n->value) < 0) {
+			cerr(d, c->path, n, "lists.%s: '%s' is not an IPv4 or IPv6 network (a.b.c.d/n or x::y/n)",
+			     name, n->value);
+			return -EINVAL;
+		}
+		return 0;
+	case LIST_PRINCIPALS:
+		if (!whole_principal(n->value)) {
+			cerr(d, c->path, n, "lists.%s: '%s' must name whole principals: a user, role or role-session ARN whose user or role name has no wildcard (the caller picks session names, not role names)",
+			     name, n->value);
+			return -EINVAL;
+		}
+		return 0;
+	default:
+		return 0;
+	}
+}
+
 static int set_lists(struct config *c, const struct ynode *n, struct diag *d)
 {
 	struct rule_lists *l = &c->lists;
@@ -148,6 +257,10 @@ static int set_lists(struct config *c, const struct ynode *n, struct diag *d)
 			if (v->items[k]->type != YNODE_SCALAR || ynode_is_null(v->items[k])) {
 				cerr(d, c->path, v->items[k], "each item of list '%s' must be a single value",
 				     l->names[i]);
+				r = -EINVAL;
+				continue;
+			}
+			if (check_list_value(c, l->names[i], v->items[k], d) < 0) {
 				r = -EINVAL;
 				continue;
 			}
@@ -687,8 +800,33 @@ static void set_defaults(struct config *c)
  * name them, empty, so that the pack loads with any config; an empty list
  * turns its refinement off (docs/config.md says what each one does). */
 static const char *const pack_lists[] = {
-	"corporate_cidrs", "org_accounts", "iac_principals", "scanner_principals",
+	"corporate_cidrs", "org_accounts", "iac_principals", "iac_network_principals", "iac_networks",
+	"scanner_principals", "public_buckets", "trail_buckets",
 };
+
+/* trail_buckets, when the config does not give it: the buckets that the S3
+ * sources read, each once (the trail moving its log files elsewhere is what
+ * blinds trailwatch).  NULL and 0 without S3 sources.  -ENOMEM. */
+static int source_buckets(struct config *c, const char ***ret, size_t *ret_n)
+{
+	const char **out = arena_alloc(&c->arena, (c->nsources + 1) * sizeof(*out));
+	size_t n = 0;
+
+	if (!out)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->nsources; i++) {
+		bool seen = false;
+		if (c->sources[i].type != SOURCE_S3 || !c->sources[i].bucket)
+			continue;
+		for (size_t k = 0; k < n; k++)
+			seen |= strcmp(out[k], c->sources[i].bucket) == 0;
+		if (!seen)
+			out[n++] = c->sources[i].bucket;
+	}
+	*ret = n ? out : NULL;
+	*ret_n = n;
+	return 0;
+}
 
 static int add_pack_lists(struct config *c)
 {
@@ -714,6 +852,8 @@ static int add_pack_lists(struct config *c)
 		names[n] = pack_lists[i];
 		values[n] = NULL;
 		nvalues[n] = 0;
+		if (strcmp(pack_lists[i], "trail_buckets") == 0 && source_buckets(c, &values[n], &nvalues[n]) < 0)
+			return -ENOMEM;
 		n++;
 	}
 	l->names = names;
