@@ -50,6 +50,7 @@ static int either(struct record *rec, int slot, int fallback)
 struct span {
 	const char *text;	/* NULL: the record has no value */
 	size_t len;
+	int same;		/* >= 0: the value of context string `same` */
 };
 
 /* Matches with more strings than this gather their spans in the arena. */
@@ -96,11 +97,19 @@ int match_capture(struct match *m, const struct rule *r, struct record *rec,
 	/* One block for every string of the match: first the spans and their
 	 * sizes (record_value_text resolves escapes once), then the copies. */
 	for (size_t i = 0; i < n; i++) {
+		sp[i].same = -1;
 		if (i < nctx) {
 			err = slot_span(rec, slot[i], &sp[i].text, &sp[i].len);
 		} else if (r->extra_counts && r->extra_counts[i - nctx]) {
 			err = count_span(rec, r->extra_slots[i - nctx], a, &sp[i].text, &sp[i].len);
 		} else {
+			/* A value the context holds already (principal, bucket,
+			 * key...) is not copied twice. */
+			for (size_t k = 0; k < nctx && sp[i].same < 0; k++)
+				if (slot[k] == r->extra_slots[i - nctx])
+					sp[i].same = (int)k;
+			if (sp[i].same >= 0)
+				continue;
 			err = slot_span(rec, r->extra_slots[i - nctx], &sp[i].text, &sp[i].len);
 		}
 		if (err < 0)
@@ -114,6 +123,10 @@ int match_capture(struct match *m, const struct rule *r, struct record *rec,
 		const char **to = i < nctx ? dst[i] : &m->extra[i - nctx];
 
 		*to = NULL;
+		if (sp[i].same >= 0) {
+			*to = *dst[sp[i].same];
+			continue;
+		}
 		if (!sp[i].text)
 			continue;
 		memcpy(block, sp[i].text, sp[i].len);

@@ -68,7 +68,6 @@ struct group {
 	bool has_first;
 	size_t keyroom;		/* bytes allocated for key */
 	size_t at;		/* index in its table's live array */
-	struct seenset *seen;	/* trailwatch.seen_before values, or NULL */
 	/* Not cleared when the group is made: nids says which hold ids. */
 	char ids[SAMPLE_IDS][SAMPLE_ID_MAX];
 	char key[];		/* keylen bytes and a NUL */
@@ -102,9 +101,27 @@ struct table {
 	bool seeded;
 };
 
+/* trailwatch.seen_before: the values that a correlation's seen rule had, per
+ * group, as hashes of (group key, value) with the newest time each was seen,
+ * in one open-addressing table per correlation (linear probing) that is
+ * rebuilt, dropping what is older than the horizon, when half full.  Reads
+ * of objects come by the hundred thousand, mostly once per principal and
+ * bucket: one table, no group for each. */
+struct seen_slot {
+	uint64_t hash;		/* 0: an empty slot */
+	int64_t t;
+};
+
+struct seenset {
+	size_t cap;		/* power of two */
+	size_t n;		/* slots in use */
+	struct seen_slot slot[];
+};
+
 struct rstate {
 	struct table corr;
 	struct table thr;
+	struct seenset *seen;
 };
 
 struct correlator {
@@ -120,25 +137,11 @@ struct correlator {
 	size_t nspare;
 };
 
-/* trailwatch.seen_before: the values a group's seen rule had, each with the
- * newest time it was seen, in an open-addressing table (linear probing) that
- * is rebuilt, dropping what is older than the horizon, when half full. */
-struct seen_slot {
-	uint64_t hash;		/* 0: an empty slot */
-	int64_t t;
-};
-
-struct seenset {
-	size_t cap;		/* power of two */
-	size_t n;		/* slots in use */
-	struct seen_slot slot[];
-};
 
 static void group_free(struct group *g)
 {
 	if (!g)
 		return;
-	free(g->seen);
 	free(g->base);
 	if (g->has_first)
 		match_release(&g->first);
@@ -212,8 +215,6 @@ static void group_drop(struct correlator *c, struct group *g)
 	}
 	if (g->has_first)
 		match_release(&g->first);	/* only throttles keep one */
-	free(g->seen);
-	g->seen = NULL;
 	g->next = c->spare;
 	c->spare = g;
 	c->nspare++;
@@ -469,9 +470,16 @@ int correlator_alert(struct correlator *c, const struct alert *a, alert_fn emit,
 
 /* ---- values seen before (trailwatch.seen_before) ----------------------- */
 
-/* A value that hashes to 0 is kept as 1: 0 marks empty slots. */
-static uint64_t seen_hash(uint64_t h)
+/* The hash of a value in the group whose values are vals: never 0, which
+ * marks empty slots.  Made from the values directly, without the group key:
+ * most reads and writes never need one. */
+static uint64_t seen_hash(const char *const *vals, size_t n, const char *value, uint64_t seed)
 {
+	uint64_t h = seed;
+
+	for (size_t i = 0; i < n; i++)
+		h = hash_words(vals[i] ? vals[i] : "", vals[i] ? strlen(vals[i]) : 0, h + i);
+	h = hash_words(value, strlen(value), h);
 	return h ? h : 1;
 }
 
@@ -484,17 +492,17 @@ static struct seen_slot *seen_find(const struct seenset *s, uint64_t h)
 	return (struct seen_slot *)&s->slot[i];
 }
 
-/* A new table for g's values with room to grow, keeping those seen at or
- * after horizon.  When even those reach the cap on entries, the group
- * forgets them all (counted in entries_dropped).  -ENOMEM. */
-static int seen_rebuild(struct correlator *c, struct group *g, int64_t horizon)
+/* A new table with room to grow, keeping the values seen at or after
+ * horizon.  When even those reach the cap (correlation.max_groups times
+ * ten), the table forgets them all (counted in entries_dropped).  -ENOMEM. */
+static int seen_rebuild(struct correlator *c, struct rstate *st, int64_t horizon)
 {
-	struct seenset *old = g->seen, *s;
-	size_t live = 0, cap = 16;
+	struct seenset *old = st->seen, *s;
+	size_t live = 0, cap = 64;
 
 	for (size_t i = 0; old && i < old->cap; i++)
 		live += old->slot[i].hash && old->slot[i].t >= horizon;
-	if (live >= c->lim.max_entries) {
+	if (live >= c->lim.max_groups * 10) {
 		c->stats.entries_dropped += live;
 		live = 0;
 		horizon = INT64_MAX;
@@ -512,26 +520,25 @@ static int seen_rebuild(struct correlator *c, struct group *g, int64_t horizon)
 		}
 	}
 	free(old);
-	g->seen = s;
+	st->seen = s;
 	return 0;
 }
 
-static int seen_add(struct correlator *c, struct group *g, uint64_t h, int64_t t, int64_t horizon)
+static int seen_add(struct correlator *c, struct rstate *st, uint64_t h, int64_t t, int64_t horizon)
 {
 	struct seen_slot *slot;
 	int r;
 
-	h = seen_hash(h);
-	if (!g->seen || 2 * (g->seen->n + 1) > g->seen->cap) {
-		r = seen_rebuild(c, g, horizon);
+	if (!st->seen || 2 * (st->seen->n + 1) > st->seen->cap) {
+		r = seen_rebuild(c, st, horizon);
 		if (r < 0)
 			return r;
 	}
-	slot = seen_find(g->seen, h);
+	slot = seen_find(st->seen, h);
 	if (!slot->hash) {
 		slot->hash = h;
 		slot->t = t;
-		g->seen->n++;
+		st->seen->n++;
 	} else if (t > slot->t) {
 		slot->t = t;
 	}
@@ -539,13 +546,13 @@ static int seen_add(struct correlator *c, struct group *g, uint64_t h, int64_t t
 }
 
 /* Was the value seen at t or up to `within` seconds before? */
-static bool seen_has(const struct group *g, uint64_t h, int64_t t, int64_t within)
+static bool seen_has(const struct rstate *st, uint64_t h, int64_t t, int64_t within)
 {
 	const struct seen_slot *slot;
 
-	if (!g->seen)
+	if (!st->seen)
 		return false;
-	slot = seen_find(g->seen, seen_hash(h));
+	slot = seen_find(st->seen, h);
 	return slot->hash && slot->t <= t && t - slot->t <= within;
 }
 
@@ -739,9 +746,6 @@ static int sweep(struct correlator *c, alert_fn emit, void *ctx)
 		struct rstate *st = &c->st[i];
 		int64_t span = rule->corr ? rule->corr->timespan : 0;
 
-		if (rule->corr && rule->corr->seen_within > span)
-			span = rule->corr->seen_within;
-
 		/* Removing moves the last entry into slot k: look at k again. */
 		for (size_t k = 0; k < st->corr.n;) {
 			if (st->corr.live[k].when < c->newest - span - c->lim.lateness)
@@ -852,17 +856,15 @@ static int advance(struct correlator *c, int64_t t, alert_fn emit, void *ctx)
 	return 0;
 }
 
-/* A match of corr's seen_before rule: its group remembers the value. */
+/* A match of corr's seen_before rule: the value is remembered for its group. */
 static int feed_seen(struct correlator *c, const struct rule *corr, const struct match *m,
 		     alert_fn emit, void *ctx)
 {
 	const struct correlation *cc = corr->corr;
-	struct table *t = &c->st[corr->index].corr;
+	struct rstate *st = &c->st[corr->index];
 	const char *vals[16], *v = m->extra ? m->extra[cc->seen_field_extra] : NULL;
-	size_t ng = cc->ngroup < 16 ? cc->ngroup : 16, len;
-	char key[MAX_GROUP_KEY];
-	struct group *g;
-	int err = 0, r;
+	size_t ng = cc->ngroup < 16 ? cc->ngroup : 16;
+	int r;
 
 	if (!v) {
 		c->stats.no_value++;
@@ -870,22 +872,15 @@ static int feed_seen(struct correlator *c, const struct rule *corr, const struct
 	}
 	for (size_t i = 0; i < ng; i++)
 		vals[i] = m->extra[cc->seen_group_extra[i]];
-	if (build_key(key, sizeof(key), vals, ng, &len) < 0) {
-		c->stats.groups_refused++;
-		return 0;
-	}
 	r = advance(c, m->time, emit, ctx);
 	if (r < 0)
 		return r;
-	g = table_get(c, t, key, len, true, &err);
-	if (!g)
-		return err;
-	if (g->newest == TIME_UNKNOWN || m->time > g->newest) {
-		g->newest = m->time;
-		t->live[g->at].when = m->time;
-	}
-	return seen_add(c, g, hash_words(v, strlen(v), table_seed(t)), m->time,
-			g->newest - cc->seen_within - c->lim.lateness);
+	/* The horizon follows the event, not the correlator's clock: a replay
+	 * of a tree goes through each account's and region's day in turn, so
+	 * the newest time seen may lie hours ahead of this group's.  A value
+	 * kept too long only takes room; one dropped too early is missed. */
+	return seen_add(c, st, seen_hash(vals, ng, v, table_seed(&st->corr)), m->time,
+			m->time - cc->seen_within - c->lim.lateness);
 }
 
 /* Correlation corr sees m, which stands for the events ids[0..nids). */
@@ -931,21 +926,23 @@ static int feed(struct correlator *c, const struct rule *corr, const struct matc
 	}
 	for (size_t i = 0; i < ng; i++)
 		vals[i] = m->extra ? m->extra[cc->group_extra[bi * cc->ngroup + i]] : NULL;
+	r = advance(c, m->time, emit, ctx);
+	if (r < 0)
+		return r;
+	/* With seen_before, only a value the group saw first counts. */
+	if (cc->seen_rule) {
+		const char *v = m->extra[cc->field_extra[bi]];	/* checked above */
+		if (!seen_has(&c->st[corr->index], seen_hash(vals, ng, v, table_seed(&c->st[corr->index].corr)),
+			      m->time, cc->seen_within))
+			return 0;
+	}
 	if (build_key(key, sizeof(key), vals, ng, &len) < 0) {
 		c->stats.groups_refused++;
 		return 0;
 	}
-
-	r = advance(c, m->time, emit, ctx);
-	if (r < 0)
-		return r;
-	/* With seen_before, only a value the group saw first counts: a group
-	 * is made by the seen rule's matches, never here. */
-	g = table_get(c, &c->st[corr->index].corr, key, len, !cc->seen_rule, &err);
+	g = table_get(c, &c->st[corr->index].corr, key, len, true, &err);
 	if (!g)
 		return err;
-	if (cc->seen_rule && !seen_has(g, ekey, m->time, cc->seen_within))
-		return 0;
 	if (g->newest != TIME_UNKNOWN && m->time < g->newest - cc->timespan - c->lim.lateness) {
 		c->stats.too_late++;
 		return 0;
@@ -1038,6 +1035,7 @@ void correlator_free(struct correlator *c)
 	for (size_t i = 0; i < c->rs->nrules; i++) {
 		table_free(&c->st[i].corr);
 		table_free(&c->st[i].thr);
+		free(c->st[i].seen);
 	}
 	while (c->spare) {
 		struct group *next = c->spare->next;
@@ -1093,10 +1091,11 @@ size_t correlator_adopt(struct correlator *to, struct correlator *from)
 			if (taken[j] || !same_rule(nr, orule))
 				continue;
 			taken[j] = true;
-			if (os->corr.n == 0 && os->thr.n == 0)
+			if (os->corr.n == 0 && os->thr.n == 0 && !os->seen)
 				break;
 			table_free(&to->st[i].corr);
 			table_free(&to->st[i].thr);
+			free(to->st[i].seen);
 			to->st[i] = *os;
 			memset(os, 0, sizeof(*os));
 			rebind_table(&to->st[i].thr, nr);

@@ -359,7 +359,18 @@ struct memo_slot {
 	char text[MEMO_TEXT];
 };
 
+/* A memo pays for its hash and copy only when values repeat (user agents,
+ * addresses); for values that hardly ever do (object keys), it is turned
+ * off: after each MEMO_TRIAL lookups, a memo that answered fewer than one in
+ * MEMO_MIN_HIT_RATE of them is not consulted for the next MEMO_PAUSE values
+ * (then tried again: traffic changes). */
+#define MEMO_TRIAL 1024
+#define MEMO_MIN_HIT_RATE 8
+#define MEMO_PAUSE 65536
+
 struct memo {
+	uint32_t lookups, hits;		/* in the current trial */
+	uint32_t paused;		/* values left to evaluate without the memo */
 	struct memo_slot slot[MEMO_SLOTS];
 };
 
@@ -383,6 +394,10 @@ static bool memo_matches(struct engine *e, const struct field_test *t, struct re
 	uint64_t h;
 	bool found;
 
+	if (m && m->paused) {
+		m->paused--;
+		return any_pattern_matches(e, t, rec, v);
+	}
 	if (record_value_text(rec, v, &text, &len) < 0 || len > MEMO_TEXT)
 		return any_pattern_matches(e, t, rec, v);
 	if (!m) {
@@ -390,6 +405,11 @@ static bool memo_matches(struct engine *e, const struct field_test *t, struct re
 		if (!m)
 			return any_pattern_matches(e, t, rec, v);
 		e->memos[t->memo] = m;
+	}
+	if (++m->lookups == MEMO_TRIAL) {
+		if (m->hits * MEMO_MIN_HIT_RATE < MEMO_TRIAL)
+			m->paused = MEMO_PAUSE;
+		m->lookups = m->hits = 0;
 	}
 	/* Several memo tests often read the same value (three in the user-agent
 	 * rule): the hash is computed once per value and record. */
@@ -399,8 +419,10 @@ static bool memo_matches(struct engine *e, const struct field_test *t, struct re
 	}
 	h = v->hash;
 	s = &m->slot[h & (MEMO_SLOTS - 1)];
-	if (s->state && s->hash == h && s->len == len && s->type == v->type && memcmp(s->text, text, len) == 0)
+	if (s->state && s->hash == h && s->len == len && s->type == v->type && memcmp(s->text, text, len) == 0) {
+		m->hits++;
 		return s->state == 2;
+	}
 	found = any_pattern_matches(e, t, rec, v);
 	s->hash = h;
 	s->len = (uint16_t)len;

@@ -94,23 +94,29 @@ class Corpus(unittest.TestCase):
     def test_iac_principals_silence_drift_rules_only(self):
         # The CI role's bucket policy change is drift when the role is a listed pipeline;
         # making a bucket public is not, whoever does it.
-        event = record(eventName="PutBucketPolicy", eventCategory="Management", managementEvent=True,
-                       readOnly=False,
-                       userIdentity={"type": "AssumedRole",
-                                     "arn": "arn:aws:sts::111122223333:assumed-role/ci-deployer/run-7"},
+        ci = {"type": "AssumedRole", "accountId": "111122223333",
+              "arn": "arn:aws:sts::111122223333:assumed-role/ci-deployer/run-7"}
+        tls = {"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256"}
+        drift = record(eventName="PutBucketPolicy", eventCategory="Management", managementEvent=True,
+                       readOnly=False, userIdentity=ci, tlsDetails=tls,
                        requestParameters={"bucketName": "b", "bucketPolicy": {"Statement": [
-                           {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject"}]}})
+                           {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:role/app"},
+                            "Action": "s3:GetObject"}]}})
+        public = record(eventName="PutBucketPolicy", eventCategory="Management", managementEvent=True,
+                        readOnly=False, userIdentity=ci, tlsDetails=tls,
+                        requestParameters={"bucketName": "b", "bucketPolicy": {"Statement": [
+                            {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject"}]}})
         with TempDir() as d:
-            path = write_log(os.path.join(d, "one.json"), [event], gz=False)
+            path = write_log(os.path.join(d, "one.json"), [drift, public], gz=False)
             titles = lambda cfg: sorted(a["title"] for a in alerts_of(tw("replay", "-c", cfg, path).stdout))
             before = titles(self.config)
             cfg = os.path.join(d, "iac.yaml")
             with open(cfg, "w") as f:
                 f.write(CONFIG + "  iac_principals: ['arn:aws:sts::*:assumed-role/ci-deployer/*']\n")
             after = titles(cfg)
-        self.assertIn("S3 bucket policy changed", before)
-        self.assertNotIn("S3 bucket policy changed", after)
-        self.assertIn("S3 bucket policy made public (Allow to everyone without a restricting condition)", after)
+        made_public = "S3 bucket policy made public (Allow to everyone without a restricting condition)"
+        self.assertEqual(before, ["S3 bucket policy changed", made_public])
+        self.assertEqual(after, [made_public])
 
 
 if __name__ == "__main__":
