@@ -189,6 +189,7 @@ struct view {
 	struct str id, rule, title, severity, event_time, account, region, event_name, principal, source_ip,
 		user_agent, bucket, object_key, log_object, window, first_event;
 	json_object *event_ids, *group, *count, *value;
+	json_object *reasons, *covers;	/* arrays, or NULL when absent or empty */
 	char count_text[32];
 	struct str value_text;
 	struct buf url;		/* the console link; len 0 when none */
@@ -316,6 +317,12 @@ static int view_parse(struct view *v, const char *alert, size_t len, char *msg, 
 	v->log_object = member_str(v->root, "log_object");
 	v->window = member_str(v->root, "window");
 	v->event_ids = member_of_type(v->root, "event_ids", json_type_array);
+	v->reasons = member_of_type(v->root, "reasons", json_type_array);
+	if (v->reasons && json_object_array_length(v->reasons) == 0)
+		v->reasons = NULL;
+	v->covers = member_of_type(v->root, "covers", json_type_array);
+	if (v->covers && json_object_array_length(v->covers) == 0)
+		v->covers = NULL;
 	v->group = member_of_type(v->root, "group", json_type_object);
 	if (v->group && json_object_object_length(v->group) == 0)
 		v->group = NULL;
@@ -613,6 +620,40 @@ static bool correlation_fact(const struct view *v, size_t i, const char **label,
 	return false;
 }
 
+/* The alert's reasons, "r1 · r2" (strings only). */
+static void reasons_text(struct text *t, const struct view *v, int flags)
+{
+	bool first = true;
+
+	for (size_t i = 0; v->reasons && i < json_object_array_length(v->reasons); i++) {
+		json_object *e = json_object_array_get_idx(v->reasons, i);
+
+		if (!json_object_is_type(e, json_type_string))
+			continue;
+		if (!first)
+			text_adds(t, " \xc2\xb7 ", 0);
+		first = false;
+		text_add(t, json_object_get_string(e), (size_t)json_object_get_string_len(e), flags);
+	}
+}
+
+/* The titles of the rules the alert covers, "t1, t2". */
+static void covers_text(struct text *t, const struct view *v, int flags)
+{
+	bool first = true;
+
+	for (size_t i = 0; v->covers && i < json_object_array_length(v->covers); i++) {
+		struct str title = member_str(json_object_array_get_idx(v->covers, i), "title");
+
+		if (!title.p)
+			continue;
+		if (!first)
+			text_adds(t, ", ", 0);
+		first = false;
+		text_add(t, title.p, title.len, flags);
+	}
+}
+
 /* "[HIGH] title" */
 static void title_text(struct text *t, const struct view *v, int flags)
 {
@@ -723,6 +764,23 @@ static json_object *slack_build(const struct view *v, const char *description, c
 			push(d, fields, slack_text(d, "mrkdwn", &t));
 		}
 		add(d, b, "fields", fields);
+		push(d, blocks, b);
+	}
+
+	if (v->reasons || v->covers) {
+		/* What the event did, then what this alert stands in for. */
+		b = new_object(d);
+		add_str(d, b, "type", "section");
+		text_init(&t, min_size(SINKFMT_SLACK_SECTION_MAX, c->desc), false);
+		if (v->reasons) {
+			text_adds(&t, "*Why* ", 0);
+			reasons_text(&t, v, flags);
+		}
+		if (v->covers) {
+			text_adds(&t, v->reasons ? "\n*Also covers* " : "*Also covers* ", 0);
+			covers_text(&t, v, flags);
+		}
+		add(d, b, "text", slack_text(d, "mrkdwn", &t));
 		push(d, blocks, b);
 	}
 
@@ -891,6 +949,19 @@ static json_object *teams_build(const struct view *v, const char *description, c
 		}
 		add(d, o, "facts", facts);
 		push(d, body, o);
+	}
+
+	if (v->reasons) {
+		text_init(&t, c->desc, false);
+		text_adds(&t, "**Why** ", 0);
+		reasons_text(&t, v, flags);
+		push(d, body, teams_textblock(d, &t));
+	}
+	if (v->covers) {
+		text_init(&t, c->desc, false);
+		text_adds(&t, "**Also covers** ", 0);
+		covers_text(&t, v, flags);
+		push(d, body, teams_textblock(d, &t));
 	}
 
 	if (description && *description) {
@@ -1338,6 +1409,11 @@ int sinkfmt_journal(const char *alert, size_t len, struct sinkfmt_journal_fields
 			text_add(&t, parts[i].value.p, parts[i].value.len, TX_ONELINE);
 			sep = ", ";
 		}
+	}
+	if (v.reasons) {
+		text_adds(&t, " (", 0);
+		reasons_text(&t, &v, TX_ONELINE);
+		text_adds(&t, ")", 0);
 	}
 	r = t.err;
 	if (!r)

@@ -994,6 +994,56 @@ static void test_journal(void)
 
 /* ---- Malformed alerts ---- */
 
+/* An alert with reasons and covered rules, values with markup in them. */
+static const char REASONED[] =
+	"{\"id\":\"0123456789abcdef0123456789abcdef\",\"rule\":\"4aa5595f-a97e-4e28-9fa1-a2859280fd24\","
+	"\"title\":\"S3 bucket policy grants access to an account outside the organisation\","
+	"\"severity\":\"high\",\"event_ids\":[\"e1\"],\"event_time\":\"2026-11-26T10:00:00Z\","
+	"\"account\":\"111122223333\",\"region\":\"us-east-1\",\"event_name\":\"PutBucketPolicy\","
+	"\"principal\":\"arn:aws:iam::111122223333:user/x\",\"bucket\":\"b\","
+	"\"reasons\":[\"shared with <!channel> & 999988887777\",\"second *one*\\nnext line\"],"
+	"\"covers\":[{\"rule\":\"2cb5c644-a241-48ad-9c06-16434fc3ed60\",\"title\":\"S3 bucket policy changed\"}]}\n";
+
+static void test_reasons_and_covers(void)
+{
+	struct sinkfmt_journal_fields f;
+	char msg[256];
+	json_object *o = run(SLACK, REASONED, strlen(REASONED), "Desc.", NULL, NULL), *card;
+	const char *t;
+
+	if (o) {
+		slack_check_limits(o, "slack reasons");
+		t = str_at(block_of_type(o, "section", 1), "text.text");
+		CHECKF(eq(t, "*Why* shared with &lt;!channel&gt; &amp; 999988887777 \xc2\xb7 second *one* next line\n"
+			     "*Also covers* S3 bucket policy changed"),
+		      "why section, escaped and on one line per part: %s", t ? t : "(none)");
+		CHECKF(eq(str_at(block_of_type(o, "section", 2), "text.text"), "Desc."),
+		      "the description comes after");
+		json_object_put(o);
+	}
+	o = run(SLACK, SINGLE, strlen(SINGLE), NULL, NULL, NULL);
+	CHECKF(o && !block_of_type(o, "section", 1), "no why section without reasons or covers");
+	json_object_put(o);
+
+	o = run(TEAMS, REASONED, strlen(REASONED), NULL, NULL, NULL);
+	if (o) {
+		card = at(o, "attachments.0.content");
+		CHECKF(eq(str_at(card, "body.2.text"), "**Why** shared with <!channel> & 999988887777 \xc2\xb7 "
+							 "second \\*one\\* next line"),
+		      "teams why block: %s", str_at(card, "body.2.text"));
+		CHECKF(eq(str_at(card, "body.3.text"), "**Also covers** S3 bucket policy changed"),
+		      "teams covers block: %s", str_at(card, "body.3.text"));
+		json_object_put(o);
+	}
+
+	CHECKF(sinkfmt_journal(REASONED, strlen(REASONED), &f, msg, sizeof(msg)) == 0, "journal: %s", msg);
+	CHECKF(jeq(&f, "MESSAGE", "trailwatch alert [high] S3 bucket policy grants access to an account outside "
+				 "the organisation: principal arn:aws:iam::111122223333:user/x, bucket b (shared with "
+				 "<!channel> & 999988887777 \xc2\xb7 second *one* next line)"),
+	      "journal MESSAGE with the reasons: %.*s", (int)f.iov[0].iov_len, (char *)f.iov[0].iov_base);
+	sinkfmt_journal_free(&f);
+}
+
 static void test_malformed(void)
 {
 	static const struct {
@@ -1129,6 +1179,7 @@ int main(void)
 {
 	test_slack_single();
 	test_slack_correlation();
+	test_reasons_and_covers();
 	test_slack_limits();
 	test_slack_escaping();
 	test_teams();

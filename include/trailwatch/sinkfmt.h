@@ -108,6 +108,8 @@
  *      section  fields: Account, Region, Event, Time, Principal, Source IP,
  *               User agent, S3 object (s3://bucket/key) or Bucket
  *               -- each only when the alert has it
+ *      section  "*Why* reason · reason" and "*Also covers* title, title"
+ *               (the alert's reasons and covers, when it has them)
  *      section  the rule's description         (when description is given)
  *      section  fields: Count, Window, Value, Group (correlations; when present)
  *      context  Rule, Alert id, Events (at most 10 ids), Log object, and a
@@ -146,7 +148,8 @@ int sinkfmt_slack(const char *alert, size_t len, const char *description, struct
  *
  * The card's body: a TextBlock title "[HIGH] title" (bold, large; red for
  * critical and high, amber for medium), a FactSet of the fields Slack shows,
- * the description (when given), a FactSet of the correlation values (when
+ * TextBlocks "**Why** ..." and "**Also covers** ..." (when the alert has
+ * reasons or covers), the description (when given), a FactSet of the correlation values (when
  * present), a small TextBlock with rule, alert id and events.  Its actions:
  * an Action.OpenUrl to the console link (when one can be made).
  * Adaptive Card text is Markdown: in values from the alert, \ * _ ~ ` [ ] are
@@ -225,7 +228,7 @@ struct sinkfmt_journal_fields {
  * with, in this order and each only when the alert has it:
  *
  *   MESSAGE               "trailwatch alert [high] title: principal P, bucket B,
- *                          key K, from IP" (control characters made spaces,
+ *                          key K, from IP (reason · reason)" (control characters made spaces,
  *                          at most SINKFMT_JOURNAL_MESSAGE_MAX characters)
  *   PRIORITY              critical 2 (crit), high 3 (err), medium 4 (warning),
  *                         low 5 (notice), informational 6 (info)
