@@ -1888,9 +1888,11 @@ static void release_alts(struct sel_alt *alts, size_t nalts)
 				pattern_release(&alts[a].tests[t].pats[p]);
 }
 
+/* Only the selections as written: merge_or_tests() appends selections whose
+ * patterns are copies of theirs (the same regular expressions). */
 static void release_rule(struct rule *rule)
 {
-	for (size_t s = 0; s < rule->det.nsels; s++)
+	for (size_t s = 0; s < rule->det.nwritten; s++)
 		release_alts(rule->det.sels[s].alts, rule->det.sels[s].nalts);
 }
 
