@@ -48,29 +48,36 @@ struct centry {
 #define REBASE_SUM 4294967296.0
 #define EXACT_SUM 4503599627370496.0
 
-/* A group and its key are one allocation, its entries a second one: groups
- * come and go with their windows (~150k on the bench corpus). */
+/* Entries a group holds in itself before it needs an array of its own:
+ * most groups (per-session principals) see one or two events. */
+#define GROUP_INLINE 2
+
+/* A group, its key and its id sample are one allocation, laid out in that
+ * order so that making a group touches few cache lines; entries beyond
+ * GROUP_INLINE live in a second one.  Groups come and go with their windows
+ * (~150k on the bench corpus). */
 struct group {
 	struct group *next;
 	uint64_t hash;
 	size_t keylen;
 	int64_t newest;
 	/* correlation: entries e[0..n), inside an allocation of cap entries at
-	 * base; dropping the oldest moves e forward instead of the entries */
+	 * base (inl while cap is GROUP_INLINE); dropping the oldest moves e
+	 * forward instead of the entries */
 	struct centry *base, *e;
 	size_t n, cap;
-	/* event id sample, oldest first once full (ring) */
+	/* event id sample, oldest first once full (ring): SAMPLE_IDS ids after
+	 * the key, in the same allocation */
 	size_t nids, idpos;
+	char (*ids)[SAMPLE_ID_MAX];
 	/* throttle */
 	int64_t start;
 	long count;
-	struct match first;
-	bool has_first;
+	struct match *first;	/* the first held-back match, or NULL */
 	size_t keyroom;		/* bytes allocated for key */
 	size_t at;		/* index in its table's live array */
-	/* Not cleared when the group is made: nids says which hold ids. */
-	char ids[SAMPLE_IDS][SAMPLE_ID_MAX];
-	char key[];		/* keylen bytes and a NUL */
+	struct centry inl[GROUP_INLINE];
+	char key[];		/* keylen bytes and a NUL, then the id sample */
 };
 
 /* Keys shorter than this get this much room, so that the group can be used
@@ -138,13 +145,22 @@ struct correlator {
 };
 
 
+static void release_first(struct group *g)
+{
+	if (g->first) {
+		match_release(g->first);
+		free(g->first);
+		g->first = NULL;
+	}
+}
+
 static void group_free(struct group *g)
 {
 	if (!g)
 		return;
-	free(g->base);
-	if (g->has_first)
-		match_release(&g->first);
+	if (g->base != g->inl)
+		free(g->base);
+	release_first(g);
 	free(g);
 }
 
@@ -190,19 +206,26 @@ static struct group *group_new(struct correlator *c, size_t len)
 	if (g && g->keyroom > len) {
 		c->spare = g->next;
 		c->nspare--;
-		base = g->base;
-		cap = g->cap;
+		if (g->base != g->inl) {
+			base = g->base;	/* its array, kept */
+			cap = g->cap;
+		}
 		room = g->keyroom;
 	} else {
 		room = len + 1 > GROUP_KEY_ROOM ? len + 1 : GROUP_KEY_ROOM;
-		g = malloc(sizeof(*g) + room);
+		g = malloc(sizeof(*g) + room + SAMPLE_IDS * SAMPLE_ID_MAX);
 		if (!g)
 			return NULL;
 	}
-	memset(g, 0, offsetof(struct group, ids));
+	memset(g, 0, offsetof(struct group, inl));
+	if (!base) {
+		base = g->inl;
+		cap = GROUP_INLINE;
+	}
 	g->base = g->e = base;
 	g->cap = cap;
 	g->keyroom = room;
+	g->ids = (char (*)[SAMPLE_ID_MAX])(g->key + room);
 	return g;
 }
 
@@ -213,8 +236,7 @@ static void group_drop(struct correlator *c, struct group *g)
 		group_free(g);
 		return;
 	}
-	if (g->has_first)
-		match_release(&g->first);	/* only throttles keep one */
+	release_first(g);	/* only throttles keep one */
 	g->next = c->spare;
 	c->spare = g;
 	c->nspare++;
@@ -376,12 +398,12 @@ static int emit_summary(struct correlator *c, const struct rule *rule, struct gr
 	const struct throttle *th = rule->throttle;
 	int r;
 
-	if (g->count <= 1 || !g->has_first)
+	if (g->count <= 1 || !g->first)
 		return 0;
 	format_span(th->timespan, span);
 	memset(&a, 0, sizeof(a));
 	a.rule = rule;
-	a.m = &g->first;
+	a.m = g->first;
 	a.count = g->count;
 	a.window = th->timespan;
 	a.first_seen = g->start;
@@ -448,8 +470,7 @@ int correlator_alert(struct correlator *c, const struct alert *a, alert_fn emit,
 		if (r < 0)
 			return r;
 		clear_ids(g);
-		match_release(&g->first);
-		g->has_first = false;
+		release_first(g);
 		g->start = t;
 		c->st[rule->index].thr.live[g->at].when = t;
 		g->count = 1;
@@ -460,10 +481,13 @@ int correlator_alert(struct correlator *c, const struct alert *a, alert_fn emit,
 	c->stats.suppressed++;
 	for (size_t i = 0; i < a->nevent_ids; i++)
 		push_id(g, a->event_ids[i]);
-	if (!g->has_first) {
-		if (match_copy(&g->first, a->m) < 0)
+	if (!g->first) {
+		struct match *f = malloc(sizeof(*f));
+		if (!f || match_copy(f, a->m) < 0) {
+			free(f);
 			return -ENOMEM;
-		g->has_first = true;
+		}
+		g->first = f;
 	}
 	return 0;
 }
@@ -690,9 +714,19 @@ static int entry_room(struct group *g)
 		if (front >= g->n)
 			return 0;
 	}
-	b = array_grow(g->base, &g->cap, g->n + 1, sizeof(*b), 8);
-	if (!b)
-		return -ENOMEM;
+	if (g->base == g->inl) {
+		/* out of the group's own entries: an array of its own */
+		size_t cap = 0;
+		b = array_grow(NULL, &cap, g->n + 1, sizeof(*b), 8);
+		if (!b)
+			return -ENOMEM;
+		memcpy(b, g->inl, g->n * sizeof(*b));
+		g->cap = cap;
+	} else {
+		b = array_grow(g->base, &g->cap, g->n + 1, sizeof(*b), 8);
+		if (!b)
+			return -ENOMEM;
+	}
 	g->base = g->e = b;
 	return 0;
 }
@@ -1000,8 +1034,7 @@ int correlator_flush(struct correlator *c, alert_fn emit, void *ctx)
 			if (r < 0)
 				return r;
 			g->count = 0;
-			g->has_first = false;
-			match_release(&g->first);
+			release_first(g);
 		}
 	}
 	return 0;
@@ -1069,8 +1102,8 @@ static bool same_rule(const struct rule *a, const struct rule *b)
 static void rebind_table(struct table *t, const struct rule *rule)
 {
 	for (size_t k = 0; k < t->n; k++)
-		if (t->live[k].g->has_first)
-			t->live[k].g->first.rule = rule;
+		if (t->live[k].g->first)
+			t->live[k].g->first->rule = rule;
 }
 
 size_t correlator_adopt(struct correlator *to, struct correlator *from)
