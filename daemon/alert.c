@@ -59,7 +59,7 @@ struct span {
 int match_capture(struct match *m, const struct rule *r, struct record *rec,
 		  const struct alert_slots *s, const char *log_object, struct arena *a)
 {
-	const char **dst[] = { &m->event_id, &m->event_time, &m->event_name, &m->event_source, &m->account,
+	const char **dst[] = { &m->event_id, &m->event_time, &m->event_name, &m->account,
 			       &m->region, &m->principal, &m->source_ip, &m->user_agent, &m->bucket,
 			       &m->object_key };
 	int slot[sizeof(dst) / sizeof(dst[0])];
@@ -76,14 +76,13 @@ int match_capture(struct match *m, const struct rule *r, struct record *rec,
 	slot[0] = s->event_id;
 	slot[1] = s->event_time;
 	slot[2] = s->event_name;
-	slot[3] = s->event_source;
-	slot[4] = either(rec, s->account, s->user_account);
-	slot[5] = s->region;
-	slot[6] = either(rec, s->principal_arn, either(rec, s->principal_type, s->principal_invoked_by));
-	slot[7] = s->source_ip;
-	slot[8] = s->user_agent;
-	slot[9] = s->bucket;
-	slot[10] = s->object_key;
+	slot[3] = either(rec, s->account, s->user_account);
+	slot[4] = s->region;
+	slot[5] = either(rec, s->principal_arn, either(rec, s->principal_type, s->principal_invoked_by));
+	slot[6] = s->source_ip;
+	slot[7] = s->user_agent;
+	slot[8] = s->bucket;
+	slot[9] = s->object_key;
 	if (r->nextra) {
 		m->extra = arena_alloc(a, r->nextra * sizeof(*m->extra));
 		if (!m->extra)
@@ -136,7 +135,7 @@ int match_capture(struct match *m, const struct rule *r, struct record *rec,
 	}
 	if (m->event_time) {
 		int64_t t;
-		if (ctlog_parse_time(m->event_time, strlen(m->event_time), &t) == 0)
+		if (ctlog_parse_time(m->event_time, sp[1].len, &t) == 0)
 			m->time = t;
 	}
 	return 0;
@@ -247,7 +246,6 @@ int match_copy(struct match *d, const struct match *s)
 	r |= dup(&d->event_id, s->event_id);
 	r |= dup(&d->event_time, s->event_time);
 	r |= dup(&d->event_name, s->event_name);
-	r |= dup(&d->event_source, s->event_source);
 	r |= dup(&d->account, s->account);
 	r |= dup(&d->region, s->region);
 	r |= dup(&d->principal, s->principal);
@@ -287,7 +285,6 @@ void match_release(struct match *m)
 	free((char *)m->event_id);
 	free((char *)m->event_time);
 	free((char *)m->event_name);
-	free((char *)m->event_source);
 	free((char *)m->account);
 	free((char *)m->region);
 	free((char *)m->principal);

@@ -30,7 +30,7 @@ struct match {
 	size_t record;		/* index of the record in its file */
 	const char *log_object;	/* file path or s3://bucket/key */
 	/* Context fields; NULL when the record lacks them. */
-	const char *event_id, *event_time, *event_name, *event_source, *account, *region,
+	const char *event_id, *event_time, *event_name, *account, *region,
 		*principal, *source_ip, *user_agent, *bucket, *object_key;
 	const char **extra;	/* rule->nextra values for correlations and throttles */
 	/* The rule's trailwatch.reasons that hold for the event, as text. */
