@@ -414,15 +414,7 @@ int alert_render(const struct alert *a, struct buf *out)
 	if (!r)
 		r = jsonw_member_str(out, "severity", level_name(rule->level), 0);
 	if (!r)
-		r = buf_append_str(out, ",\"event_ids\":[");
-	for (size_t i = 0; i < a->nevent_ids && !r; i++) {
-		if (i)
-			r = buf_append(out, ",", 1);
-		if (!r)
-			r = jsonw_string(out, a->event_ids[i], strlen(a->event_ids[i]));
-	}
-	if (!r)
-		r = buf_append(out, "]", 1);
+		r = jsonw_member_strs(out, "event_ids", a->event_ids, a->nevent_ids, 0);
 	if (a->first_seen != TIME_UNKNOWN)
 		format_time(a->first_seen, first);
 	if (!r)
@@ -457,30 +449,12 @@ int alert_render(const struct alert *a, struct buf *out)
 		if (!r)
 			r = buf_append(out, "}", 1);
 	}
-	if (!r && rule->ntags) {
-		r = buf_append_str(out, ",\"tags\":[");
-		for (size_t i = 0; i < rule->ntags && !r; i++) {
-			if (i)
-				r = buf_append(out, ",", 1);
-			if (!r)
-				r = jsonw_string(out, rule->tags[i], strlen(rule->tags[i]));
-		}
-		if (!r)
-			r = buf_append(out, "]", 1);
-	}
+	if (!r && rule->ntags)
+		r = jsonw_member_strs(out, "tags", rule->tags, rule->ntags, 0);
 	/* Reasons and covered rules belong to the rule that matched the event:
 	 * its own alerts and throttle summaries, not a correlation over it. */
-	if (!r && m->rule == rule && m->nreasons) {
-		r = buf_append_str(out, ",\"reasons\":[");
-		for (size_t i = 0; i < m->nreasons && !r; i++) {
-			if (i)
-				r = buf_append(out, ",", 1);
-			if (!r)
-				r = jsonw_string(out, m->reasons[i], strlen(m->reasons[i]));
-		}
-		if (!r)
-			r = buf_append(out, "]", 1);
-	}
+	if (!r && m->rule == rule && m->nreasons)
+		r = jsonw_member_strs(out, "reasons", m->reasons, m->nreasons, 0);
 	if (!r && m->rule == rule && m->ncovers) {
 		r = buf_append_str(out, ",\"covers\":[");
 		for (size_t i = 0; i < m->ncovers && !r; i++) {

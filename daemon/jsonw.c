@@ -63,3 +63,22 @@ int jsonw_member_str(struct buf *b, const char *key, const char *value, int firs
 		r = value ? jsonw_string(b, value, strlen(value)) : buf_append(b, "null", 4);
 	return r;
 }
+
+int jsonw_member_strs(struct buf *b, const char *key, const char *const *values, size_t n, int first)
+{
+	int r = buf_append(b, first ? "" : ",", first ? 0 : 1);
+
+	if (r == 0)
+		r = jsonw_string(b, key, strlen(key));
+	if (r == 0)
+		r = buf_append(b, ":[", 2);
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if (i)
+			r = buf_append(b, ",", 1);
+		if (r == 0)
+			r = jsonw_string(b, values[i], strlen(values[i]));
+	}
+	if (r == 0)
+		r = buf_append(b, "]", 1);
+	return r;
+}

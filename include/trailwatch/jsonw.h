@@ -22,4 +22,7 @@ int jsonw_escaped(struct buf *b, const char *s, size_t len);
 /* ,"key":"value" -- the leading comma unless first; a NULL value is null. */
 int jsonw_member_str(struct buf *b, const char *key, const char *value, int first);
 
+/* ,"key":["v0","v1",...] -- the leading comma unless first; n may be 0. */
+int jsonw_member_strs(struct buf *b, const char *key, const char *const *values, size_t n, int first);
+
 #endif
