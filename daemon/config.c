@@ -175,13 +175,8 @@ static bool whole_principal(const char *s)
 	colon = strchr(p, ':');
 	if (!colon)
 		return false;
-	if (!(colon - p == 1 && *p == '*')) {
-		if (colon - p != 12)
-			return false;
-		for (const char *q = p; q < colon; q++)
-			if (*q < '0' || *q > '9')
-				return false;
-	}
+	if (!(colon - p == 1 && *p == '*') && !aws_account_id(p, (size_t)(colon - p)))
+		return false;
 	res = colon + 1;
 	if (!sts && strcmp(res, "root") == 0)
 		return true;
@@ -316,16 +311,6 @@ static const struct item_key source_keys[] = {
 	{ "path", SK_STRING, SOFF(path), SRC_DIR, 0, 0 },
 };
 
-static bool all_digits(const char *s, size_t n)
-{
-	if (strlen(s) != n)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-	return true;
-}
-
 static int set_item_key(struct config *c, void *item, const struct item_key *k, const struct ynode *n,
 			struct diag *d)
 {
@@ -347,7 +332,7 @@ static int set_item_key(struct config *c, void *item, const struct item_key *k, 
 				cerr(d, c->path, v, "each item of '%s' must be a single value", k->name);
 				return -EINVAL;
 			}
-			if (k->type == SK_ACCOUNTS && !all_digits(v->value, 12)) {
+			if (k->type == SK_ACCOUNTS && !aws_account_id(v->value, strlen(v->value))) {
 				cerr(d, c->path, v, "'%s' is not an AWS account id (12 digits)", v->value);
 				return -EINVAL;
 			}

@@ -373,7 +373,7 @@ bool cidr_contains(const struct cidr *c, const uint8_t addr[16], int family)
 	return true;
 }
 
-static bool account_id(const char *s, size_t len)
+bool aws_account_id(const char *s, size_t len)
 {
 	if (len != 12)
 		return false;
@@ -387,7 +387,7 @@ bool arn_account(const char *s, size_t len, const char **ret, size_t *ret_len)
 {
 	const char *end = s + len, *p = s;
 
-	if (!account_id(s, len)) {
+	if (!aws_account_id(s, len)) {
 		/* arn:partition:service:region:account:resource */
 		if (len < 4 || memcmp(s, "arn:", 4) != 0)
 			return false;
@@ -398,7 +398,7 @@ bool arn_account(const char *s, size_t len, const char **ret, size_t *ret_len)
 			p++;
 		}
 		end = memchr(p, ':', (size_t)(end - p));
-		if (!end || !account_id(p, (size_t)(end - p)))
+		if (!end || !aws_account_id(p, (size_t)(end - p)))
 			return false;
 	}
 	*ret = p;

@@ -357,13 +357,18 @@ class RealShapes(unittest.TestCase):
             cfg = os.path.join(d, "tw.yaml")
             with open(cfg, "w") as f:
                 f.write("lists:\n  iac_principals:\n    - '*terraform*'\n    - 'arn:aws:sts::*:assumed-role/*/deploy'\n"
-                        "    - 'arn:aws:sts::*:assumed-role/deployer/gha-*'\n  iac_networks: [10.20.0.0/33]\n")
+                        "    - 'arn:aws:sts::*:assumed-role/deployer/gha-*'\n  iac_networks: [10.20.0.0/33]\n"
+                        "  scanner_principals:\n    - 'arn:aws:iam::12345:role/scanner'\n"
+                        "    - 'arn:aws:iam::111122223333:role/scanner'\n")
             p = tw("check", "-c", cfg)
         self.assertEqual(p.returncode, 1)
         self.assertRegex(p.stderr, r"tw\.yaml:3:7: lists\.iac_principals: '\*terraform\*' must name whole principals")
         self.assertRegex(p.stderr, r"tw\.yaml:4:7: lists\.iac_principals: 'arn:aws:sts::\*:assumed-role/\*/deploy' must name")
         self.assertNotIn("gha-*", p.stderr)
         self.assertRegex(p.stderr, r"tw\.yaml:6:18: lists\.iac_networks: '10\.20\.0\.0/33' is not an IPv4 or IPv6 network")
+        # an account is 12 digits (or *)
+        self.assertRegex(p.stderr, r"tw\.yaml:8:7: lists\.scanner_principals: 'arn:aws:iam::12345:role/scanner' must name")
+        self.assertNotIn("111122223333:role/scanner", p.stderr)
 
     def test_trail_buckets_default_to_the_sources(self):
         narrowing = [[trail("UpdateTrail", 0, params={"name": "org-trail", "s3BucketName": "org-cloudtrail-logs"})]]

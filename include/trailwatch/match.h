@@ -75,6 +75,9 @@ struct pattern {
 	const char *source;	/* the value as written, for messages */
 };
 
+/* Are the len bytes at s an AWS account id (exactly 12 digits)? */
+bool aws_account_id(const char *s, size_t len);
+
 /* The 12-digit account id of an ARN ("arn:aws:iam::111122223333:root"), or
  * the value itself when it is a bare account id.  False when there is none
  * ("*", a service name, a canonical user id). */
