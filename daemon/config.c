@@ -118,6 +118,7 @@ static const struct config_key *find_key(const char *path)
  * reported at its place in the configuration (docs/config.md, "lists"). */
 enum list_kind {
 	LIST_ANY,
+	LIST_ACCOUNTS,		/* AWS account ids */
 	LIST_CIDRS,		/* IPv4 or IPv6 networks */
 	LIST_PRINCIPALS,	/* whole principals (whole_principal) */
 };
@@ -127,6 +128,7 @@ static const struct {
 	enum list_kind kind;
 } list_kinds[] = {
 	{ "corporate_cidrs", LIST_CIDRS },
+	{ "org_accounts", LIST_ACCOUNTS },
 	{ "iac_networks", LIST_CIDRS },
 	{ "iac_principals", LIST_PRINCIPALS },
 	{ "iac_network_principals", LIST_PRINCIPALS },
@@ -198,6 +200,12 @@ static int check_list_value(struct config *c, const char *name, const struct yno
 	struct cidr net;
 
 	switch (list_kind(name)) {
+	case LIST_ACCOUNTS:
+		if (!aws_account_id(n->value, strlen(n->value))) {
+			cerr(d, c->path, n, "lists.%s: '%s' is not an AWS account id (12 digits)", name, n->value);
+			return -EINVAL;
+		}
+		return 0;
 	case LIST_CIDRS:
 		if (cidr_parse(&net, n->value) < 0) {
 			cerr(d, c->path, n, "lists.%s: '%s' is not an IPv4 or IPv6 network (a.b.c.d/n or x::y/n)",

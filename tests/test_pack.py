@@ -359,7 +359,8 @@ class RealShapes(unittest.TestCase):
                 f.write("lists:\n  iac_principals:\n    - '*terraform*'\n    - 'arn:aws:sts::*:assumed-role/*/deploy'\n"
                         "    - 'arn:aws:sts::*:assumed-role/deployer/gha-*'\n  iac_networks: [10.20.0.0/33]\n"
                         "  scanner_principals:\n    - 'arn:aws:iam::12345:role/scanner'\n"
-                        "    - 'arn:aws:iam::111122223333:role/scanner'\n")
+                        "    - 'arn:aws:iam::111122223333:role/scanner'\n"
+                        "  org_accounts: ['111122223333', '11112222333']\n")
             p = tw("check", "-c", cfg)
         self.assertEqual(p.returncode, 1)
         self.assertRegex(p.stderr, r"tw\.yaml:3:7: lists\.iac_principals: '\*terraform\*' must name whole principals")
@@ -369,6 +370,8 @@ class RealShapes(unittest.TestCase):
         # an account is 12 digits (or *)
         self.assertRegex(p.stderr, r"tw\.yaml:8:7: lists\.scanner_principals: 'arn:aws:iam::12345:role/scanner' must name")
         self.assertNotIn("111122223333:role/scanner", p.stderr)
+        self.assertRegex(p.stderr, r"tw\.yaml:10:34: lists\.org_accounts: '11112222333' is not an AWS account id")
+        self.assertNotIn("'111122223333' is not", p.stderr)
 
     def test_trail_buckets_default_to_the_sources(self):
         narrowing = [[trail("UpdateTrail", 0, params={"name": "org-trail", "s3BucketName": "org-cloudtrail-logs"})]]
