@@ -355,7 +355,7 @@ static size_t split_key(char *key, size_t ngroup, const char **out)
 	size_t n = 0;
 	char *p = key;
 
-	while (n < ngroup && n < 16) {
+	while (n < ngroup && n < GROUP_BY_MAX) {
 		char *sep = strchr(p, '\x1f');
 		out[n++] = p;
 		if (!sep)
@@ -454,11 +454,10 @@ int correlator_alert(struct correlator *c, const struct alert *a, alert_fn emit,
 	if (rule->kind == RULE_CORRELATION) {
 		r = build_key(key, sizeof(key), a->group_values, a->ngroup, &len);
 	} else {
-		const char *vals[16];
-		size_t n = th->ngroup < 16 ? th->ngroup : 16;
-		for (size_t i = 0; i < n; i++)
+		const char *vals[GROUP_BY_MAX];
+		for (size_t i = 0; i < th->ngroup; i++)
 			vals[i] = a->m->extra ? a->m->extra[th->group_extra[i]] : NULL;
-		r = build_key(key, sizeof(key), vals, n, &len);
+		r = build_key(key, sizeof(key), vals, th->ngroup, &len);
 	}
 	if (r < 0)
 		return emit(ctx, a);	/* a key too long to group: do not hold it back */
@@ -865,7 +864,7 @@ static int fire(struct correlator *c, const struct rule *corr, struct group *g, 
 	/* Emitting may run an expiry sweep that frees g: g is not used below. */
 	r = corr->emits ? correlator_alert(c, &a, emit, ctx) : 0;
 	if (r == 0 && corr->nconsumers) {
-		const char *vals[16] = { 0 };
+		const char *vals[GROUP_BY_MAX] = { 0 };
 		for (size_t i = 0; i < a.ngroup; i++)
 			vals[i] = a.group_values[i];
 		r = feed_chain(c, corr, m, vals, &a, emit, ctx);
@@ -896,8 +895,8 @@ static int feed_seen(struct correlator *c, const struct rule *corr, const struct
 {
 	const struct correlation *cc = corr->corr;
 	struct rstate *st = &c->st[corr->index];
-	const char *vals[16], *v = m->extra ? m->extra[cc->seen_field_extra] : NULL;
-	size_t ng = cc->ngroup < 16 ? cc->ngroup : 16;
+	const char *vals[GROUP_BY_MAX], *v = m->extra ? m->extra[cc->seen_field_extra] : NULL;
+	size_t ng = cc->ngroup;
 	int r;
 
 	if (!v) {
@@ -922,9 +921,9 @@ static int feed(struct correlator *c, const struct rule *corr, const struct matc
 		const char *const *ids, size_t nids, alert_fn emit, void *ctx)
 {
 	const struct correlation *cc = corr->corr;
-	const char *vals[16];
+	const char *vals[GROUP_BY_MAX];
 	char key[MAX_GROUP_KEY];
-	size_t len, bi = 0, ng = cc->ngroup < 16 ? cc->ngroup : 16, first, lo;
+	size_t len, bi = 0, ng = cc->ngroup, first, lo;
 	uint64_t ekey = 0;
 	double amount = 1;
 	struct group *g;

@@ -1384,7 +1384,13 @@ static int compile_tests(struct loader *L, struct rule *rule, const struct ynode
 
 static int compile_group_by(struct loader *L, const struct ynode *n, const char ***ret, size_t *ret_n)
 {
-	return get_str_list(L, n, "group-by", ret, ret_n);
+	int r = get_str_list(L, n, "group-by", ret, ret_n);
+
+	if (r == 0 && *ret_n > GROUP_BY_MAX) {
+		lerr(L, n, "'group-by' names %zu fields; at most %d", *ret_n, GROUP_BY_MAX);
+		return -EINVAL;
+	}
+	return r;
 }
 
 static int compile_throttle(struct loader *L, struct rule *rule, const struct ynode *tn)

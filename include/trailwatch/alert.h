@@ -76,7 +76,7 @@ struct alert {
 	int64_t first_seen;		/* TIME_UNKNOWN when none */
 	size_t ngroup;
 	const char *const *group_names;
-	const char *group_values[16];
+	const char *group_values[GROUP_BY_MAX];
 	const char *title_note;		/* appended to the title, e.g. "(12 in 1h)" */
 };
 

@@ -104,6 +104,10 @@ struct cnode {
 };
 
 /* Selections and a condition: a detection rule's body, or a filter's. */
+/* Fields a correlation or throttle may group by (group-by lists are
+ * refused beyond it, so a group's values fit fixed arrays). */
+#define GROUP_BY_MAX 16
+
 struct detection {
 	struct selection *sels;
 	size_t nsels;
