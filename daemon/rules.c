@@ -2163,8 +2163,6 @@ static int load_document(struct loader *L, const struct ydoc *doc)
 			} else if (field_index_add(&L->rs->fields, cv->value, &rule->corr->count_slot) < 0) {
 				lerr(L, cv, "invalid field name '%s'", cv->value);
 				r = -EINVAL;
-			} else {
-				rule->corr->count_field = cv->value;
 			}
 		}
 		if (e == 0 && L->seen_before) {
@@ -2793,6 +2791,7 @@ static void tests_last(struct detection *det, int slot)
 static int resolve(struct loader *L)
 {
 	struct ruleset *rs = L->rs;
+	unsigned char *state;
 	size_t nd = 0;
 	int r = 0, e;
 
@@ -2841,30 +2840,24 @@ static int resolve(struct loader *L)
 			rs->detections[nd++] = d;
 	}
 	rs->ndetections = nd;
-	{
-		unsigned char *state = calloc(rs->nrules + 1, 1);
-		if (!state)
-			return -ENOMEM;
-		e = 0;
-		for (size_t i = 0; i < rs->nrules && e == 0; i++)
-			e = check_chain(L, rs->rules[i], state);
-		free(state);
-		if (e < 0)
-			r = e;
-	}
+	/* Two depth-first walks over the rules, each with its own marks. */
+	state = calloc(rs->nrules + 1, 1);
+	if (!state)
+		return -ENOMEM;
+	e = 0;
+	for (size_t i = 0; i < rs->nrules && e == 0; i++)
+		e = check_chain(L, rs->rules[i], state);
+	if (e < 0)
+		r = e;
 	e = 0;
 	for (size_t i = 0; i < rs->nrules && e != -ENOMEM; i++)
 		if (rs->rules[i]->nsupersede_refs && (e = resolve_supersedes(L, rs->rules[i])) < 0)
 			r = e;
-	if (r == 0) {
-		unsigned char *state = calloc(rs->nrules + 1, 1);
-		if (!state)
-			return -ENOMEM;
-		for (size_t i = 0; i < rs->nrules && r == 0; i++)
-			if (rs->rules[i]->nsupersedes)
-				r = close_supersedes(L, rs->rules[i], state);
-		free(state);
-	}
+	memset(state, 0, rs->nrules + 1);
+	for (size_t i = 0; i < rs->nrules && r == 0; i++)
+		if (rs->rules[i]->nsupersedes)
+			r = close_supersedes(L, rs->rules[i], state);
+	free(state);
 	return r;
 }
 

@@ -160,7 +160,6 @@ struct correlation {
 	 * number of values this field has in it (an array's elements are its
 	 * values), or as 1 when it has none; -1 when not given. */
 	int count_slot;
-	const char *count_field;
 	int *count_extra;	/* [nrules]: index into the base rule's extra_slots */
 	/* trailwatch.seen_before (value_count only): a value counts only when
 	 * the same group had it in a match of seen_rule no more than
