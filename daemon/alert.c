@@ -378,21 +378,133 @@ void format_span(int64_t w, char buf[32])
 		snprintf(buf, 32, "%llds", (long long)w);
 }
 
-static int add_window(struct buf *b, int64_t w)
+/* One rendering of an alert: where it goes, the longest value it may hold
+ * in full (SIZE_MAX: no cap) and the values it cut. */
+struct render {
+	struct buf *out;
+	size_t cap;
+	size_t ncut;			/* values cut, noted or not */
+	struct {
+		char name[48];
+		size_t len;
+	} cut[ALERT_MAX_CUTS];
+};
+
+/* Passes over the alert with these value caps, in bytes, until it fits. */
+static const size_t value_caps[] = { SIZE_MAX, 4096, 512, 64 };
+
+/* Where a value of len bytes is cut to at most cap bytes without splitting
+ * a UTF-8 sequence (the scanner checked the text is valid UTF-8). */
+static size_t utf8_cut(const char *s, size_t cap)
+{
+	while (cap > 0 && ((unsigned char)s[cap] & 0xc0) == 0x80)
+		cap--;
+	return cap;
+}
+
+/* A string, cut at rd->cap with a marker that says how long it was, and
+ * its name noted in rd when cut. */
+static int value(struct render *rd, const char *name, size_t index, const char *s)
+{
+	size_t len = strlen(s), keep;
+	char marker[64];
+	int r;
+
+	if (len <= rd->cap)
+		return jsonw_string(rd->out, s, len);
+	keep = utf8_cut(s, rd->cap);
+	snprintf(marker, sizeof(marker), "...[cut: %zu bytes]", len);
+	r = buf_append(rd->out, "\"", 1);
+	if (!r)
+		r = jsonw_escaped(rd->out, s, keep);
+	if (!r)
+		r = buf_append_str(rd->out, marker);
+	if (!r)
+		r = buf_append(rd->out, "\"", 1);
+	if (!r && rd->ncut < ALERT_MAX_CUTS) {
+		if (index == SIZE_MAX)
+			snprintf(rd->cut[rd->ncut].name, sizeof(rd->cut[0].name), "%s", name);
+		else
+			snprintf(rd->cut[rd->ncut].name, sizeof(rd->cut[0].name), "%s[%zu]", name, index);
+		rd->cut[rd->ncut].len = len;
+	}
+	rd->ncut++;
+	return r;
+}
+
+/* ,"key":"value" (null when value is NULL); name is what a cut notes. */
+static int member_named(struct render *rd, const char *key, const char *name, const char *s, int first)
+{
+	int r = buf_append(rd->out, ",", first ? 0 : 1);
+
+	if (!r)
+		r = jsonw_string(rd->out, key, strlen(key));
+	if (!r)
+		r = buf_append(rd->out, ":", 1);
+	if (!r)
+		r = s ? value(rd, name, SIZE_MAX, s) : buf_append(rd->out, "null", 4);
+	return r;
+}
+
+static int member(struct render *rd, const char *key, const char *s, int first)
+{
+	return member_named(rd, key, key, s, first);
+}
+
+/* ,"key":["v0",...] */
+static int member_list(struct render *rd, const char *key, const char *const *values, size_t n)
+{
+	int r = buf_append(rd->out, ",", 1);
+
+	if (!r)
+		r = jsonw_string(rd->out, key, strlen(key));
+	if (!r)
+		r = buf_append(rd->out, ":[", 2);
+	for (size_t i = 0; i < n && !r; i++) {
+		r = buf_append(rd->out, ",", i ? 1 : 0);
+		if (!r)
+			r = value(rd, key, i, values[i]);
+	}
+	if (!r)
+		r = buf_append(rd->out, "]", 1);
+	return r;
+}
+
+/* ,"truncated":{"user_agent":307200,...}: the full size of each cut value. */
+static int add_truncated(struct render *rd)
+{
+	size_t noted = rd->ncut < ALERT_MAX_CUTS ? rd->ncut : ALERT_MAX_CUTS;
+	int r = buf_append_str(rd->out, ",\"truncated\":{");
+
+	for (size_t i = 0; i < noted && !r; i++) {
+		r = buf_append(rd->out, ",", i ? 1 : 0);
+		if (!r)
+			r = jsonw_string(rd->out, rd->cut[i].name, strlen(rd->cut[i].name));
+		if (!r)
+			r = buf_printf(rd->out, ":%zu", rd->cut[i].len);
+	}
+	if (!r && rd->ncut > noted)
+		r = buf_printf(rd->out, "%s\"more\":%zu", noted ? "," : "", rd->ncut - noted);
+	if (!r)
+		r = buf_append(rd->out, "}", 1);
+	return r;
+}
+
+static int add_window(struct render *rd, int64_t w)
 {
 	char text[32];
 
 	format_span(w, text);
-	return jsonw_member_str(b, "window", text, 0);
+	return member(rd, "window", text, 0);
 }
 
 /* The members in a fixed order; optional ones only when known. */
-int alert_render(const struct alert *a, struct buf *out)
+static int render(const struct alert *a, struct render *rd)
 {
 	const struct match *m = a->m;
 	const struct rule *rule = a->rule;
-	char first[32], num[64];
-	size_t mark = out->len;
+	struct buf *out = rd->out;
+	char first[32], num[64], name[48];
 	int r;
 
 	r = buf_append(out, "{", 1);
@@ -414,27 +526,27 @@ int alert_render(const struct alert *a, struct buf *out)
 	if (!r)
 		r = jsonw_member_str(out, "severity", level_name(rule->level), 0);
 	if (!r)
-		r = jsonw_member_strs(out, "event_ids", a->event_ids, a->nevent_ids, 0);
+		r = member_list(rd, "event_ids", a->event_ids, a->nevent_ids);
 	if (a->first_seen != TIME_UNKNOWN)
 		format_time(a->first_seen, first);
 	if (!r)
-		r = jsonw_member_str(out, "event_time", a->first_seen != TIME_UNKNOWN ? first : m->event_time, 0);
+		r = member(rd, "event_time", a->first_seen != TIME_UNKNOWN ? first : m->event_time, 0);
 	if (!r)
-		r = jsonw_member_str(out, "account", m->account, 0);
+		r = member(rd, "account", m->account, 0);
 	if (!r)
-		r = jsonw_member_str(out, "region", m->region, 0);
+		r = member(rd, "region", m->region, 0);
 	if (!r)
-		r = jsonw_member_str(out, "event_name", m->event_name, 0);
+		r = member(rd, "event_name", m->event_name, 0);
 	if (!r)
-		r = jsonw_member_str(out, "principal", m->principal, 0);
+		r = member(rd, "principal", m->principal, 0);
 	if (!r)
-		r = jsonw_member_str(out, "source_ip", m->source_ip, 0);
+		r = member(rd, "source_ip", m->source_ip, 0);
 	if (!r)
-		r = jsonw_member_str(out, "user_agent", m->user_agent, 0);
+		r = member(rd, "user_agent", m->user_agent, 0);
 	if (!r && m->bucket)
-		r = jsonw_member_str(out, "bucket", m->bucket, 0);
+		r = member(rd, "bucket", m->bucket, 0);
 	if (!r && m->object_key)
-		r = jsonw_member_str(out, "object_key", m->object_key, 0);
+		r = member(rd, "object_key", m->object_key, 0);
 	if (!r && a->count > 0)
 		r = buf_printf(out, ",\"count\":%ld", a->count);
 	if (!r && a->has_value) {
@@ -444,8 +556,10 @@ int alert_render(const struct alert *a, struct buf *out)
 	}
 	if (!r && a->ngroup) {
 		r = buf_append_str(out, ",\"group\":{");
-		for (size_t i = 0; i < a->ngroup && !r; i++)
-			r = jsonw_member_str(out, a->group_names[i], a->group_values[i], i == 0);
+		for (size_t i = 0; i < a->ngroup && !r; i++) {
+			snprintf(name, sizeof(name), "group.%s", a->group_names[i]);
+			r = member_named(rd, a->group_names[i], name, a->group_values[i], i == 0);
+		}
 		if (!r)
 			r = buf_append(out, "}", 1);
 	}
@@ -454,7 +568,7 @@ int alert_render(const struct alert *a, struct buf *out)
 	/* Reasons and covered rules belong to the rule that matched the event:
 	 * its own alerts and throttle summaries, not a correlation over it. */
 	if (!r && m->rule == rule && m->nreasons)
-		r = jsonw_member_strs(out, "reasons", m->reasons, m->nreasons, 0);
+		r = member_list(rd, "reasons", m->reasons, m->nreasons);
 	if (!r && m->rule == rule && m->ncovers) {
 		r = buf_append_str(out, ",\"covers\":[");
 		for (size_t i = 0; i < m->ncovers && !r; i++) {
@@ -470,14 +584,39 @@ int alert_render(const struct alert *a, struct buf *out)
 			r = buf_append(out, "]", 1);
 	}
 	if (!r && m->log_object)
-		r = jsonw_member_str(out, "log_object", m->log_object, 0);
+		r = member(rd, "log_object", m->log_object, 0);
 	if (!r && a->first_seen != TIME_UNKNOWN)
 		r = jsonw_member_str(out, "first_seen", first, 0);
 	if (!r && a->window > 0)
-		r = add_window(out, a->window);
+		r = add_window(rd, a->window);
+	if (!r && rd->ncut)
+		r = add_truncated(rd);
 	if (!r)
 		r = buf_append(out, "}\n", 2);
-	if (r)
-		buf_set_len(out, mark);	/* never leave half an alert behind */
 	return r;
+}
+
+int alert_render(const struct alert *a, size_t limit, struct buf *out)
+{
+	size_t mark = out->len;
+	struct render rd = { .out = out };
+	int r = -E2BIG;
+
+	for (size_t i = 0; i < sizeof(value_caps) / sizeof(value_caps[0]); i++) {
+		rd.cap = value_caps[i];
+		rd.ncut = 0;
+		if (out->len != mark)
+			buf_set_len(out, mark);
+		r = render(a, &rd);
+		if (r == 0 && out->len - mark > limit)
+			r = -E2BIG;
+		if (r != -E2BIG)
+			break;
+	}
+	if (r) {
+		if (out->len != mark)
+			buf_set_len(out, mark);	/* never leave half an alert behind */
+		return r;
+	}
+	return rd.ncut ? 1 : 0;
 }

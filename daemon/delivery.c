@@ -585,15 +585,27 @@ int delivery_evict(struct delivery *d, size_t max_alerts)
 	return (int)n;
 }
 
+/* replay prints alerts within ALERT_MAX_BYTES: run must spool the same ones. */
+_Static_assert(ALERT_MAX_BYTES == SPOOL_MAX_ALERT, "an alert's bound is the spool's");
+
 int delivery_add(struct delivery *d, const struct alert *a)
 {
 	char msg[600];
 	int r;
 
 	buf_reset(&d->line);
-	r = alert_render(a, &d->line);
+	r = alert_render(a, SPOOL_MAX_ALERT, &d->line);
+	if (r == -E2BIG) {
+		d->dropped++;
+		log_error("alert %s (%s) from %s dropped: larger than %u bytes even with its values cut (%lu dropped so far)",
+			  a->id, a->rule->title, a->m->log_object ? a->m->log_object : "?", SPOOL_MAX_ALERT, d->dropped);
+		return 0;
+	}
 	if (r < 0)
 		return r;
+	if (r == 1)
+		log_warning("alert %s (%s) from %s: values cut to fit %u bytes (see its \"truncated\" member)",
+			    a->id, a->rule->title, a->m->log_object ? a->m->log_object : "?", SPOOL_MAX_ALERT);
 	r = spool_add(d->spool, a->id, d->line.data, d->line.len, msg, sizeof(msg));
 	if (r == -ENOSPC) {
 		/* Make what is waiting durable and let the sinks take it; a

@@ -65,9 +65,17 @@ static int emit_alert(void *ctx, const struct alert *a)
 	if (o->broken)
 		return 0;
 	buf_reset(&o->line);
-	r = alert_render(a, &o->line);
+	r = alert_render(a, ALERT_MAX_BYTES, &o->line);
+	if (r == -E2BIG) {
+		log_error("alert %s (%s) from %s not written: larger than %u bytes even with its values cut",
+			  a->id, a->rule->title, a->m->log_object ? a->m->log_object : "?", ALERT_MAX_BYTES);
+		return 0;
+	}
 	if (r < 0)
 		return r;
+	if (r == 1)
+		log_warning("alert %s (%s) from %s: values cut to fit %u bytes (see its \"truncated\" member)",
+			    a->id, a->rule->title, a->m->log_object ? a->m->log_object : "?", ALERT_MAX_BYTES);
 	if (fwrite(o->line.data, 1, o->line.len, o->out) != o->line.len) {
 		o->broken = true;
 		log_error("cannot write alerts: %s", strerror(errno));

@@ -207,6 +207,8 @@ static int on_object(void *ctx, const char *name, const char *data, size_t len)
 		log_debug("%s: %zu records, %zu matches", name, res.records, res.nmatches);
 		r = dispatch_result(&sv->g.d, &res);
 	}
+	if (r < 0)
+		log_about(LOG_LEVEL_ERROR, &about, "%s: not processed: %s", name, strerror(-r));
 	file_result_free(&res);
 	return r;
 }

@@ -86,8 +86,20 @@ void alert_from_match(struct alert *a, const struct match *m);
 /* Computes a->id from the rule id, kind and the given parts. */
 void alert_set_id(struct alert *a, const char *kind, const char *const *parts, size_t nparts);
 
-/* Appends the alert as one line of JSON (with '\n').  -ENOMEM / -E2BIG. */
-int alert_render(const struct alert *a, struct buf *out);
+/* The size every alert is rendered within (the spool's SPOOL_MAX_ALERT), and
+ * how many cut values an alert names. */
+#define ALERT_MAX_BYTES (256u << 10)
+#define ALERT_MAX_CUTS 16
+
+/* Appends the alert as one line of JSON (with '\n') of at most limit bytes.
+ * When the whole alert does not fit, the values that come from events
+ * (context fields, event ids, group values, reasons, log_object) are cut to
+ * 4096, then 512, then 64 bytes, each cut value ending in
+ * "...[cut: N bytes]", and a "truncated" member maps the first
+ * ALERT_MAX_CUTS of them to their full size ("more": the rest).  Returns 0
+ * when rendered whole, 1 when values were cut, -E2BIG when even the
+ * shortest cut does not fit (nothing appended), -ENOMEM. */
+int alert_render(const struct alert *a, size_t limit, struct buf *out);
 
 /* Formats seconds since the epoch as ISO 8601 UTC (buf of 21 bytes). */
 void format_time(int64_t t, char buf[32]);
