@@ -98,6 +98,37 @@ size_t delivery_sink_names(const struct config *cfg, const char **names, size_t 
 	return cfg->nsinks;
 }
 
+/* Says what opening the spool found: torn writes (a crash) as a warning,
+ * damage (lost alerts) as an error naming the file, bytes and alerts. */
+static void report_recovery(const struct spool *spool, const char *dir)
+{
+	struct spool_stats st;
+
+	spool_stats(spool, &st);
+	if (st.torn_records)
+		log_warning("spool %s: %llu torn records (%llu bytes) cut off: writes a crash interrupted; the objects they came from are read again",
+			    dir, (unsigned long long)st.torn_records, (unsigned long long)st.torn_bytes);
+	for (size_t i = 0; i < st.ndamage && i < SPOOL_MAX_DAMAGE; i++) {
+		const struct spool_damage *dm = &st.damage[i];
+		char where[128];
+
+		if (dm->file[0] && dm->to > dm->from)
+			snprintf(where, sizeof(where), "%s bytes %llu-%llu", dm->file, (unsigned long long)dm->from,
+				 (unsigned long long)dm->to - 1);
+		else
+			snprintf(where, sizeof(where), "%s", dm->file[0] ? dm->file : "segments");
+		log_msg(dm->undelivered ? LOG_LEVEL_ERROR : LOG_LEVEL_WARNING,
+			    "spool %s: %s: %s: alerts %llu-%llu lost (%llu of them not yet delivered)", dir, where,
+			    dm->what, (unsigned long long)dm->first_seq, (unsigned long long)dm->end_seq - 1,
+			    (unsigned long long)dm->undelivered);
+	}
+	if (st.ndamage > SPOOL_MAX_DAMAGE)
+		log_error("spool %s: %zu more damaged ranges not shown", dir, st.ndamage - SPOOL_MAX_DAMAGE);
+	if (st.lost_alerts)
+		log_error("spool %s: %llu undelivered alerts lost to damage in the spool; the rest is delivered",
+			  dir, (unsigned long long)st.lost_alerts);
+}
+
 int delivery_spool_open(const struct config *cfg, struct spool **ret, char *msg, size_t msglen)
 {
 	const char *names[SPOOL_MAX_SINKS];
@@ -118,7 +149,10 @@ int delivery_spool_open(const struct config *cfg, struct spool **ret, char *msg,
 	if (r < 0)
 		return r;
 	snprintf(dir, sizeof(dir), "%s/spool", cfg->state_dir);
-	return spool_open(dir, names, n, &lim, ret, msg, msglen);
+	r = spool_open(dir, names, n, &lim, ret, msg, msglen);
+	if (r == 0)
+		report_recovery(*ret, dir);
+	return r;
 }
 
 /* ---- secrets ------------------------------------------------------------ */
@@ -512,13 +546,16 @@ static int feed(struct delivery *d, struct sink *s)
 		int64_t added;
 
 		r = spool_peek(d->spool, s->index, &json, &len, s->id, &added, msg, sizeof(msg));
-		if (r < 0) {
+		if (r == -EBADMSG) {
+			/* damaged on disk since the spool was opened: lost, said, passed */
+			s->st.lost++;
+			sink_log(LOG_LEVEL_ERROR, s, "alert %s lost: %s (%lu lost so far)", s->id, msg, s->st.lost);
+		} else if (r < 0) {
 			log_error("spool: %s", msg);
 			break;
-		}
-		if (!json)
+		} else if (!json) {
 			break;
-		if (time(NULL) - added > d->cfg->spool_max_age) {
+		} else if (time(NULL) - added > d->cfg->spool_max_age) {
 			dead_letter(d, s, json, len, "expired: not delivered within spool.max_age");
 			s->st.expired++;
 			expired++;

@@ -398,8 +398,8 @@ static void log_sink_stats(const struct service *sv)
 		snprintf(sent, sizeof(sent), "TRAILWATCH_SENT=%lu", ds.sent);
 		snprintf(dead, sizeof(dead), "TRAILWATCH_DEAD_LETTERS=%lu", ds.dead + ds.evicted + ds.expired);
 		log_about(LOG_LEVEL_INFO, &about,
-			  "sink %s: %lu sent, %lu retried, %lu dead letters, %lu evicted, %lu expired, %lu filtered out",
-			  names[i], ds.sent, ds.retried, ds.dead, ds.evicted, ds.expired, ds.filtered);
+			  "sink %s: %lu sent, %lu retried, %lu dead letters, %lu evicted, %lu expired, %lu filtered out, %lu lost",
+			  names[i], ds.sent, ds.retried, ds.dead, ds.evicted, ds.expired, ds.filtered, ds.lost);
 	}
 }
 

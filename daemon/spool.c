@@ -40,10 +40,15 @@
  * acks are in the new state).  Replaying a log is idempotent anyway.
  *
  * Opening: the state file is read (a missing one is a new spool), acks.log
- * is replayed on top, the segments are scanned in seq order.  The first
- * record that is short or fails its crc or seq check ends its file: the file
- * is truncated there (a torn write from a crash; counted in the stats), so
- * later appends are readable again.  A segment too short for its header (a
+ * is replayed on top, the segments are scanned in seq order.  A record that
+ * is short or fails its crc or seq check is damage when an intact record
+ * follows it (found by scanning forward; the records in between are lost,
+ * reported and left in place), else a torn write from a crash: the file is
+ * truncated there (counted in the stats), so later appends are readable
+ * again.  A damaged header is rewritten; a segment file that is not regular
+ * or holds no record is renamed <name>.damaged.  Then the gaps in the seqs
+ * (a missing segment) are lost too, and sinks inside a lost range move past
+ * it, so it is reported once.  A segment too short for its header (a
  * crash while creating it) is removed.  Sinks absent from the state get
  * position next_seq (the end); sinks in the state but no longer configured
  * are dropped, which may deliver alerts (every remaining sink has them):
@@ -69,6 +74,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -248,6 +254,13 @@ struct reader {
 static uint64_t rd_offset(const struct reader *r)
 {
 	return r->off + r->pos;
+}
+
+/* The next rd_take reads from offset off. */
+static void rd_seek(struct reader *r, uint64_t off)
+{
+	r->off = off;
+	r->pos = r->len = 0;
 }
 
 /* Takes n bytes: 0, 1 when the file ends first (*got says how many were
@@ -527,6 +540,12 @@ struct spool {
 	int compact_error;		/* errno of the last failed one, or 0 */
 
 	uint64_t torn_records, torn_bytes, duplicates;
+	uint64_t floor;			/* at open: the lowest position of a sink the state knew */
+	uint64_t lost_alerts;
+	size_t ndamage;			/* damaged ranges found at open; the first in damage[] */
+	struct spool_damage damage[SPOOL_MAX_DAMAGE];
+	uint64_t *lost;			/* every lost range, [2i, 2i+1): seqs */
+	size_t nlost, lostcap;
 	int reclaim_error;		/* errno of the last segment that could not be deleted */
 	int failed;			/* the error that made the spool unusable, or 0 */
 	char failmsg[256];
@@ -1159,32 +1178,179 @@ out:
 	return r;
 }
 
+/* Notes that the alerts [first, end) cannot be read back (file: the segment,
+ * bytes [from, to) of it, or "" when it is gone).  The sinks are moved past
+ * them at the end of spool_open.  0 or -ENOMEM. */
+static int note_damage(struct spool *s, const char *file, uint64_t from, uint64_t to, uint64_t first, uint64_t end,
+		       const char *what)
+{
+	struct spool_damage *d;
+	uint64_t *v;
+
+	if (s->nlost == s->lostcap) {
+		size_t cap = s->lostcap ? s->lostcap * 2 : 8;
+
+		v = realloc(s->lost, cap * 2 * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		s->lost = v;
+		s->lostcap = cap;
+	}
+	s->lost[2 * s->nlost] = first;
+	s->lost[2 * s->nlost + 1] = end;
+	s->nlost++;
+	if (end > s->floor && end > first)
+		s->lost_alerts += end - (first > s->floor ? first : s->floor);
+	if (s->ndamage++ >= SPOOL_MAX_DAMAGE)
+		return 0;
+	d = &s->damage[s->ndamage - 1];
+	snprintf(d->file, sizeof(d->file), "%s", file);
+	d->from = from;
+	d->to = to;
+	d->first_seq = first;
+	d->end_seq = end;
+	d->undelivered = end > s->floor && end > first ? end - (first > s->floor ? first : s->floor) : 0;
+	d->what = what;
+	return 0;
+}
+
+/* Whether the bytes at p (avail of them) begin an intact record with a seq in
+ * [lo, hi]; its seq in *seq. */
+static bool intact_record(const unsigned char *p, uint64_t avail, uint64_t lo, uint64_t hi, uint64_t *seq)
+{
+	uint8_t bin[16];
+	uint32_t len;
+
+	if (avail < SEG_REC_HEADER + 1)
+		return false;
+	len = get32(p + 4);
+	if (len == 0 || len > SPOOL_MAX_ALERT || len > avail - SEG_REC_HEADER)
+		return false;
+	*seq = get64(p + 8);
+	if (*seq < lo || *seq > hi || parse_id((const char *)p + 24, false, bin) < 0)
+		return false;
+	return crc32_update(0, p + 4, SEG_REC_HEADER - 4 + len) == get32(p);
+}
+
+/* After a bad record at byte `bad` of a segment of `size` bytes whose next
+ * alert should have been `expected`: finds the next intact record.  Every
+ * record takes more than SEG_REC_HEADER bytes, so the seq of the next one
+ * is at most expected + (its offset - bad) / (SEG_REC_HEADER + 1), which
+ * leaves a chance match on damaged bytes practically nil.  Returns 1 with
+ * *off and *seq, 0 when there is none (the rest is a torn tail), -errno. */
+static int find_intact(int fd, uint64_t size, uint64_t bad, uint64_t expected, uint64_t *off, uint64_t *seq)
+{
+	unsigned char *map;
+	int r = 0;
+
+	if (size <= bad + SEG_REC_HEADER || size > SIZE_MAX)
+		return 0;
+	map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (map == MAP_FAILED)
+		return -errno;
+	for (uint64_t at = bad + 1; at + SEG_REC_HEADER < size; at++) {
+		if (intact_record(map + at, size - at, expected, expected + (at - bad) / (SEG_REC_HEADER + 1), seq)) {
+			*off = at;
+			r = 1;
+			break;
+		}
+	}
+	munmap(map, (size_t)size);
+	return r;
+}
+
+/* A segment file that holds nothing usable is renamed <name>.damaged: kept
+ * for the operator, out of the spool's way. */
+static int set_aside(struct spool *s, const char *name, char *msg, size_t msglen)
+{
+	char to[48];
+
+	snprintf(to, sizeof(to), "%s.damaged", name);
+	if (renameat(s->dirfd, name, s->dirfd, to) < 0)
+		return msg_fail(msg, msglen, -errno, "%s/%s: cannot rename to %s: %s", s->dir, name, to,
+				strerror(errno));
+	return 0;
+}
+
+/* Reads one record at the reader's position: 0 with *rc, 1 at the clean end
+ * of the file, 2 for a record that is short or fails its checks, -errno. */
+static int read_record(struct spool *s, struct reader *rd, uint64_t expected, struct rec *rc)
+{
+	unsigned char h[SEG_REC_HEADER];
+	uint32_t len, crc;
+	size_t got;
+	int r;
+
+	rc->off = rd_offset(rd);
+	r = rd_take(rd, h, 8, &got);
+	if (r < 0)
+		return r;
+	if (r && got == 0)
+		return 1;
+	len = get32(h + 4);
+	if (r || len == 0 || len > SPOOL_MAX_ALERT)
+		return 2;
+	crc = get32(h);
+	rd->crc = crc32_update(0, h + 4, 4);
+	r = rd_take(rd, h + 8, SEG_REC_HEADER - 8, NULL);
+	if (r)
+		return r < 0 ? r : 2;
+	r = buf_reserve(&s->scratch, len);
+	if (r < 0)
+		return r;
+	r = rd_take(rd, s->scratch.data, len, NULL);
+	if (r)
+		return r < 0 ? r : 2;
+	if (rd->crc != crc || get64(h + 8) != expected || parse_id((const char *)h + 24, false, rc->id) < 0)
+		return 2;
+	rc->seq = expected;
+	rc->len = len;
+	return 0;
+}
+
 /* Scans one segment into the index. */
 static int scan_segment(struct spool *s, struct reader *rd, uint64_t first, char *msg, size_t msglen)
 {
-	unsigned char h[SEG_REC_HEADER];
+	unsigned char h[FILE_HEADER];
 	char name[32];
 	struct stat st;
 	struct seg sg = { .first = first, .end = first };
-	uint64_t good;
+	uint64_t good, size, next, seq;
+	bool header_ok;
 	int fd, r;
 
 	seg_name(first, name);
-	fd = openat(s->dirfd, name, O_RDWR | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO put in its place must not hang the start */
+	fd = openat(s->dirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0 && (errno == ELOOP || errno == EISDIR || errno == ENXIO)) {
+		r = note_damage(s, name, 0, 0, first, first, "not a regular file: set aside");
+		return r < 0 ? r : set_aside(s, name, msg, msglen);
+	}
 	if (fd < 0)
 		return msg_fail(msg, msglen, -errno, "%s/%s: cannot open: %s", s->dir, name, strerror(errno));
 	if (fstat(fd, &st) < 0) {
 		r = msg_fail(msg, msglen, -errno, "%s/%s: cannot stat: %s", s->dir, name, strerror(errno));
 		goto out;
 	}
-	if (st.st_size < FILE_HEADER) {
+	if (!S_ISREG(st.st_mode)) {
+		r = note_damage(s, name, 0, 0, first, first, "not a regular file: set aside");
+		if (r == 0)
+			r = set_aside(s, name, msg, msglen);
+		goto out;
+	}
+	size = (uint64_t)st.st_size;
+	if (size < FILE_HEADER) {
 		/* A crash while creating it: it never held a committed alert. */
 		s->torn_records++;
-		s->torn_bytes += (uint64_t)st.st_size;
+		s->torn_bytes += size;
 		r = 0;
 		if (unlinkat(s->dirfd, name, 0) < 0)
 			r = msg_fail(msg, msglen, -errno, "%s/%s: cannot remove: %s",
 				  s->dir, name, strerror(errno));
+		goto out;
+	}
+	if (s->nseg && first < s->seg[s->nseg - 1].end) {
+		r = msg_fail(msg, msglen, -EBADMSG, "%s/%s: overlaps the segment before it", s->dir, name);
 		goto out;
 	}
 	memset(rd, 0, offsetof(struct reader, buf));
@@ -1192,51 +1358,60 @@ static int scan_segment(struct spool *s, struct reader *rd, uint64_t first, char
 	r = rd_take(rd, h, FILE_HEADER, NULL);
 	if (r < 0)
 		goto io;
-	if (memcmp(h, SEG_MAGIC, 8) != 0 || get64(h + 8) != first) {
-		r = msg_fail(msg, msglen, -EBADMSG, "%s/%s: not a spool segment, or not the one its name says",
-			  s->dir, name);
-		goto out;
-	}
-	if (s->nseg && first < s->seg[s->nseg - 1].end) {
-		r = msg_fail(msg, msglen, -EBADMSG, "%s/%s: overlaps the segment before it", s->dir, name);
-		goto out;
-	}
+	header_ok = r == 0 && memcmp(h, SEG_MAGIC, 8) == 0 && get64(h + 8) == first;
 	r = seg_reserve(s);
 	if (r < 0)
 		goto out;
-	for (;;) {
-		struct rec rc;
-		uint32_t len, crc;
-		size_t got;
-
-		good = rd_offset(rd);
-		r = rd_take(rd, h, 8, &got);
+	good = FILE_HEADER;
+	if (!header_ok) {
+		/* Damaged, or not a segment at all: look for its records. */
+		r = find_intact(fd, size, FILE_HEADER - 1, first, &next, &seq);
 		if (r < 0)
 			goto io;
-		if (r && got == 0)
-			break;
-		len = get32(h + 4);
-		if (r || len == 0 || len > SPOOL_MAX_ALERT)
-			goto torn;
-		crc = get32(h);
-		rd->crc = crc32_update(0, h + 4, 4);
-		r = rd_take(rd, h + 8, SEG_REC_HEADER - 8, NULL);
-		if (r < 0)
-			goto io;
-		if (r)
-			goto torn;
-		r = buf_reserve(&s->scratch, len);
+		if (r == 0) {
+			r = note_damage(s, name, 0, size, first, first, "not a spool segment: set aside");
+			if (r == 0)
+				r = set_aside(s, name, msg, msglen);
+			goto out;
+		}
+		memcpy(h, SEG_MAGIC, 8);
+		put64(h + 8, first);
+		r = pwrite_all(fd, h, FILE_HEADER, 0);
+		if (r == 0)
+			r = sync_fd(fd, true);
+		if (r < 0) {
+			msg_fail(msg, msglen, r, "%s/%s: cannot repair its header: %s", s->dir, name, strerror(-r));
+			goto out;
+		}
+		r = note_damage(s, name, 0, next, first, seq, "header damaged (repaired)");
 		if (r < 0)
 			goto out;
-		r = rd_take(rd, s->scratch.data, len, NULL);
+		sg.end = seq;
+		rd_seek(rd, next);
+	}
+	for (;;) {
+		struct rec rc;
+
+		good = rd_offset(rd);
+		r = read_record(s, rd, sg.end, &rc);
 		if (r < 0)
 			goto io;
-		if (r || rd->crc != crc || get64(h + 8) != sg.end ||
-		    parse_id((const char *)h + 24, false, rc.id) < 0)
-			goto torn;
-		rc.seq = sg.end;
-		rc.off = good;
-		rc.len = len;
+		if (r == 1)
+			break;
+		if (r == 2) {
+			/* Intact records after it?  Then this is damage, not a torn tail. */
+			r = find_intact(fd, size, good, sg.end, &next, &seq);
+			if (r < 0)
+				goto io;
+			if (r == 0)
+				goto torn;
+			r = note_damage(s, name, good, next, sg.end, seq, "damaged records");
+			if (r < 0)
+				goto out;
+			sg.end = seq;
+			rd_seek(rd, next);
+			continue;
+		}
 		r = rec_reserve(s);
 		if (r < 0)
 			goto out;
@@ -1246,7 +1421,7 @@ static int scan_segment(struct spool *s, struct reader *rd, uint64_t first, char
 	sg.size = good;
 	goto done;
 torn:
-	r = cut_tail(s, fd, name, good, (uint64_t)st.st_size, msg, msglen);
+	r = cut_tail(s, fd, name, good, size, msg, msglen);
 	if (r < 0)
 		goto out;
 	sg.size = good;
@@ -1260,6 +1435,44 @@ io:
 out:
 	if (fd >= 0)
 		close(fd);
+	return r;
+}
+
+/* After the segments are scanned: the alerts that should be there and are
+ * not (a segment deleted or set aside, or cut short before the next one, or
+ * the last one short of what the state says was committed) are lost too.
+ * Then every sink whose position is inside a lost range moves past it. */
+static int find_gaps(struct spool *s, const bool *known)
+{
+	uint64_t expect = s->floor, end = s->next_seq;
+	bool moved = true;
+	int r = 0;
+
+	if (s->floor == UINT64_MAX)
+		return 0;	/* no sink had a position: nothing was pending */
+	for (size_t i = 0; i < s->nsinks; i++)
+		if (known[i] && s->sink[i].pos > end)
+			end = s->sink[i].pos;
+	for (size_t i = 0; i < s->nseg && r == 0; i++) {
+		if (s->seg[i].first > expect)
+			r = note_damage(s, "", 0, 0, expect, s->seg[i].first, "segment missing or cut short");
+		if (s->seg[i].end > expect)
+			expect = s->seg[i].end;
+	}
+	if (r == 0 && end > expect)
+		r = note_damage(s, "", 0, 0, expect, end, "alerts the state counts as committed are missing");
+	while (r == 0 && moved) {
+		moved = false;
+		for (size_t k = 0; k < s->nlost; k++)
+			for (size_t i = 0; i < s->nsinks; i++)
+				if (known[i] && s->sink[i].pos >= s->lost[2 * k] && s->sink[i].pos < s->lost[2 * k + 1]) {
+					s->sink[i].pos = s->lost[2 * k + 1];
+					moved = true;
+				}
+	}
+	free(s->lost);
+	s->lost = NULL;
+	s->nlost = s->lostcap = 0;
 	return r;
 }
 
@@ -1405,9 +1618,17 @@ int spool_open(const char *dir, const char *const *sinks, size_t nsinks, const s
 		if (r < 0)
 			goto fail;
 	}
+	s->floor = UINT64_MAX;
+	for (size_t i = 0; i < s->nsinks; i++)
+		if (known[i] && s->sink[i].pos < s->floor)
+			s->floor = s->sink[i].pos;
 	r = load_segments(s, msg, msglen);
+	if (r == 0)
+		r = find_gaps(s, known);
 	if (r < 0)
 		goto fail;
+	if (s->ndamage)
+		dropped = true;	/* sinks may have moved past lost alerts: write it down */
 	if (!found && s->nseg) {
 		r = msg_fail(msg, msglen, -ENOENT,
 			  "%s: segments without a %s file: restore it, or remove the seg-* files to start empty",
@@ -1680,6 +1901,7 @@ int spool_peek(struct spool *s, size_t sink, const char **json, size_t *len, cha
 		return 0;
 	}
 	rc = ring_at(&s->recs, pos);
+	format_id(rc->id, id);	/* also when it no longer reads back: see spool.h */
 	sg = seg_of(s, rc->seq);
 	seg_name(sg->first, name);
 	if (sg == &s->seg[s->nseg - 1]) {
@@ -1712,7 +1934,6 @@ int spool_peek(struct spool *s, size_t sink, const char **json, size_t *len, cha
 			     s->dir, name, rc->off);
 	*json = (const char *)h + SEG_REC_HEADER;
 	*len = rc->len;
-	format_id(rc->id, id);
 	if (added)
 		*added = (int64_t)get64(h + 16);
 	return 0;
@@ -1827,6 +2048,9 @@ void spool_stats(const struct spool *s, struct spool_stats *ret)
 	ret->remembered = s->mems.n;
 	ret->torn_records = s->torn_records;
 	ret->torn_bytes = s->torn_bytes;
+	ret->lost_alerts = s->lost_alerts;
+	ret->ndamage = s->ndamage;
+	memcpy(ret->damage, s->damage, sizeof(ret->damage));
 	ret->duplicates = s->duplicates;
 	ret->reclaim_error = s->reclaim_error;
 	ret->compact_error = s->compact_error;
@@ -1844,6 +2068,7 @@ void spool_close(struct spool *s)
 	if (s->dirfd >= 0)
 		close(s->dirfd);	/* releases the lock */
 	free(s->seg);
+	free(s->lost);
 	free(s->recs.v);
 	free(s->rec_ids.slot);
 	free(s->mems.v);

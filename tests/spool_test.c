@@ -569,6 +569,141 @@ static void test_torn(void)
 	CHECK(spool_open(dir, two, 2, NULL, &s2, msg, sizeof(msg)) == -ENOENT && strstr(msg, "state"));
 }
 
+/* Flips one byte at offset at of path. */
+static void flip_byte(const char *path, off_t at)
+{
+	int fd = open(path, O_RDWR);
+	char c;
+
+	CHECK(fd >= 0 && pread(fd, &c, 1, at) == 1);
+	c ^= 0x5a;
+	CHECK(pwrite(fd, &c, 1, at) == 1);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* The names of the segment files of dir, in order (at most max). */
+static size_t segments(const char *dir, char names[][512], size_t max)
+{
+	struct dirent **list;
+	int n = scandir(dir, &list, NULL, alphasort);
+	size_t k = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (strncmp(list[i]->d_name, "seg-", 4) == 0 && strlen(list[i]->d_name) == 20 && k < max)
+			snprintf(names[k++], 512, "%s/%s", dir, list[i]->d_name);
+		free(list[i]);
+	}
+	free(list);
+	return k;
+}
+
+/* Damage that is not a crash: every intact alert is still delivered, the
+ * lost ones are reported (file, bytes, seqs) and counted, once the sinks
+ * are past them no more. */
+static void test_damage(void)
+{
+	const char *dir = testdir("damage");
+	struct spool_limits lim = { .segment_bytes = 8192, .max_bytes = 1 << 20 };
+	struct spool_stats st;
+	struct spool *s = open_spool(dir, two, 2, &lim);
+	char seg[16][512], path[600];
+	uint64_t got[128];
+	size_t nseg;
+
+	if (!s) {
+		CHECK(0);
+		return;
+	}
+	for (uint64_t n = 0; n < 100; n++) {
+		CHECK(add_n(s, 6, n, 300) == 1);
+		if (n % 10 == 9)
+			CHECK(spool_commit(s, msg, sizeof(msg)) == 0);
+	}
+	spool_close(s);
+	nseg = segments(dir, seg, 16);
+	CHECK(nseg >= 4);
+
+	/* One flipped byte in the middle of the first segment's data. */
+	flip_byte(seg[0], file_size(seg[0]) / 2);
+	s = open_spool(dir, two, 2, &lim);
+	if (!s) {
+		CHECK(0);
+		return;
+	}
+	spool_stats(s, &st);
+	CHECK(st.torn_records == 0);
+	CHECK(st.ndamage == 1 && st.lost_alerts == 1);
+	CHECK(strcmp(st.damage[0].what, "damaged records") == 0);
+	CHECK(strncmp(st.damage[0].file, "seg-", 4) == 0);
+	CHECK(st.damage[0].end_seq == st.damage[0].first_seq + 1 && st.damage[0].undelivered == 1);
+	CHECK(st.damage[0].from > 16 && st.damage[0].to > st.damage[0].from);
+	CHECK(st.sink[0].pending == 99 && st.sink[1].pending == 99);
+	CHECK(drain(s, 0, got, 128) == 99 && got[0] == 0 && got[98] == 99);
+	spool_close(s);
+
+	/* A whole segment deleted, another replaced by a FIFO, a third one's
+	 * header damaged: the rest reads back. */
+	CHECK(unlink(seg[1]) == 0);
+	CHECK(unlink(seg[2]) == 0 && mkfifo(seg[2], 0600) == 0);
+	flip_byte(seg[3], 3);
+	s = open_spool(dir, two, 2, &lim);
+	if (!s) {
+		CHECK(0);
+		return;
+	}
+	spool_stats(s, &st);
+	{
+		bool fifo = false, header = false, gap = false;
+
+		for (size_t i = 0; i < st.ndamage && i < SPOOL_MAX_DAMAGE; i++) {
+			fifo |= strstr(st.damage[i].what, "not a regular file") != NULL;
+			header |= strstr(st.damage[i].what, "header damaged") != NULL;
+			gap |= strstr(st.damage[i].what, "missing") != NULL && st.damage[i].undelivered > 0;
+		}
+		CHECK(fifo && header && gap);
+	}
+	snprintf(path, sizeof(path), "%s.damaged", seg[2]);
+	CHECK(file_size(path) == 0);		/* the FIFO, set aside */
+	CHECK(st.lost_alerts > 1 && st.sink[1].pending == 100 - st.lost_alerts);
+	CHECK(st.sink[0].pending == 0);
+	{
+		size_t n = drain(s, 1, got, 128);
+
+		CHECK(n == st.sink[1].pending && got[0] == 0 && got[n - 1] == 99);
+		for (size_t i = 1; i < n; i++)
+			CHECK(got[i] > got[i - 1]);
+	}
+	spool_close(s);
+
+	/* Every sink is past the damage now: reopening loses nothing more. */
+	s = open_spool(dir, two, 2, &lim);
+	if (!s) {
+		CHECK(0);
+		return;
+	}
+	spool_stats(s, &st);
+	CHECK(st.lost_alerts == 0);
+	CHECK(add_n(s, 6, 100, 10) == 1 && spool_commit(s, msg, sizeof(msg)) == 0);
+	CHECK(drain(s, 0, got, 4) == 1 && got[0] == 100);
+
+	/* Damaged after it was opened: peek says so and gives the id. */
+	CHECK(add_n(s, 6, 101, 10) == 1 && add_n(s, 6, 102, 10) == 1 && spool_commit(s, msg, sizeof(msg)) == 0);
+	last_segment(dir, path, sizeof(path));
+	flip_byte(path, file_size(path) - 200);
+	{
+		const char *json;
+		size_t len;
+		char id[33] = "";
+
+		CHECK(spool_peek(s, 0, &json, &len, id, NULL, msg, sizeof(msg)) == -EBADMSG);
+		CHECK(id_lo(id) == 101 && strstr(msg, "no longer reads back"));
+		CHECK(spool_ack(s, 0, id, msg, sizeof(msg)) == 0);
+		CHECK(head(s, 0) == 102);
+	}
+	spool_close(s);
+}
+
 static void test_rotation(void)
 {
 	const char *dir = testdir("rotation");
@@ -1208,6 +1343,7 @@ int main(int argc, char **argv)
 	test_dedup();
 	test_reopen_and_sinks();
 	test_torn();
+	test_damage();
 	test_rotation();
 	test_limits();
 	test_acked_big_tail();

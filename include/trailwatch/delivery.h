@@ -35,6 +35,7 @@
 
 struct delivery_sink_stats {
 	unsigned long sent, retried, dead, filtered, evicted, expired;
+	unsigned long lost;	/* alerts whose spooled copy was damaged: never sent */
 };
 
 struct delivery;

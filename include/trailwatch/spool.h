@@ -75,6 +75,19 @@ struct spool_sink_stats {
 	uint64_t held_bytes;		/* segment bytes kept on disk because of this sink */
 };
 
+/* Damage found by spool_open: a range of alerts (seqs first_seq up to
+ * end_seq) that cannot be read back, where and why. */
+#define SPOOL_MAX_DAMAGE 8
+
+struct spool_damage {
+	char file[40];			/* the segment ("seg-..."), or "" when the file is gone */
+	uint64_t from, to;		/* its bytes [from, to) that were unreadable; 0, 0 when
+					 * the whole file is gone */
+	uint64_t first_seq, end_seq;	/* the alerts lost: [first_seq, end_seq) */
+	uint64_t undelivered;		/* of those, alerts some sink had not yet taken */
+	const char *what;		/* "damaged records", "segment missing", ... */
+};
+
 struct spool_stats {
 	size_t nsinks;
 	struct spool_sink_stats sink[SPOOL_MAX_SINKS];
@@ -88,6 +101,9 @@ struct spool_stats {
 	size_t remembered;		/* delivered ids remembered */
 	uint64_t torn_records;		/* torn or corrupt records dropped when opening */
 	uint64_t torn_bytes;		/* bytes cut off with them */
+	uint64_t lost_alerts;		/* undelivered alerts lost to damage found when opening */
+	size_t ndamage;			/* damaged ranges found when opening */
+	struct spool_damage damage[SPOOL_MAX_DAMAGE];	/* the first of them */
 	uint64_t duplicates;		/* spool_add calls refused as duplicates since open */
 	int reclaim_error;		/* errno of the last failed deletion of an acked segment
 					 * (retried after every ack), 0 when none */
@@ -99,9 +115,17 @@ struct spool_stats {
  * must exist) for the given sinks: 1 to SPOOL_MAX_SINKS distinct names, and
  * sink i of the other calls is sinks[i].  lim may be NULL.
  *
- * Recovery: a torn or corrupt record (a write cut by a crash) and everything
- * after it in its file is cut off and counted in the stats' torn_records,
- * never an error; the alerts before it are kept.  Alerts that were written
+ * Recovery: a torn record at the end of a segment (a write cut by a crash)
+ * is cut off and counted in the stats' torn_records, never an error; the
+ * alerts before it are kept.  Damage that is not a crash is survived too and
+ * reported in the stats' damage list: a corrupt record followed by intact
+ * ones (every intact record after it is recovered; the byte range and the
+ * alerts in it are reported), a segment whose header is damaged (repaired),
+ * a segment that is not a regular file or holds no record (renamed to
+ * <name>.damaged), a missing segment (the gap in the alerts' sequence).
+ * Sinks whose position was inside a lost range move past it, so a range is
+ * reported once.  lost_alerts counts the alerts lost that some sink had not
+ * taken.  Alerts that were written
  * but whose commit had not returned may survive: they are pending like
  * committed ones (and their ids are refused as duplicates when the object is
  * processed again).  A sink removed from the list is dropped from the state
@@ -135,9 +159,12 @@ int spool_commit(struct spool *s, char *msg, size_t msglen);
 
 /* The oldest committed alert that sink has not acked: *json (not
  * NUL-terminated) and *len stay valid until the next call on s, id gets
- * its id, *added (when not NULL) the wall-clock second it was added.  Returns 0 with *json = NULL when the sink has nothing pending.
- * -EINVAL for a bad sink index, -EBADMSG when the record no longer reads
- * back as written, -EIO when the spool failed earlier, other -errno. */
+ * its id, *added (when not NULL) the wall-clock second it was added.
+ * Returns 0 with *json = NULL when the sink has nothing pending.  -EBADMSG
+ * when the record no longer reads back as written (damaged since the spool
+ * was opened): id is still set, so the caller can report the alert lost and
+ * spool_ack it to go on.  -EINVAL for a bad sink index, -EIO when the spool
+ * failed earlier, other -errno. */
 int spool_peek(struct spool *s, size_t sink, const char **json, size_t *len, char id[SPOOL_ID_LEN + 1],
 	       int64_t *added, char *msg, size_t msglen);
 
