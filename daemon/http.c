@@ -91,6 +91,23 @@ static void defaults(struct http_options *o, const struct http_options *in)
 		o->user_agent = "trailwatch/" TRAILWATCH_VERSION;
 }
 
+/* With keep_start: the body up to its limit goes to r->body, the rest is
+ * counted and thrown away.  0 or -ENOMEM. */
+static int keep_body_start(struct http_response *r, const char *p, size_t n)
+{
+	size_t room = r->body.limit - r->body.len;
+	size_t keep = n < room ? n : room;
+
+	if (keep < n) {
+		r->body_cut = true;
+		r->discarded += n - keep;
+	}
+	return keep ? buf_append(&r->body, p, keep) : 0;
+}
+
+/* A transfer stopped here (0 is returned) ends with CURLE_WRITE_ERROR:
+ * with data_error set it fails with that error; without, it is a kept
+ * start that has thrown enough away, and xfer_result lets the status stand. */
 static size_t on_body(char *p, size_t size, size_t n, void *ctx)
 {
 	struct xfer *x = ctx;
@@ -102,12 +119,16 @@ static size_t on_body(char *p, size_t size, size_t n, void *ctx)
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
 	if (r->on_data && status >= 200 && status < 300)
 		e = r->on_data(r->ctx, p, n);
+	else if (r->keep_start)
+		e = keep_body_start(r, p, n);
 	else
 		e = buf_append(&r->body, p, n);
 	if (e < 0) {
 		r->data_error = e;
-		return 0;	/* makes curl stop with CURLE_WRITE_ERROR */
+		return 0;
 	}
+	if (r->discarded > HTTP_DISCARD_MAX)
+		return 0;
 	return n;
 }
 
@@ -153,7 +174,10 @@ static size_t on_header(char *p, size_t size, size_t n, void *ctx)
 	if (n >= 5 && strncmp(p, "HTTP/", 5) == 0) {
 		/* a new response (after 100 Continue, say): forget the last */
 		r->retry_after = -1;
+		r->location[0] = '\0';
 		r->request_id[0] = '\0';
+	} else if (header_value(p, n, "Location", r->location, sizeof(r->location))) {
+		/* kept for the caller: redirects are not followed */
 	} else if (header_value(p, n, "Retry-After", v, sizeof(v))) {
 		char *end;
 		long s = strtol(v, &end, 10);
@@ -197,9 +221,12 @@ static int xfer_setup(struct xfer *x, const struct http_options *o, const struct
 	x->errbuf[0] = '\0';
 	resp->status = 0;
 	resp->retry_after = -1;
+	resp->location[0] = '\0';
 	resp->request_id[0] = '\0';
 	resp->error[0] = '\0';
 	resp->data_error = 0;
+	resp->body_cut = false;
+	resp->discarded = 0;
 	buf_reset(&resp->body);
 	if (rq->nheaders > HTTP_MAX_HEADERS)
 		return -EINVAL;
@@ -275,6 +302,8 @@ static int xfer_result(struct xfer *x, CURLcode code)
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &r->status);
 	if (code == CURLE_OK)
 		return 0;
+	if (code == CURLE_WRITE_ERROR && !r->data_error && r->discarded > HTTP_DISCARD_MAX)
+		return 0;	/* keep_start: the status arrived, the rest of the body does not matter */
 	if (r->data_error) {
 		if (r->data_error == -E2BIG)
 			snprintf(r->error, sizeof(r->error), "response body larger than the limit of %zu bytes",

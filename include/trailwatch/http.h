@@ -1,11 +1,11 @@
 /* http.h: HTTP requests through libcurl, one at a time or several at once.
  *
  * TLS is always verified; connections are reused between requests of one
- * client; every response body lands in a bounded buffer or goes to a
- * callback (a streaming parser).  This module knows nothing about AWS: it
- * reports the status, Retry-After and x-amz-request-id, and the caller
- * decides about retries.  Nothing here logs; transport errors come back
- * with curl's message in the response.
+ * client; redirects are never followed; every response body lands in a
+ * bounded buffer or goes to a callback (a streaming parser).  This module
+ * knows nothing about AWS: it reports the status, Retry-After, Location and
+ * x-amz-request-id, and the caller decides about retries.  Nothing here
+ * logs; transport errors come back with curl's message in the response.
  *
  * A client and a multi are used by one thread at a time.
  */
@@ -20,6 +20,8 @@
 
 #define HTTP_MAX_HEADERS 32
 #define HTTP_ERROR_SIZE 256
+#define HTTP_LOCATION_SIZE 512
+#define HTTP_DISCARD_MAX (1u << 20)	/* bytes thrown away after a kept start, then the transfer stops */
 
 struct http_header {
 	const char *name;
@@ -47,10 +49,22 @@ struct http_response {
 	 * A negative return stops the transfer and is returned. */
 	int (*on_data)(void *ctx, const char *p, size_t n);
 	void *ctx;
+	/* Set by the caller: a body longer than body's limit is not an error.
+	 * Its first `limit` bytes are kept, the rest is read and thrown away
+	 * (so the connection can be reused), body_cut is set, and the result
+	 * is that of the status.  After HTTP_DISCARD_MAX bytes thrown away the
+	 * transfer is stopped (the connection closed) and the status still
+	 * stands.  For callers that act on the status alone (webhooks); unset,
+	 * as http_response_init leaves it, for those that need the whole body
+	 * (S3, STS): there a body past the limit is -E2BIG. */
+	bool keep_start;
+	bool body_cut;			/* with keep_start: the body was longer than its limit */
 	long retry_after;		/* seconds from Retry-After, -1 when absent */
+	char location[HTTP_LOCATION_SIZE];	/* Location, cut to fit, or "" (as sent: may be relative) */
 	char request_id[80];		/* x-amz-request-id, or "" */
 	char error[HTTP_ERROR_SIZE];	/* what went wrong, when not 0 is returned */
 	int data_error;			/* on_data's error, internal */
+	size_t discarded;		/* with keep_start: bytes thrown away, internal */
 };
 
 void http_response_init(struct http_response *r, size_t body_limit);
@@ -74,9 +88,10 @@ int http_client_new(const struct http_options *o, struct http_client **ret);
 void http_client_free(struct http_client *c);
 
 /* Performs one request.  0 when a response arrived, whatever its status
- * (resp->status); -EIO for a transport failure (DNS, connect, TLS, timeout:
- * resp->error says which); -E2BIG when the body passed its limit;
- * on_data's negative value; -ENOMEM; -EINVAL for a bad request. */
+ * (resp->status; a 3xx is returned as it is, not followed); -EIO for a
+ * transport failure (DNS, connect, TLS, timeout: resp->error says which);
+ * -E2BIG when the body passed its limit (never with keep_start); on_data's
+ * negative value; -ENOMEM; -EINVAL for a bad request. */
 int http_perform(struct http_client *c, const struct http_request *rq, struct http_response *resp);
 
 /* Several requests in flight at once (libcurl multi), at most max_parallel;
