@@ -392,6 +392,7 @@ static int start_http(struct delivery *d, struct sink *s, const char *json, size
 	rq.body = d->payload.data;
 	rq.body_len = d->payload.len;
 	http_response_init(&s->resp, DELIVERY_MAX_BODY);
+	s->resp.keep_start = true;	/* the status decides; a long body is cut, not an error */
 	r = http_multi_add(d->m, &rq, &s->resp, s);
 	if (r < 0)
 		http_response_free(&s->resp);
@@ -406,6 +407,61 @@ static void body_excerpt(const struct buf *b, char *out, size_t outlen)
 	for (size_t i = 0; i < b->len && o + 1 < outlen && i < 300; i++)
 		out[o++] = b->data[i] >= ' ' && b->data[i] <= '~' ? b->data[i] : ' ';
 	out[o] = '\0';
+}
+
+/* Where a redirect pointed, fit for a log line: the scheme and host[:port]
+ * of the Location, without user info, path or query (a token may be in any
+ * of them, as in the sink's own URL). */
+static void redirect_target(const char *location, char *out, size_t outlen)
+{
+	size_t scheme = strspn(location, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.");
+	const char *authority, *host, *end;
+	size_t o = 0;
+
+	if (scheme && strncmp(location + scheme, "://", 3) == 0) {
+		authority = location + scheme + 3;
+	} else if (strncmp(location, "//", 2) == 0) {
+		authority = location + 2;	/* the sink's scheme, another host */
+	} else {
+		snprintf(out, outlen, "the sink's own host");
+		return;
+	}
+	end = authority + strcspn(authority, "/?#");
+	host = memrchr(authority, '@', (size_t)(end - authority));
+	host = host ? host + 1 : authority;
+	for (const char *p = location; p < authority && o + 1 < outlen; p++)
+		out[o++] = *p;
+	for (const char *p = host; p < end && o + 1 < outlen; p++)
+		out[o++] = *p >= ' ' && *p <= '~' ? *p : '?';
+	out[o] = '\0';
+}
+
+/* A receiver's answer that is final for the alert: any 4xx but 408 and
+ * 429, and any 3xx.  Redirects are not followed: the alert would go to a
+ * host nobody configured, and asking again would get the same answer. */
+static bool refused_for_good(long status)
+{
+	return status >= 300 && status < 500 && status != 408 && status != 429;
+}
+
+/* Why a final answer refused the alert, for the log and the dead letter:
+ * "HTTP 400: <the body's start>", or where a redirect pointed. */
+static void refusal(const struct http_response *resp, char *out, size_t outlen)
+{
+	char text[320];
+
+	if (resp->status >= 400) {
+		body_excerpt(&resp->body, text, sizeof(text));
+		snprintf(out, outlen, "HTTP %ld: %s", resp->status, text);
+	} else if (!resp->location[0]) {
+		snprintf(out, outlen, "HTTP %ld: redirect without a Location, not followed (alerts go only to the configured URL)",
+			 resp->status);
+	} else {
+		redirect_target(resp->location, text, sizeof(text));
+		snprintf(out, outlen,
+			 "HTTP %ld: redirect to %s (path not shown), not followed (alerts go only to the configured URL)",
+			 resp->status, text);
+	}
 }
 
 /* Keeps an alert a receiver refused for good in dead-letter/SINK/ID.json. */
@@ -434,7 +490,7 @@ static void dead_letter(struct delivery *d, struct sink *s, const char *json, si
 static int finish_http(struct delivery *d, struct sink *s, int result)
 {
 	long status = s->resp.status;
-	char msg[600], body[320];
+	char msg[600];
 	int r = 0;
 
 	s->in_flight = false;
@@ -452,14 +508,13 @@ static int finish_http(struct delivery *d, struct sink *s, int result)
 		s->failures = 0;
 		s->st.sent++;
 		s->last_sent_ms = now_ms();
-	} else if (result == 0 && status >= 400 && status < 500 && status != 408 && status != 429) {
+	} else if (result == 0 && refused_for_good(status)) {
 		const char *json;
 		size_t len;
 		char id[SPOOL_ID_LEN + 1];
-		body_excerpt(&s->resp.body, body, sizeof(body));
-		sink_log(LOG_LEVEL_ERROR, s, "alert %s refused with HTTP %ld: %s (kept in %s/%s)", s->id, status,
-			  body, d->dead_dir, s->c->name);
-		snprintf(msg, sizeof(msg), "HTTP %ld: %s", status, body);
+		refusal(&s->resp, msg, sizeof(msg));
+		sink_log(LOG_LEVEL_ERROR, s, "alert %s refused with %s (kept in %s/%s)", s->id, msg, d->dead_dir,
+			 s->c->name);
 		if (spool_peek(d->spool, s->index, &json, &len, id, NULL, NULL, 0) == 0 && json && strcmp(id, s->id) == 0)
 			dead_letter(d, s, json, len, msg);
 		r = spool_ack(d->spool, s->index, s->id, msg, sizeof(msg));

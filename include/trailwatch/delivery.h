@@ -8,13 +8,19 @@
  * in the spool only after its sink took it: 2xx from a receiver, a complete
  * write (fdatasync'd for a file), or journald's acceptance.
  *
- * Failures: network errors, 408, 5xx and 429 are retried for as long as it
- * takes, with exponential backoff and jitter (1 s doubling to 5 min), never
- * sooner than a 429's Retry-After; any other 4xx is final for that alert:
- * it is logged with the start of the response body and written to
- * STATE_DIR/dead-letter/SINK/ID.json, then acked.  So is an alert that has
- * waited in the spool longer than spool.max_age.  Slack gets at most one
- * message per second.  Secrets (URLs, keys, HMAC secrets) are never logged.
+ * Failures: a receiver's answer is judged by its status alone; its body
+ * is read and only its first DELIVERY_MAX_BODY bytes are kept (for the
+ * log), so a long body is never a failure of its own.  Network errors, 408,
+ * 5xx and 429 are retried for as long as it takes, with exponential backoff
+ * and jitter (1 s doubling to 5 min), never sooner than a 429's
+ * Retry-After.  Any other 4xx, and any 3xx, is final for that alert: it is
+ * logged (with the start of the body; for a redirect, the scheme and host
+ * it pointed to, never the rest of the Location, which may hold a token)
+ * and written to STATE_DIR/dead-letter/SINK/ID.json, then acked; so is an
+ * alert that has waited in the spool longer than spool.max_age.  Redirects
+ * are never followed: the alert would go to a host nobody configured, and
+ * asking again would get the same answer.  Slack gets at most one message
+ * per second.  Secrets (URLs, keys, HMAC secrets) are never logged.
  *
  * Logs what it does (it is part of the service loop).  One thread.
  */
@@ -30,7 +36,7 @@
 #include "trailwatch/spool.h"
 
 #define DELIVERY_TIMEOUT_MS 10000	/* one request to a receiver */
-#define DELIVERY_MAX_BODY (64u << 10)	/* a receiver's response kept */
+#define DELIVERY_MAX_BODY (64u << 10)	/* of a receiver's answer kept; the rest is read and discarded */
 #define DELIVERY_EVICT_BATCH 100	/* alerts a stuck sink gives up at a time when the spool is full */
 
 struct delivery_sink_stats {
