@@ -116,13 +116,48 @@ static int send_journal(enum log_level level, const struct log_about *a, const c
 	return sd_journal_sendv(iov, (int)n);
 }
 
+/* Copies text into out (size > 0), truncated, with control characters
+ * written as \n, \r, \t or \xHH: C0 bytes, DEL and C1 (U+0080-U+009F, as
+ * UTF-8), which terminals act on.  A name in a message (a file, an S3 key,
+ * a receiver's answer) can then neither start a line of its own nor move
+ * the cursor or change colours. */
+static void escape_controls(char *out, size_t size, const char *text)
+{
+	size_t o = 0;
+
+	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+		char esc[9];
+		bool c1 = p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f;
+
+		if (*p == '\n')
+			snprintf(esc, sizeof(esc), "\\n");
+		else if (*p == '\r')
+			snprintf(esc, sizeof(esc), "\\r");
+		else if (*p == '\t')
+			snprintf(esc, sizeof(esc), "\\t");
+		else if (*p < 0x20 || *p == 0x7f)
+			snprintf(esc, sizeof(esc), "\\x%02x", *p);
+		else if (c1)
+			snprintf(esc, sizeof(esc), "\\x%02x\\x%02x", p[0], p[1]);
+		else
+			snprintf(esc, sizeof(esc), "%c", *p);
+		if (o + strlen(esc) >= size)
+			break;
+		memcpy(out + o, esc, strlen(esc));
+		o += strlen(esc);
+		p += c1;
+	}
+	out[o] = '\0';
+}
+
 void log_aboutv(enum log_level level, const struct log_about *about, const char *fmt, va_list ap)
 {
-	char line[LOG_LINE];
+	char raw[LOG_LINE], line[LOG_LINE];
 
 	if (level > max_level)
 		return;
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	escape_controls(line, sizeof(line), raw);
 	if (log_to_journal() && send_journal(level, about, line) >= 0)
 		return;
 	/* One write per line so that lines from worker threads never interleave. */

@@ -12,6 +12,13 @@
  * TRAILWATCH_SINK, ERRNO and any extra "KEY=value").  Otherwise, or if
  * journald refuses it, the message goes to stderr as one line
  * "trailwatch: LEVEL: message" (the fields are already in the text).
+ *
+ * The message text is always one line: control characters in it (from a
+ * file name, an S3 key or a receiver's answer given to %s) are written as
+ * \n, \r, \t or \xHH, C0, DEL and UTF-8-encoded C1 alike, on stderr and in
+ * MESSAGE=.  The fields of a struct log_about are passed to journald
+ * as they are (journald keeps binary values), so TRAILWATCH_OBJECT= holds
+ * the exact name.  Messages are cut at about 4 KiB.
  */
 #ifndef TRAILWATCH_LOG_H
 #define TRAILWATCH_LOG_H
