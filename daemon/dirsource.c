@@ -25,6 +25,7 @@ struct dirsource {
 	size_t max_object;
 	volatile sig_atomic_t *stop;
 	struct keyset done;		/* files processed (full paths) */
+	struct keyset reported;		/* problems logged and still there: "ERRNO:PATH" */
 	struct buf raw;			/* one file's bytes */
 	struct dirsource_stats stats;
 };
@@ -139,6 +140,7 @@ void dirsource_free(struct dirsource *d)
 	if (!d)
 		return;
 	keyset_clear(&d->done);
+	keyset_clear(&d->reported);
 	buf_free(&d->raw);
 	free(d->dir);
 	free(d->file);
@@ -148,6 +150,65 @@ void dirsource_free(struct dirsource *d)
 void dirsource_stats(const struct dirsource *d, struct dirsource_stats *ret)
 {
 	*ret = d->stats;
+}
+
+/* Logs one problem of this poll (error: negative errno) unless the last poll
+ * had it too, and adds it to now.  The message names the path; log.c
+ * escapes it. */
+static int report(struct dirsource *d, struct keyset *now, const char *path, int error, const char *text)
+{
+	struct log_about about = { .source = d->c->name, .object = path, .error = -error };
+	char *key;
+	int r;
+
+	if (asprintf(&key, "%d:%s", error, path) < 0)
+		return -ENOMEM;
+	if (!keyset_has(&d->reported, key))
+		log_about(LOG_LEVEL_ERROR, &about, "%s", text);
+	r = keyset_add(now, key) < 0 ? -ENOMEM : 0;
+	free(key);
+	return r;
+}
+
+/* Lists the directory.  What cannot be read is logged once for as long as
+ * it stays (and again if it comes back after a poll without it), not at
+ * every poll; the rest is listed.  Returns 0 with the log files in *files,
+ * 1 when the directory itself cannot be read (nothing listed), or -ENOMEM. */
+static int list_files(struct dirsource *d, struct pathlist *files)
+{
+	struct walk_skips unread = { 0 };
+	struct keyset now = { 0 };
+	char err[600], text[900];
+	int r = walk_files(d->c->path, accept_log, NULL, files, &unread, err, sizeof(err));
+
+	if (r == -ENOMEM)
+		goto out;
+	if (r < 0) {
+		pathlist_free(files);
+		snprintf(text, sizeof(text), "%s: %s", d->c->name, err);
+		r = report(d, &now, d->c->path, r, text);
+		if (r == 0)
+			r = 1;
+	} else {
+		for (size_t i = 0; i < unread.n && r == 0; i++) {
+			snprintf(text, sizeof(text), "%s: not read: %s", unread.v[i].path, unread.v[i].why);
+			r = report(d, &now, unread.v[i].path, unread.v[i].error, text);
+		}
+		if (r == 0 && unread.dropped) {
+			snprintf(text, sizeof(text), "%s: %zu more entries not read, not shown", d->c->name,
+				 unread.dropped);
+			r = report(d, &now, d->c->path, -E2BIG, text);
+		}
+	}
+	if (r >= 0) {
+		keyset_clear(&d->reported);
+		d->reported = now;
+		memset(&now, 0, sizeof(now));
+	}
+out:
+	keyset_clear(&now);
+	walk_skips_free(&unread);
+	return r;
 }
 
 /* Commits the spool, then records the batch's files as done. */
@@ -171,11 +232,10 @@ int dirsource_poll(struct dirsource *d, int64_t now, const struct source_sink *s
 	int r;
 
 	d->stats.polls++;
-	r = walk_files(d->c->path, accept_log, NULL, &files, err, sizeof(err));
-	if (r < 0) {
-		log_error("%s: %s", d->c->name, err);
+	r = list_files(d, &files);
+	if (r != 0) {
 		pathlist_free(&files);
-		return r == -ENOMEM ? r : 0;
+		return r < 0 ? r : 0;
 	}
 	/* forget what is gone, so the checkpoint stays as small as the directory */
 	before = d->done.n;

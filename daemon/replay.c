@@ -289,22 +289,24 @@ int replay_run(const struct config *cfg, const struct ruleset *rs, const struct 
 {
 	struct skip_counts sk = { 0 };
 	struct pathlist files = { 0 };
+	struct walk_skips unread = { 0 };
 	struct totals t = { 0 };
 	struct output out = { .out = o->out };
 	struct dispatch d;
 	struct spool *spool = NULL;
 	struct delivery *dl = NULL;
 	struct corr_stats cs;
-	size_t missing = 0;
+	size_t missing = 0, nunread;
 	int r, status = 0;
 
 	signal(SIGPIPE, SIG_IGN);
 	buf_init(&out.line, 0);
 	for (size_t i = 0; i < o->npaths; i++) {
 		char err[512];
-		r = walk_files(o->paths[i], accept_log, &sk, &files, err, sizeof(err));
+		r = walk_files(o->paths[i], accept_log, &sk, &files, &unread, err, sizeof(err));
 		if (r == -ENOMEM) {
 			log_error("out of memory listing %s", o->paths[i]);
+			walk_skips_free(&unread);
 			pathlist_free(&files);
 			return 2;
 		}
@@ -313,6 +315,14 @@ int replay_run(const struct config *cfg, const struct ruleset *rs, const struct 
 			missing++;
 		}
 	}
+	/* Entries left out below a path are like missing paths: named, the rest read, exit status 1. */
+	for (size_t i = 0; i < unread.n; i++)
+		log_error("%s: not read: %s", unread.v[i].path, unread.v[i].why);
+	if (unread.dropped)
+		log_error("%zu more entries not read, not shown", unread.dropped);
+	nunread = unread.n + unread.dropped;
+	missing += nunread;
+	walk_skips_free(&unread);
 	/* Correlations need time order across accounts and regions, as a live
 	 * poller sees it; key order would replay one region's day after
 	 * another's. */
@@ -350,8 +360,9 @@ int replay_run(const struct config *cfg, const struct ruleset *rs, const struct 
 	}
 
 	log_info("replay: %zu files, %zu records, %zu alerts; %zu files with errors, %zu bad records; "
-		 "skipped %zu digest, %zu insight, %zu other files",
-		 t.files, t.records, t.alerts, t.bad_files, t.bad_records, sk.digest, sk.insight, sk.other);
+		 "skipped %zu digest, %zu insight, %zu other files; %zu entries not read",
+		 t.files, t.records, t.alerts, t.bad_files, t.bad_records, sk.digest, sk.insight, sk.other,
+		 nunread);
 	if (cs.groups_refused || cs.entries_dropped)
 		log_warning("correlation limits reached: %zu new groups refused (correlation.max_groups), "
 			    "%zu entries dropped (correlation.max_entries_per_group)",

@@ -2924,6 +2924,7 @@ int ruleset_load(const struct rule_source *sources, size_t nsources,
 	for (size_t s = 0; s < nsources; s++) {
 		const struct rule_source *src = &sources[s];
 		struct pathlist files = { 0 };
+		struct walk_skips unread = { 0 };
 		char err[512];
 
 		L.source = s;
@@ -2935,7 +2936,14 @@ int ruleset_load(const struct rule_source *sources, size_t nsources,
 			}
 			continue;
 		}
-		r = walk_files(src->path, is_rule_file, NULL, &files, err, sizeof(err));
+		r = walk_files(src->path, is_rule_file, NULL, &files, &unread, err, sizeof(err));
+		/* a rule directory must be read whole: what could not be read is an error */
+		for (size_t i = 0; i < unread.n; i++)
+			diag_add(d, unread.v[i].path, 0, 0, "cannot read rules: %s", unread.v[i].why);
+		if (unread.dropped)
+			diag_add(d, src->path, 0, 0, "cannot read rules: %zu more entries", unread.dropped);
+		L.errors += unread.n + unread.dropped;
+		walk_skips_free(&unread);
 		if (r == -ENOENT && src->optional) {
 			pathlist_free(&files);
 			continue;

@@ -8,7 +8,16 @@
  * the processed files that are still there are the checkpoint:
  * STATE_DIR/checkpoints/dir-PATH.json (statefile_name), replaced atomically after each
  * commit.  A file that disappears is forgotten, so one that comes back under
- * the same name is read again.  Logs what it does (the service loop's
+ * the same name is read again.
+ *
+ * What cannot be read (walk.h: a symbolic link loop or a link to a
+ * directory above, a dangling link, an unreadable directory; or the
+ * directory itself) is left out and logged once, as an error naming its
+ * path (TRAILWATCH_OBJECT=), when a poll first meets it; later polls that
+ * still meet it say nothing, and once a poll no longer meets it, it is
+ * forgotten, so it is logged again if it comes back.  A new dirsource (a
+ * restart, a reload) logs what is there again.  Everything else in the
+ * directory is read as usual.  Logs what it does (the service loop's
  * module).
  */
 #ifndef TRAILWATCH_DIRSOURCE_H
@@ -36,7 +45,8 @@ int dirsource_new(const struct source_config *sc, const char *state_dir, size_t 
 void dirsource_free(struct dirsource *d);
 
 /* One poll at wall-clock time now.  Returns 0 (problems with single files
- * are logged), -ECANCELED when *stop was set, or a sink's negative value. */
+ * and entries are logged; see above), -ECANCELED when *stop was set,
+ * -ENOMEM, or a sink's negative value. */
 int dirsource_poll(struct dirsource *d, int64_t now, const struct source_sink *sink);
 
 void dirsource_stats(const struct dirsource *d, struct dirsource_stats *ret);
