@@ -19,6 +19,7 @@
 
 #include "trailwatch/backoff.h"
 #include "trailwatch/creds.h"
+#include "trailwatch/deadletter.h"
 #include "trailwatch/delivery.h"
 #include "trailwatch/http.h"
 #include "trailwatch/log.h"
@@ -41,6 +42,9 @@ struct sink {
 	int fd;				/* file sink, else -1 */
 	bool in_flight;
 	bool in_flight_evicted;		/* evicted while in flight: its answer acks nothing */
+	bool in_flight_letter;		/* the request in flight is an evicted dead letter's */
+	struct deadletters letters;	/* its dead-letter folder */
+	unsigned long letters_run;	/* evicted letters delivered since the folder was last empty */
 	char id[SPOOL_ID_LEN + 1];	/* the alert in flight */
 	struct http_response resp;
 	int failures;			/* in a row */
@@ -60,6 +64,8 @@ struct delivery {
 	struct buf payload;
 	struct buf line;		/* an alert being spooled */
 	unsigned long dropped;
+	void (*waiting)(void *ctx);	/* called while delivery_add waits for room */
+	void *waiting_ctx;
 	char *dead_dir;
 	struct backoff backoff;
 };
@@ -467,22 +473,25 @@ static void refusal(const struct http_response *resp, char *out, size_t outlen)
 /* Keeps an alert a receiver refused for good in dead-letter/SINK/ID.json. */
 static void dead_letter(struct delivery *d, struct sink *s, const char *json, size_t len, const char *why)
 {
-	struct json_object *o = json_object_new_object();
-	char dir[4096], name[64], emsg[600];
-	const char *text;
+	char emsg[600];
 
-	snprintf(dir, sizeof(dir), "%s/%s", d->dead_dir, s->c->name);
-	snprintf(name, sizeof(name), "%s.json", s->id);
-	if (!o)
-		return;
-	json_object_object_add(o, "sink", json_object_new_string(s->c->name));
-	json_object_object_add(o, "reason", json_object_new_string(why));
-	json_object_object_add(o, "alert", json_object_new_string_len(json, (int)len));
-	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-	if (statefile_mkdirs(dir, emsg, sizeof(emsg)) < 0 || statefile_write(dir, name, text, strlen(text), emsg,
-									  sizeof(emsg)) < 0)
+	(void)d;
+	if (deadletters_keep(&s->letters, s->c->name, s->id, json, len, why, emsg, sizeof(emsg)) < 0)
 		sink_log(LOG_LEVEL_ERROR, s, "dead letter for alert %s not kept: %s", s->id, emsg);
-	json_object_put(o);
+}
+
+/* The sink has the evicted letter in s->id (or refused it for good: then it
+ * was kept again with that reason, and its file stays). */
+static void letter_done(struct sink *s, bool remove)
+{
+	char emsg[600];
+
+	if (deadletters_done(&s->letters, s->id, remove, emsg, sizeof(emsg)) < 0)
+		sink_log(LOG_LEVEL_ERROR, s, "%s", emsg);
+	if (remove) {
+		s->st.redelivered++;
+		s->letters_run++;
+	}
 }
 
 /* What a finished request means for its sink.  Returns 0, or the spool's
@@ -493,16 +502,23 @@ static int finish_http(struct delivery *d, struct sink *s, int result)
 	char msg[600];
 	int r = 0;
 
+	bool letter = s->in_flight_letter;
+
 	s->in_flight = false;
+	s->in_flight_letter = false;
 	if (s->in_flight_evicted) {
 		s->in_flight_evicted = false;	/* the spool moved on without it */
 		http_response_free(&s->resp);
 		return 0;
 	}
 	if (result == 0 && status >= 200 && status < 300) {
-		r = spool_ack(d->spool, s->index, s->id, msg, sizeof(msg));
-		if (r < 0)
-			log_error("spool: %s", msg);
+		if (letter) {
+			letter_done(s, true);
+		} else {
+			r = spool_ack(d->spool, s->index, s->id, msg, sizeof(msg));
+			if (r < 0)
+				log_error("spool: %s", msg);
+		}
 		if (s->failures)
 			sink_log(LOG_LEVEL_INFO, s, "delivering again after %d failed attempts", s->failures);
 		s->failures = 0;
@@ -515,11 +531,17 @@ static int finish_http(struct delivery *d, struct sink *s, int result)
 		refusal(&s->resp, msg, sizeof(msg));
 		sink_log(LOG_LEVEL_ERROR, s, "alert %s refused with %s (kept in %s/%s)", s->id, msg, d->dead_dir,
 			 s->c->name);
-		if (spool_peek(d->spool, s->index, &json, &len, id, NULL, NULL, 0) == 0 && json && strcmp(id, s->id) == 0)
-			dead_letter(d, s, json, len, msg);
-		r = spool_ack(d->spool, s->index, s->id, msg, sizeof(msg));
-		if (r < 0)
-			log_error("spool: %s", msg);
+		if (letter) {
+			dead_letter(d, s, s->letters.json.data, s->letters.json.len, msg);
+			letter_done(s, false);
+		} else {
+			if (spool_peek(d->spool, s->index, &json, &len, id, NULL, NULL, 0) == 0 && json &&
+			    strcmp(id, s->id) == 0)
+				dead_letter(d, s, json, len, msg);
+			r = spool_ack(d->spool, s->index, s->id, msg, sizeof(msg));
+			if (r < 0)
+				log_error("spool: %s", msg);
+		}
 		s->st.dead++;
 	} else {
 		long wait = backoff_ms(&d->backoff, ++s->failures, status == 429 ? s->resp.retry_after : -1);
@@ -586,6 +608,41 @@ static int offer(struct delivery *d, struct sink *s, const char *json, size_t le
 	return r;
 }
 
+/* The sink has taken everything spooled for it: its evicted dead letters
+ * come next, oldest first.  1 when one was taken (try the next), 0 when
+ * none is left or the sink is waiting (in flight, backoff), -ENOMEM. */
+static int feed_letter(struct delivery *d, struct sink *s)
+{
+	unsigned long dead = s->st.dead;
+	char msg[600], id[SPOOL_ID_LEN + 1];
+	const char *json;
+	size_t len;
+	int r = deadletters_next(&s->letters, &json, &len, id, msg, sizeof(msg));
+
+	if (r < 0) {
+		sink_log(LOG_LEVEL_ERROR, s, "dead letter passed over: %s", msg);
+		return r == -ENOMEM ? r : 1;
+	}
+	if (r == 0) {
+		if (s->letters_run)
+			sink_log(LOG_LEVEL_INFO, s, "%lu evicted alerts delivered from %s (%lu so far)", s->letters_run,
+				 s->letters.dir, s->st.redelivered);
+		s->letters_run = 0;
+		return 0;
+	}
+	memcpy(s->id, id, sizeof(id));
+	r = offer(d, s, json, len);
+	if (r < 0)
+		return r;
+	if (r == 1) {
+		s->in_flight_letter = s->in_flight;
+		return 0;
+	}
+	/* taken, filtered out, or kept again as unformattable (its file then says why) */
+	letter_done(s, s->st.dead == dead);
+	return 1;
+}
+
 /* Starts what the sink can take now: direct sinks drain, an HTTP sink gets
  * its next alert in flight.  An alert older than spool.max_age becomes a
  * dead letter instead.  Returns 0 or the spool's error. */
@@ -609,7 +666,9 @@ static int feed(struct delivery *d, struct sink *s)
 			log_error("spool: %s", msg);
 			break;
 		} else if (!json) {
-			break;
+			if (feed_letter(d, s) <= 0)
+				break;
+			continue;
 		} else if (time(NULL) - added > d->cfg->spool_max_age) {
 			dead_letter(d, s, json, len, "expired: not delivered within spool.max_age");
 			s->st.expired++;
@@ -677,6 +736,53 @@ int delivery_evict(struct delivery *d, size_t max_alerts)
 	return (int)n;
 }
 
+/* The spool is full: what is waiting is made durable and the sinks get the
+ * time to take it (the object being read waits: back-pressure), until the
+ * alert fits.  Only the sink that holds the space and takes nothing (its
+ * last DELIVERY_STUCK_FAILURES attempts failed, or it acked nothing for
+ * DELIVERY_STUCK_MS) gives up its oldest alerts (delivery_evict).  Returns
+ * spool_add's result for a, -ENOSPC when nothing holds the space. */
+static int make_room(struct delivery *d, const struct alert *a, char *msg, size_t msglen)
+{
+	long long since = now_ms();
+	size_t holder = SIZE_MAX;
+	uint64_t pending = 0;
+	int r = spool_commit(d->spool, msg, msglen);
+
+	if (r < 0) {
+		log_error("spool: %s", msg);
+		return r;
+	}
+	for (;;) {
+		struct spool_stats st;
+		const struct sink *h;
+
+		r = delivery_run(d, DELIVERY_WAIT_STEP_MS);
+		if (r < 0)
+			return r;
+		if (d->waiting)
+			d->waiting(d->waiting_ctx);
+		r = spool_add(d->spool, a->id, d->line.data, d->line.len, msg, msglen);
+		if (r != -ENOSPC)
+			return r;
+		spool_stats(d->spool, &st);
+		if (st.holding_sink == SIZE_MAX || st.holding_sink >= d->n)
+			return -ENOSPC;
+		if (st.holding_sink != holder || st.sink[st.holding_sink].pending < pending) {
+			holder = st.holding_sink;	/* it is taking alerts: wait on */
+			since = now_ms();
+		}
+		pending = st.sink[holder].pending;
+		h = &d->s[holder];
+		if (h->failures >= DELIVERY_STUCK_FAILURES || now_ms() - since >= DELIVERY_STUCK_MS) {
+			r = delivery_evict(d, DELIVERY_EVICT_BATCH);
+			if (r < 0)
+				return r;
+			since = now_ms();
+		}
+	}
+}
+
 /* replay prints alerts within ALERT_MAX_BYTES: run must spool the same ones. */
 _Static_assert(ALERT_MAX_BYTES == SPOOL_MAX_ALERT, "an alert's bound is the spool's");
 
@@ -699,22 +805,8 @@ int delivery_add(struct delivery *d, const struct alert *a)
 		log_warning("alert %s (%s) from %s: values cut to fit %u bytes (see its \"truncated\" member)",
 			    a->id, a->rule->title, a->m->log_object ? a->m->log_object : "?", SPOOL_MAX_ALERT);
 	r = spool_add(d->spool, a->id, d->line.data, d->line.len, msg, sizeof(msg));
-	if (r == -ENOSPC) {
-		/* Make what is waiting durable and let the sinks take it; a
-		 * sink that takes nothing then holds the space: it loses its
-		 * oldest alerts (kept as dead letters), the others go on. */
-		r = spool_commit(d->spool, msg, sizeof(msg));
-		if (r < 0) {
-			log_error("spool: %s", msg);
-			return r;
-		}
-		r = delivery_run(d, 0);
-		if (r == 0)
-			r = delivery_evict(d, DELIVERY_EVICT_BATCH);
-		if (r < 0)
-			return r;
-		r = spool_add(d->spool, a->id, d->line.data, d->line.len, msg, sizeof(msg));
-	}
+	if (r == -ENOSPC)
+		r = make_room(d, a, msg, sizeof(msg));
 	if (r == -ENOSPC) {
 		d->dropped++;
 		log_error("alert %s (%s) dropped: %s (%lu dropped so far)", a->id, a->rule->title, msg, d->dropped);
@@ -727,6 +819,12 @@ int delivery_add(struct delivery *d, const struct alert *a)
 	if (r == 0)
 		log_debug("alert %s was already spooled or delivered: not repeated", a->id);
 	return 0;
+}
+
+void delivery_set_waiting(struct delivery *d, void (*fn)(void *ctx), void *ctx)
+{
+	d->waiting = fn;
+	d->waiting_ctx = ctx;
 }
 
 unsigned long delivery_dropped(const struct delivery *d)
@@ -823,6 +921,7 @@ void delivery_free(struct delivery *d)
 			close(d->s[i].fd);
 		if (d->s[i].in_flight)
 			http_response_free(&d->s[i].resp);
+		deadletters_free(&d->s[i].letters);
 	}
 	free(d->s);
 	buf_free(&d->payload);
@@ -874,6 +973,15 @@ int delivery_new(const struct config *cfg, const struct ruleset *rs, struct spoo
 		s->fd = -1;
 		s->index = i;
 		s->c = cfg->nsinks ? &cfg->sinks[i] : &d->stdout_sink;
+	}
+	for (size_t i = 0; i < d->n; i++) {
+		char dir[4096];
+
+		snprintf(dir, sizeof(dir), "%s/%s", d->dead_dir, d->s[i].c->name);
+		if (deadletters_init(&d->s[i].letters, dir) < 0) {
+			r = -ENOMEM;
+			goto fail;
+		}
 	}
 	for (size_t i = 0; i < d->n; i++) {
 		struct sink *s = &d->s[i];

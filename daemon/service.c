@@ -354,6 +354,13 @@ static void close_delivery(struct service *sv)
 
 /* Opens the spool and the sinks of cfg; failures other than -ENOMEM are
  * logged (the caller says "out of memory"). */
+/* While delivery_add waits for room in a full spool, the sinks are taking
+ * alerts: the service is alive. */
+static void delivery_waiting(void *ctx)
+{
+	tick(ctx);
+}
+
 static int open_delivery(struct service *sv, const struct config *cfg, const struct ruleset *rs)
 {
 	char msg[CREDS_MESSAGE_SIZE];
@@ -361,6 +368,8 @@ static int open_delivery(struct service *sv, const struct config *cfg, const str
 
 	if (r < 0 && r != -ENOMEM)
 		log_error("%s", msg);
+	if (r == 0)
+		delivery_set_waiting(sv->delivery, delivery_waiting, sv);
 	return r;
 }
 

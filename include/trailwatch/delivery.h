@@ -38,10 +38,14 @@
 #define DELIVERY_TIMEOUT_MS 10000	/* one request to a receiver */
 #define DELIVERY_MAX_BODY (64u << 10)	/* of a receiver's answer kept; the rest is read and discarded */
 #define DELIVERY_EVICT_BATCH 100	/* alerts a stuck sink gives up at a time when the spool is full */
+#define DELIVERY_STUCK_FAILURES 3	/* failed attempts in a row that make a sink "stuck" */
+#define DELIVERY_STUCK_MS 30000		/* or this long without taking an alert */
+#define DELIVERY_WAIT_STEP_MS 200	/* delivery_add's steps while it waits for room */
 
 struct delivery_sink_stats {
 	unsigned long sent, retried, dead, filtered, evicted, expired;
 	unsigned long lost;	/* alerts whose spooled copy was damaged: never sent */
+	unsigned long redelivered;	/* evicted dead letters it took once it was back */
 };
 
 struct delivery;
@@ -74,12 +78,20 @@ int delivery_open(const struct config *cfg, const struct ruleset *rs, struct spo
 int delivery_run(struct delivery *d, long budget_ms);
 
 /* Adds an alert to the spool (not yet durable: spool_commit).  When the
- * spool is full it is committed and delivered first, then the sink that
- * holds the space is made to give some up (delivery_evict); if that does
- * not help (uncommitted alerts fill it) the alert is dropped, with an
- * error and a count.  An id already spooled or delivered is not added
- * again.  Returns 0, or the spool's negative error (logged). */
+ * spool is full it is committed and the caller waits while the sinks take
+ * alerts (back-pressure: a healthy sink, however slow, loses nothing);
+ * only a stuck sink that holds the space (DELIVERY_STUCK_FAILURES failures
+ * in a row, or DELIVERY_STUCK_MS without taking one) gives some up
+ * (delivery_evict).  An alert that still finds no room (nothing holds the
+ * space) is dropped, with an error and a count.  An alert too large even
+ * with its values cut (alert_render) is dropped the same way.  An id
+ * already spooled or delivered is not added again.  Returns 0, or the
+ * spool's negative error (logged). */
 int delivery_add(struct delivery *d, const struct alert *a);
+
+/* fn(ctx) is called every DELIVERY_WAIT_STEP_MS while delivery_add waits
+ * for room (the service keeps its watchdog and status fed). */
+void delivery_set_waiting(struct delivery *d, void (*fn)(void *ctx), void *ctx);
 
 /* Alerts dropped by delivery_add so far. */
 unsigned long delivery_dropped(const struct delivery *d);
