@@ -130,6 +130,19 @@ static void report_recovery(const struct spool *spool, const char *dir)
 	}
 	if (st.ndamage > SPOOL_MAX_DAMAGE)
 		log_error("spool %s: %zu more damaged ranges not shown", dir, st.ndamage - SPOOL_MAX_DAMAGE);
+	if (st.ack_log_damage) {
+		char who[512], at[48] = "";
+		size_t o = 0;
+
+		who[0] = '\0';
+		if (st.ack_log_damage_at)
+			snprintf(at, sizeof(at), " at byte %llu", (unsigned long long)st.ack_log_damage_at);
+		for (size_t i = 0; i < st.nsinks && o < sizeof(who); i++)
+			o += (size_t)snprintf(who + o, sizeof(who) - o, "%s%s %llu", i ? ", " : "", st.sink[i].name,
+					      (unsigned long long)st.sink[i].pending);
+		log_error("spool %s: acks.log %s%s: the acks written since the spool's state was last saved are lost, so alerts the sinks took since then are sent again (pending now: %s)",
+			  dir, st.ack_log_damage, at, who);
+	}
 	if (st.lost_alerts)
 		log_error("spool %s: %llu undelivered alerts lost to damage in the spool; the rest is delivered",
 			  dir, (unsigned long long)st.lost_alerts);

@@ -33,6 +33,7 @@
 #define STOP_GRACE 5		/* seconds a stop gives the sinks to take what is spooled */
 #define SETTLE_MS (DELIVERY_TIMEOUT_MS + 1000)	/* a reload waits this long for requests in flight */
 #define STATUS_EVERY_MS 5000	/* STATUS= refresh */
+#define COMPACT_QUIET_MS 60000	/* a quiet spool's ack log is folded into its state at most this often */
 
 static volatile sig_atomic_t stop_requested, reload_requested;
 /* Set by every signal that wants the loop back: the sources stop after the
@@ -84,6 +85,7 @@ struct service {
 	const char *source;		/* the source being polled, for messages */
 	struct totals past;		/* of the generations before g */
 	long long status_ms;		/* when STATUS= was last sent */
+	long long compact_ms;		/* when the spool was last compacted while quiet */
 };
 
 static long long now_ms(void)
@@ -528,6 +530,22 @@ done:
 
 /* ---- the loop ----------------------------------------------------------- */
 
+/* Nothing to deliver: acks since the last compaction are folded into the
+ * spool's state (at most once a COMPACT_QUIET_MS), so that a lost or
+ * truncated acks.log costs at most that many repeats. */
+static void compact_when_quiet(struct service *sv)
+{
+	struct spool_stats st;
+	char msg[512];
+
+	if (now_ms() - sv->compact_ms < COMPACT_QUIET_MS)
+		return;
+	sv->compact_ms = now_ms();
+	spool_stats(sv->spool, &st);
+	if (st.acks_logged && spool_compact(sv->spool, msg, sizeof(msg)) < 0)
+		log_warning("spool: %s", msg);
+}
+
 /* Until `until` (wall clock) or a signal, the sinks get the time. */
 static int deliver_until(struct service *sv, int64_t until)
 {
@@ -538,6 +556,7 @@ static int deliver_until(struct service *sv, int64_t until)
 		tick(sv);
 		if (!delivery_busy(sv->delivery)) {
 			struct timespec ts = { 0, 200 * 1000000L };
+			compact_when_quiet(sv);
 			nanosleep(&ts, NULL);
 		}
 	}
@@ -595,6 +614,7 @@ int service_run(struct config *cfg, struct ruleset *rs, const struct service_loa
 	sv.g.cfg = cfg;
 	sv.g.rs = rs;
 	sv.loader = loader;
+	sv.compact_ms = now_ms();
 	notify_init();
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;

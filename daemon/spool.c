@@ -93,6 +93,7 @@
 #define STATE_FILE "state"
 #define STATE_TMP "state.tmp"
 #define ACK_FILE "acks.log"
+#define ACK_TMP "acks.tmp"
 #define RING_MAX (1u << 30)		/* entries in a ring: slot handles are 31 bits */
 #define HANDLE_MASK 0x7fffffffu
 #define MAX_REMEMBER_SECONDS (100ll * 366 * 24 * 3600)
@@ -541,6 +542,8 @@ struct spool {
 
 	uint64_t torn_records, torn_bytes, duplicates;
 	uint64_t floor;			/* at open: the lowest position of a sink the state knew */
+	const char *ack_damage;		/* what was wrong with acks.log at open, or NULL */
+	uint64_t ack_damage_at;		/* from which byte */
 	uint64_t lost_alerts;
 	size_t ndamage;			/* damaged ranges found at open; the first in damage[] */
 	struct spool_damage damage[SPOOL_MAX_DAMAGE];
@@ -752,6 +755,33 @@ static uint64_t compact_due(const struct spool *s)
 	return (s->state_size > s->lim.ack_log_bytes ? s->state_size : s->lim.ack_log_bytes) + FILE_HEADER;
 }
 
+/* A new ack log with gen's header, put in place whole (acks.tmp, fsync,
+ * rename, fsync of the directory) as s->afd. */
+static int create_ack_log(struct spool *s, uint64_t gen, char *msg, size_t msglen)
+{
+	unsigned char b[FILE_HEADER];
+	int fd, r;
+
+	memcpy(b, ACK_MAGIC, 8);
+	put64(b + 8, gen);
+	fd = openat(s->dirfd, ACK_TMP, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return msg_fail(msg, msglen, -errno, "%s/%s: cannot create: %s", s->dir, ACK_TMP, strerror(errno));
+	r = pwrite_all(fd, b, FILE_HEADER, 0);
+	if (r == 0)
+		r = sync_fd(fd, true);
+	if (r == 0 && renameat(s->dirfd, ACK_TMP, s->dirfd, ACK_FILE) < 0)
+		r = -errno;
+	if (r == 0)
+		r = sync_fd(s->dirfd, false);
+	if (r < 0) {
+		close(fd);
+		return msg_fail(msg, msglen, r, "%s/%s: cannot create: %s", s->dir, ACK_FILE, strerror(-r));
+	}
+	s->afd = fd;
+	return 0;
+}
+
 static int compact(struct spool *s, char *msg, size_t msglen)
 {
 	struct writer w = { .fd = -1, .b = &s->scratch };
@@ -761,6 +791,15 @@ static int compact(struct spool *s, char *msg, size_t msglen)
 	int r;
 
 	forget_old(s, now(s));
+	if (s->afd < 0) {
+		/* The ack log exists (with the current gen, which the reset
+		 * below moves on) before a new state is put in place, so a
+		 * missing one is never a crash (load_acks says so). */
+		r = create_ack_log(s, s->gen, msg, msglen);
+		if (r < 0)
+			return r;
+		created = true;
+	}
 	buf_reset(&s->scratch);
 	w.fd = openat(s->dirfd, STATE_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (w.fd < 0)
@@ -827,30 +866,21 @@ static int compact(struct spool *s, char *msg, size_t msglen)
 	s->state_size = w.off;
 	s->compact_error = 0;
 
-	if (s->afd < 0) {
-		s->afd = openat(s->dirfd, ACK_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-		if (s->afd < 0)
-			return poison(s, msg, msglen, -errno, "%s/%s: cannot create: %s", s->dir, ACK_FILE,
-				      strerror(errno));
-		created = true;
-	}
+	/* The new gen's header first, then the old acks go: a crash in
+	 * between replays acks the new state holds already (idempotent), and
+	 * the file is never shorter than its header. */
 	memcpy(b, ACK_MAGIC, 8);
 	put64(b + 8, gen);
-	if (ftruncate(s->afd, 0) < 0)
-		return poison(s, msg, msglen, -errno, "%s/%s: cannot truncate: %s", s->dir, ACK_FILE,
-			      strerror(errno));
 	r = pwrite_all(s->afd, b, FILE_HEADER, 0);
 	if (r < 0)
 		return poison(s, msg, msglen, r, "%s/%s: cannot write: %s", s->dir, ACK_FILE, strerror(-r));
+	if (ftruncate(s->afd, FILE_HEADER) < 0)
+		return poison(s, msg, msglen, -errno, "%s/%s: cannot truncate: %s", s->dir, ACK_FILE,
+			      strerror(errno));
 	r = sync_fd(s->afd, true);
 	if (r < 0)
 		return poison(s, msg, msglen, r, "%s/%s: cannot fsync: %s", s->dir, ACK_FILE, strerror(-r));
-	if (created) {
-		r = sync_fd(s->dirfd, false);
-		if (r < 0)
-			return poison(s, msg, msglen, r, "%s: cannot fsync the directory: %s", s->dir,
-				      strerror(-r));
-	}
+	(void)created;
 	s->ack_size = FILE_HEADER;
 	s->compact_at = compact_due(s);
 	return 0;
@@ -1099,30 +1129,43 @@ static int load_acks(struct spool *s, bool *known, bool *clean, char *msg, size_
 	int r;
 
 	*clean = false;
-	s->afd = openat(s->dirfd, ACK_FILE, O_RDWR | O_CLOEXEC);
+	s->afd = openat(s->dirfd, ACK_FILE, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (s->afd < 0) {
-		if (errno == ENOENT)
+		if (errno == ENOENT) {
+			/* compact() creates it before the state: not a crash */
+			s->ack_damage = "missing (deleted?)";
 			return 0;
+		}
 		return msg_fail(msg, msglen, -errno, "%s/%s: cannot open: %s",
 			     s->dir, ACK_FILE, strerror(errno));
 	}
 	if (fstat(s->afd, &st) < 0)
 		return msg_fail(msg, msglen, -errno, "%s/%s: cannot stat: %s",
 			     s->dir, ACK_FILE, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return msg_fail(msg, msglen, -EBADMSG, "%s/%s: not a regular file", s->dir, ACK_FILE);
 	rd = reader_new(s->afd);
 	if (!rd)
 		return -ENOMEM;
 	r = rd_take(rd, b, FILE_HEADER, NULL);
-	if (r > 0)
-		r = 0;		/* cut short while being reset: nothing to replay */
-	if (r != 0 || rd_offset(rd) < FILE_HEADER)
+	if (r < 0)
 		goto out;
-	if (memcmp(b, ACK_MAGIC, 8) != 0) {
-		r = msg_fail(msg, msglen, -EBADMSG, "%s/%s: not a spool ack log", s->dir, ACK_FILE);
+	if (r > 0) {
+		/* compact() never leaves it shorter than its header */
+		s->ack_damage = "shorter than its header (truncated?)";
+		r = 0;
 		goto out;
 	}
-	if (get64(b + 8) != s->gen)
-		goto out;	/* stale: its acks are in the state already */
+	if (memcmp(b, ACK_MAGIC, 8) != 0) {
+		s->ack_damage = "its header is damaged";
+		goto out;
+	}
+	if (get64(b + 8) + 1 == s->gen)
+		goto out;	/* stale (a crash in compact()): its acks are in the state already */
+	if (get64(b + 8) != s->gen) {
+		s->ack_damage = "it belongs to another state file (restored from elsewhere?)";
+		goto out;
+	}
 	for (;;) {
 		uint32_t len, crc;
 		size_t got;
@@ -1166,6 +1209,11 @@ static int load_acks(struct spool *s, bool *known, bool *clean, char *msg, size_
 	r = 0;
 	goto out;
 torn:
+	if ((uint64_t)st.st_size - good > ACK_REC_FIXED + SPOOL_MAX_SINK_NAME) {
+		/* more than the one record a crash can tear */
+		s->ack_damage = "unreadable from a byte on";
+		s->ack_damage_at = good;
+	}
 	r = cut_tail(s, s->afd, ACK_FILE, good, (uint64_t)st.st_size, msg, msglen);
 	if (r == 0) {
 		s->ack_size = good;
@@ -2049,6 +2097,9 @@ void spool_stats(const struct spool *s, struct spool_stats *ret)
 	ret->torn_records = s->torn_records;
 	ret->torn_bytes = s->torn_bytes;
 	ret->lost_alerts = s->lost_alerts;
+	ret->ack_log_damage = s->ack_damage;
+	ret->acks_logged = s->ack_size > FILE_HEADER ? s->ack_size - FILE_HEADER : 0;
+	ret->ack_log_damage_at = s->ack_damage_at;
 	ret->ndamage = s->ndamage;
 	memcpy(ret->damage, s->damage, sizeof(ret->damage));
 	ret->duplicates = s->duplicates;

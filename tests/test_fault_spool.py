@@ -108,5 +108,68 @@ class SpoolDamageTest(unittest.TestCase):
             self.assertEqual(r.stop(), 0, r.stderr())
 
 
+class AckLogTest(unittest.TestCase):
+    """acks.log deleted or truncated after 100 alerts were delivered (and
+    `run` was killed, so no compaction at stop folded them in).  Before: 51-100
+    of them were sent again without a word.  Now the start says so, naming
+    the file and what is pending for each sink; they are sent again
+    (at-least-once), never lost."""
+
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="tw-fault-acks-")
+        self.e = Env(self._tmp.name)
+        self.runners = []
+
+    def tearDown(self):
+        for r in self.runners:
+            r.stop(signal.SIGKILL)
+        self._tmp.cleanup()
+
+    def start(self):
+        r = Runner(self.e.config, dict(os.environ))
+        self.runners.append(r)
+        return r
+
+    def deliver_100_then(self, damage):
+        with receivers.Receiver() as hook:
+            self.e.write(f"  - {{name: soc, type: webhook, url: '{hook.url}'}}\n")
+            self.e.drop(events(100))
+            r = self.start()
+            hook.wait_for(100, timeout=60)
+            time.sleep(1)
+            r.stop(signal.SIGKILL)
+            acks = os.path.join(self.e.state, "spool", "acks.log")
+            self.assertGreater(os.path.getsize(acks), 16)
+            damage(acks)
+            r = self.start()
+            time.sleep(4)
+            self.assertIsNone(r.p.poll(), r.stderr())
+            self.assertEqual(r.stop(), 0, r.stderr())
+            ids = alert_ids(hook.requests())
+            self.assertEqual(len(set(ids)), 100)
+            return r.stderr(), len(ids) - 100
+
+    def test_deleted(self):
+        err, again = self.deliver_100_then(os.unlink)
+        self.assertRegex(err, r"acks.log missing \(deleted\?\): the acks written since the spool's state was last "
+                              r"saved are lost, so alerts the sinks took since then are sent again "
+                              r"\(pending now: soc \d+\)")
+        self.assertGreater(again, 0)
+
+    def test_truncated(self):
+        def cut(path):
+            os.truncate(path, 8)
+        err, again = self.deliver_100_then(cut)
+        self.assertIn("acks.log shorter than its header (truncated?)", err)
+
+    def test_cut_in_the_middle(self):
+        def cut(path):
+            os.truncate(path, os.path.getsize(path) // 2)
+            with open(path, "ab") as f:
+                f.write(b"\xff" * 500)
+        err, again = self.deliver_100_then(cut)
+        self.assertRegex(err, r"acks.log unreadable from a byte on at byte \d+")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -102,6 +102,13 @@ struct spool_stats {
 	uint64_t torn_records;		/* torn or corrupt records dropped when opening */
 	uint64_t torn_bytes;		/* bytes cut off with them */
 	uint64_t lost_alerts;		/* undelivered alerts lost to damage found when opening */
+	const char *ack_log_damage;	/* at open: what was wrong with acks.log (missing, truncated,
+					 * damaged), or NULL.  The acks since the state file was
+					 * last written are lost then: the sinks get those alerts
+					 * again (at most the acks one ack log holds, see
+					 * ack_log_bytes) */
+	uint64_t ack_log_damage_at;	/* the byte it became unreadable at, when that is known */
+	uint64_t acks_logged;		/* bytes of acks in acks.log now (0 right after a compaction) */
 	size_t ndamage;			/* damaged ranges found when opening */
 	struct spool_damage damage[SPOOL_MAX_DAMAGE];	/* the first of them */
 	uint64_t duplicates;		/* spool_add calls refused as duplicates since open */
