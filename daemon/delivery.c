@@ -323,6 +323,7 @@ static int write_direct(struct sink *s, const char *json, size_t len, char *msg,
 {
 	struct sinkfmt_journal_fields jf;
 	struct pollfd pfd = { .fd = STDOUT_FILENO, .events = POLLOUT };
+	off_t end;
 	int r;
 
 	switch (s->c->type) {
@@ -334,10 +335,16 @@ static int write_direct(struct sink *s, const char *json, size_t len, char *msg,
 			snprintf(msg, msglen, "stdout: %s", strerror(-r));
 		return r;
 	case SINK_FILE:
-		r = write_all(s->fd, json, len);
+		/* Whole lines only: a write the disk cut short is taken back,
+		 * so the retry does not glue onto half a line. */
+		end = lseek(s->fd, 0, SEEK_END);
+		r = end < 0 ? -errno : write_all(s->fd, json, len);
 		if (r == 0 && fdatasync(s->fd) < 0)
 			r = -errno;
-		if (r < 0)
+		if (r < 0 && end >= 0 && ftruncate(s->fd, end) < 0)
+			snprintf(msg, msglen, "%s: %s; and cannot take back the part written: %s", s->c->path,
+				 strerror(-r), strerror(errno));
+		else if (r < 0)
 			snprintf(msg, msglen, "%s: %s", s->c->path, strerror(-r));
 		return r;
 	case SINK_JOURNAL:
@@ -483,6 +490,25 @@ static void refusal(const struct http_response *resp, char *out, size_t outlen)
 	}
 }
 
+/* Records that the sink is done with s->id.  A full disk is not fatal: the
+ * ack is tried again after a second (the alert may be sent once more).
+ * 0, or the spool's negative error (logged). */
+static int ack(struct delivery *d, struct sink *s)
+{
+	char msg[600];
+	int r = spool_ack(d->spool, s->index, s->id, msg, sizeof(msg));
+
+	if (r == -ENOSPC || r == -EDQUOT) {
+		sink_log(LOG_LEVEL_ERROR, s, "alert %s taken, but its ack cannot be written: %s (it may be sent again)",
+			 s->id, msg);
+		s->next_ms = now_ms() + 1000;
+		return 0;
+	}
+	if (r < 0)
+		log_error("spool: %s", msg);
+	return r;
+}
+
 /* Keeps an alert a receiver refused for good in dead-letter/SINK/ID.json. */
 static void dead_letter(struct delivery *d, struct sink *s, const char *json, size_t len, const char *why)
 {
@@ -528,9 +554,7 @@ static int finish_http(struct delivery *d, struct sink *s, int result)
 		if (letter) {
 			letter_done(s, true);
 		} else {
-			r = spool_ack(d->spool, s->index, s->id, msg, sizeof(msg));
-			if (r < 0)
-				log_error("spool: %s", msg);
+			r = ack(d, s);
 		}
 		if (s->failures)
 			sink_log(LOG_LEVEL_INFO, s, "delivering again after %d failed attempts", s->failures);
@@ -551,9 +575,7 @@ static int finish_http(struct delivery *d, struct sink *s, int result)
 			if (spool_peek(d->spool, s->index, &json, &len, id, NULL, NULL, 0) == 0 && json &&
 			    strcmp(id, s->id) == 0)
 				dead_letter(d, s, json, len, msg);
-			r = spool_ack(d->spool, s->index, s->id, msg, sizeof(msg));
-			if (r < 0)
-				log_error("spool: %s", msg);
+			r = ack(d, s);
 		}
 		s->st.dead++;
 	} else {
@@ -693,11 +715,9 @@ static int feed(struct delivery *d, struct sink *s)
 				break;
 			}
 		}
-		r = spool_ack(d->spool, s->index, s->id, msg, sizeof(msg));
-		if (r < 0) {
-			log_error("spool: %s", msg);
+		r = ack(d, s);
+		if (r < 0)
 			break;
-		}
 	}
 	if (expired)
 		sink_log(LOG_LEVEL_ERROR, s,

@@ -582,6 +582,16 @@ static int poll_sources(struct service *sv)
 		sv->source = NULL;
 		if (r == -ECANCELED)
 			return 0;	/* a signal: this source is polled again after it */
+		if (r == -ENOSPC || r == -EDQUOT) {
+			/* the disk is full: the spool could not commit, so no
+			 * checkpoint moved; delivery goes on (acks free space)
+			 * and this source is polled again at its interval */
+			struct log_about about = { .source = g->cfg->sources[i].name, .error = -r };
+			log_about(LOG_LEVEL_ERROR, &about,
+				  "%s: new objects wait: the spool cannot be written (%s); what is spooled is still delivered",
+				  g->cfg->sources[i].name, strerror(-r));
+			r = 0;
+		}
 		if (r < 0) {
 			struct log_about about = { .source = g->cfg->sources[i].name, .error = -r };
 			log_about(LOG_LEVEL_ERROR, &about, "%s: stopping: %s", g->cfg->sources[i].name,

@@ -559,6 +559,23 @@ static int64_t now(const struct spool *s)
 	return s->lim.now ? s->lim.now() : (int64_t)time(NULL);
 }
 
+/* A write refused for want of space (nothing of it is durable yet). */
+static bool no_space(int err)
+{
+	return err == ENOSPC || err == EDQUOT;
+}
+
+/* Reserves the ack log's blocks up to the size at which it is compacted
+ * (the file's size does not change), so that acks, which free space,
+ * still land when the disk is full; on a disk with less room, as much as
+ * there is (down to 64 KiB).  Best effort: not every file system can. */
+static void reserve_ack_log(const struct spool *s, int fd)
+{
+	for (uint64_t n = s->lim.ack_log_bytes + FILE_HEADER; n >= (64u << 10); n /= 2)
+		if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)n) == 0 || errno != ENOSPC)
+			return;
+}
+
 /* Marks the spool unusable after a failed write whose effect on disk is unknown. */
 static int __attribute__((format(printf, 5, 6))) poison(struct spool *s, char *msg, size_t msglen, int err,
 							 const char *fmt, ...)
@@ -787,7 +804,6 @@ static int compact(struct spool *s, char *msg, size_t msglen)
 	struct writer w = { .fd = -1, .b = &s->scratch };
 	uint64_t gen = s->gen + 1;
 	unsigned char b[FILE_HEADER];
-	bool created = false;
 	int r;
 
 	forget_old(s, now(s));
@@ -798,7 +814,6 @@ static int compact(struct spool *s, char *msg, size_t msglen)
 		r = create_ack_log(s, s->gen, msg, msglen);
 		if (r < 0)
 			return r;
-		created = true;
 	}
 	buf_reset(&s->scratch);
 	w.fd = openat(s->dirfd, STATE_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -877,10 +892,10 @@ static int compact(struct spool *s, char *msg, size_t msglen)
 	if (ftruncate(s->afd, FILE_HEADER) < 0)
 		return poison(s, msg, msglen, -errno, "%s/%s: cannot truncate: %s", s->dir, ACK_FILE,
 			      strerror(errno));
+	reserve_ack_log(s, s->afd);
 	r = sync_fd(s->afd, true);
 	if (r < 0)
 		return poison(s, msg, msglen, r, "%s/%s: cannot fsync: %s", s->dir, ACK_FILE, strerror(-r));
-	(void)created;
 	s->ack_size = FILE_HEADER;
 	s->compact_at = compact_due(s);
 	return 0;
@@ -1144,6 +1159,7 @@ static int load_acks(struct spool *s, bool *known, bool *clean, char *msg, size_
 			     s->dir, ACK_FILE, strerror(errno));
 	if (!S_ISREG(st.st_mode))
 		return msg_fail(msg, msglen, -EBADMSG, "%s/%s: not a regular file", s->dir, ACK_FILE);
+	reserve_ack_log(s, s->afd);
 	rd = reader_new(s->afd);
 	if (!rd)
 		return -ENOMEM;
@@ -1836,6 +1852,9 @@ int spool_commit(struct spool *s, char *msg, size_t msglen)
 			return msg_fail(msg, msglen, r, "spool: %s", strerror(-r));
 		seg_name(s->durable_next, name);
 		fd = openat(s->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0 && no_space(errno))
+			return msg_fail(msg, msglen, -errno, "%s/%s: cannot create: %s", s->dir, name,
+					strerror(errno));
 		if (fd < 0)
 			return poison(s, msg, msglen, -errno, "%s/%s: cannot create: %s", s->dir, name,
 				      strerror(errno));
@@ -1887,6 +1906,14 @@ int spool_commit(struct spool *s, char *msg, size_t msglen)
 	return 0;
 
 write_failed:
+	/* A full disk refuses the write before anything is durable: taken
+	 * back whole, the spool is as it was and the commit can be tried
+	 * again (the alerts stay uncommitted). */
+	if (no_space(-r) && (create ? unlinkat(s->dirfd, name, 0) == 0 : ftruncate(fd, (off_t)base) == 0)) {
+		if (create)
+			close(fd);
+		return msg_fail(msg, msglen, r, "%s/%s: cannot write: %s", s->dir, name, strerror(-r));
+	}
 	poison(s, msg, msglen, r, "%s/%s: cannot write: %s", s->dir, name, strerror(-r));
 undo:
 	/* Best effort: the next open cuts whatever is left at the first bad record anyway. */
@@ -2042,6 +2069,8 @@ int spool_ack(struct spool *s, size_t sink, const char id[SPOOL_ID_LEN + 1], cha
 	memcpy(b + ACK_REC_FIXED, s->sink[sink].name, namelen);
 	put32(b, crc32_update(0, b + 4, n - 4));
 	r = pwrite_all(s->afd, b, n, s->ack_size);
+	if (r < 0 && no_space(-r) && ftruncate(s->afd, (off_t)s->ack_size) == 0)
+		return msg_fail(msg, msglen, r, "%s/%s: cannot write: %s", s->dir, ACK_FILE, strerror(-r));
 	if (r < 0) {
 		poison(s, msg, msglen, r, "%s/%s: cannot write: %s", s->dir, ACK_FILE, strerror(-r));
 		goto undo;
