@@ -46,6 +46,40 @@ static int either(struct record *rec, int slot, int fallback)
 	return v && v->type != JT_NULL ? slot : fallback;
 }
 
+/* The strings of a match are NUL-terminated, but a JSON value may hold
+ * U+0000 ("\u0000"), which would cut it short in the alert although the
+ * rule saw all of it: each one is kept as the six characters \u0000. */
+#define NUL_TEXT "\\u0000"
+
+static size_t text_size(const char *text, size_t len)
+{
+	size_t n = len;
+
+	for (const char *p = text, *end = text + len; (p = memchr(p, '\0', (size_t)(end - p))); p++)
+		n += strlen(NUL_TEXT) - 1;
+	return n;
+}
+
+/* Copies text with its NULs spelled out and a terminating NUL; returns the
+ * bytes copied before the terminator (text_size). */
+static size_t copy_text(char *dst, const char *text, size_t len)
+{
+	const char *end = text + len, *nul;
+	size_t o = 0;
+
+	while ((nul = memchr(text, '\0', (size_t)(end - text)))) {
+		memcpy(dst + o, text, (size_t)(nul - text));
+		o += (size_t)(nul - text);
+		memcpy(dst + o, NUL_TEXT, strlen(NUL_TEXT));
+		o += strlen(NUL_TEXT);
+		text = nul + 1;
+	}
+	memcpy(dst + o, text, (size_t)(end - text));
+	o += (size_t)(end - text);
+	dst[o] = '\0';
+	return o;
+}
+
 /* Spans of one match's strings, gathered before they are copied. */
 struct span {
 	const char *text;	/* NULL: the record has no value */
@@ -113,7 +147,7 @@ int match_capture(struct match *m, const struct rule *r, struct record *rec,
 		}
 		if (err < 0)
 			return err;
-		total += sp[i].text ? sp[i].len + 1 : 0;
+		total += sp[i].text ? text_size(sp[i].text, sp[i].len) + 1 : 0;
 	}
 	block = total ? arena_alloc(a, total) : NULL;
 	if (total && !block)
@@ -128,10 +162,8 @@ int match_capture(struct match *m, const struct rule *r, struct record *rec,
 		}
 		if (!sp[i].text)
 			continue;
-		memcpy(block, sp[i].text, sp[i].len);
-		block[sp[i].len] = '\0';
 		*to = block;
-		block += sp[i].len + 1;
+		block += copy_text(block, sp[i].text, sp[i].len) + 1;
 	}
 	if (m->event_time) {
 		int64_t t;

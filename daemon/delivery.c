@@ -509,14 +509,18 @@ static int ack(struct delivery *d, struct sink *s)
 	return r;
 }
 
-/* Keeps an alert a receiver refused for good in dead-letter/SINK/ID.json. */
-static void dead_letter(struct delivery *d, struct sink *s, const char *json, size_t len, const char *why)
+/* Keeps s->id's alert in the sink's dead-letter folder; false (logged) when
+ * it could not be written. */
+static bool dead_letter(struct delivery *d, struct sink *s, const char *json, size_t len, const char *why)
 {
 	char emsg[600];
 
 	(void)d;
-	if (deadletters_keep(&s->letters, s->c->name, s->id, json, len, why, emsg, sizeof(emsg)) < 0)
+	if (deadletters_keep(&s->letters, s->c->name, s->id, json, len, why, emsg, sizeof(emsg)) < 0) {
 		sink_log(LOG_LEVEL_ERROR, s, "dead letter for alert %s not kept: %s", s->id, emsg);
+		return false;
+	}
+	return true;
 }
 
 /* The sink has the evicted letter in s->id (or refused it for good: then it
@@ -565,18 +569,24 @@ static int finish_http(struct delivery *d, struct sink *s, int result)
 		const char *json;
 		size_t len;
 		char id[SPOOL_ID_LEN + 1];
+		bool kept = false;
+
 		refusal(&s->resp, msg, sizeof(msg));
-		sink_log(LOG_LEVEL_ERROR, s, "alert %s refused with %s (kept in %s/%s)", s->id, msg, d->dead_dir,
-			 s->c->name);
 		if (letter) {
-			dead_letter(d, s, s->letters.json.data, s->letters.json.len, msg);
+			kept = dead_letter(d, s, s->letters.json.data, s->letters.json.len, msg);
 			letter_done(s, false);
-		} else {
-			if (spool_peek(d->spool, s->index, &json, &len, id, NULL, NULL, 0) == 0 && json &&
-			    strcmp(id, s->id) == 0)
-				dead_letter(d, s, json, len, msg);
-			r = ack(d, s);
+		} else if (spool_peek(d->spool, s->index, &json, &len, id, NULL, NULL, 0) == 0 && json &&
+			   strcmp(id, s->id) == 0) {
+			kept = dead_letter(d, s, json, len, msg);
 		}
+		/* said after the write, so "kept" is true when it is said */
+		if (kept)
+			sink_log(LOG_LEVEL_ERROR, s, "alert %s refused with %s (kept in %s/%s)", s->id, msg,
+				 d->dead_dir, s->c->name);
+		else
+			sink_log(LOG_LEVEL_ERROR, s, "alert %s refused with %s (and not kept: see above)", s->id, msg);
+		if (!letter)
+			r = ack(d, s);
 		s->st.dead++;
 	} else {
 		long wait = backoff_ms(&d->backoff, ++s->failures, status == 429 ? s->resp.retry_after : -1);
@@ -748,7 +758,12 @@ int delivery_evict(struct delivery *d, size_t max_alerts)
 		if (!json)
 			break;
 		memcpy(s->id, id, sizeof(id));
-		dead_letter(d, s, json, len, "evicted: the spool was full");
+		if (!dead_letter(d, s, json, len, "evicted: the spool was full")) {
+			/* not kept, so not given up either */
+			if (n == 0)
+				return -EAGAIN;
+			break;
+		}
 		if (s->in_flight && strcmp(s->id, id) == 0)
 			s->in_flight_evicted = true;
 		r = spool_ack(d->spool, s->index, id, msg, sizeof(msg));
@@ -840,6 +855,11 @@ int delivery_add(struct delivery *d, const struct alert *a)
 	r = spool_add(d->spool, a->id, d->line.data, d->line.len, msg, sizeof(msg));
 	if (r == -ENOSPC)
 		r = make_room(d, a, msg, sizeof(msg));
+	if (r == -EAGAIN) {
+		log_error("alert %s (%s): the spool is full and its stuck sink's oldest alerts cannot be kept as dead letters: the object waits",
+			  a->id, a->rule->title);
+		return -ENOSPC;
+	}
 	if (r == -ENOSPC) {
 		d->dropped++;
 		log_error("alert %s (%s) dropped: %s (%lu dropped so far)", a->id, a->rule->title, msg, d->dropped);

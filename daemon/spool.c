@@ -559,6 +559,13 @@ static int64_t now(const struct spool *s)
 	return s->lim.now ? s->lim.now() : (int64_t)time(NULL);
 }
 
+static bool regular(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 /* A write refused for want of space (nothing of it is durable yet). */
 static bool no_space(int err)
 {
@@ -816,7 +823,9 @@ static int compact(struct spool *s, char *msg, size_t msglen)
 			return r;
 	}
 	buf_reset(&s->scratch);
-	w.fd = openat(s->dirfd, STATE_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (unlinkat(s->dirfd, STATE_TMP, 0) < 0 && errno != ENOENT)
+		return msg_fail(msg, msglen, -errno, "%s/%s: cannot remove: %s", s->dir, STATE_TMP, strerror(errno));
+	w.fd = openat(s->dirfd, STATE_TMP, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (w.fd < 0)
 		return msg_fail(msg, msglen, -errno, "%s/%s: cannot create: %s",
 			     s->dir, STATE_TMP, strerror(errno));
@@ -1022,7 +1031,12 @@ static int load_state(struct spool *s, bool *known, bool *found, bool *dropped, 
 	int64_t at = now(s);
 	int fd, r;
 
-	fd = openat(s->dirfd, STATE_FILE, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO put in its place must not hang the start */
+	fd = openat(s->dirfd, STATE_FILE, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd >= 0 && !regular(fd)) {
+		close(fd);
+		return msg_fail(msg, msglen, -EBADMSG, "%s/%s: not a regular file", s->dir, STATE_FILE);
+	}
 	if (fd < 0) {
 		if (errno != ENOENT)
 			return msg_fail(msg, msglen, -errno, "%s/%s: cannot open: %s", s->dir, STATE_FILE,

@@ -61,7 +61,14 @@ int statefile_write(const char *dir, const char *name, const void *data, size_t 
 		snprintf(msg, msglen, "%s/%s: path too long", dir, name);
 		return -ENAMETOOLONG;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* A fresh file, never one planted at the temporary name (a symlink
+	 * there would make the write land elsewhere). */
+	if (unlink(tmp) < 0 && errno != ENOENT) {
+		r = -errno;
+		snprintf(msg, msglen, "%s: cannot remove: %s", tmp, strerror(-r));
+		return r;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		r = -errno;
 		snprintf(msg, msglen, "%s: cannot create: %s", tmp, strerror(-r));

@@ -84,7 +84,10 @@ int delivery_run(struct delivery *d, long budget_ms);
  * in a row, or DELIVERY_STUCK_MS without taking one) gives some up
  * (delivery_evict).  An alert that still finds no room (nothing holds the
  * space) is dropped, with an error and a count.  An alert too large even
- * with its values cut (alert_render) is dropped the same way.  An id
+ * with its values cut (alert_render) is dropped the same way.  When the
+ * stuck sink's alerts cannot be kept as dead letters (a full disk) nothing
+ * is given up: -ENOSPC, and the object waits (its checkpoint does not
+ * move).  An id
  * already spooled or delivered is not added again.  Returns 0, or the
  * spool's negative error (logged). */
 int delivery_add(struct delivery *d, const struct alert *a);
@@ -99,8 +102,9 @@ unsigned long delivery_dropped(const struct delivery *d);
 /* The spool is full: the sink that holds the space (the one with the
  * oldest pending alert) gives up to max_alerts of its oldest alerts, each
  * kept in dead-letter/SINK/ and logged, so that the other sinks go on.
- * Returns how many were evicted (0: no sink holds the space; it is
- * uncommitted alerts), or the spool's negative error. */
+ * An alert whose dead letter cannot be written is not given up: -EAGAIN
+ * when not one could be.  Returns how many were evicted (0: no sink holds
+ * the space; it is uncommitted alerts), or the spool's negative error. */
 int delivery_evict(struct delivery *d, size_t max_alerts);
 
 /* True when an alert is in flight or waiting for a sink's backoff. */
