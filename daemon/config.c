@@ -524,7 +524,8 @@ static int set_sources(struct config *c, const struct ynode *n, struct diag *d)
 		if (e < 0)
 			r = e;
 		for (size_t k = 0; e == 0 && k < i; k++) {
-			if (strcmp(c->sources[k].name, c->sources[i].name) == 0) {
+			/* a source that had errors has no name */
+			if (c->sources[k].name && strcmp(c->sources[k].name, c->sources[i].name) == 0) {
 				cerr(d, c->path, n->items[i], "source %s is configured twice", c->sources[i].name);
 				r = -EINVAL;
 			}
