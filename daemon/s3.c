@@ -15,6 +15,7 @@
 
 #include "trailwatch/backoff.h"
 #include "trailwatch/http.h"
+#include "trailwatch/keyset.h"
 #include "trailwatch/notify.h"
 #include "trailwatch/s3.h"
 
@@ -344,15 +345,48 @@ static int add_param(struct buf *q, const char *name, const char *value)
 	return r ? r : sigv4_uri_encode(q, value, strlen(value), false);
 }
 
+/* The continuation token of page `page`'s answer, before it is asked for:
+ * -EPROTO with msg when it is empty or was used before in this listing
+ * (a server that would send the listing round in circles), or when the
+ * listing has had S3_LIST_MAX_PAGES pages already; else 0, with the token
+ * remembered in seen. */
+static int check_token(struct keyset *seen, const char *token, int page, const char *what, char *msg,
+		       size_t msglen)
+{
+	int r;
+
+	if (!*token) {
+		snprintf(msg, msglen, "%s: page %d says IsTruncated but its NextContinuationToken is empty: listing stopped",
+			 what, page);
+		return -EPROTO;
+	}
+	if (page >= S3_LIST_MAX_PAGES) {
+		snprintf(msg, msglen, "%s: still truncated after %d pages (IsTruncated on every one): listing stopped",
+			 what, S3_LIST_MAX_PAGES);
+		return -EPROTO;
+	}
+	r = keyset_add(seen, token);
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		snprintf(msg, msglen,
+			 "%s: page %d says IsTruncated with a continuation token already used in this listing ('%.48s%s'): listing stopped",
+			 what, page, token, strlen(token) > 48 ? "..." : "");
+		return -EPROTO;
+	}
+	return 0;
+}
+
 int s3_list(struct s3_client *s, const struct s3_list_params *lp, s3xml_object_fn on_object,
 	    s3xml_prefix_fn on_prefix, void *userdata, char *msg, size_t msglen)
 {
 	struct prepared p;
 	struct http_response resp;
 	struct buf query;
+	struct keyset seen = { 0 };	/* continuation tokens asked for so far */
 	char *token = NULL, what[400], maxkeys[16];
 	bool token_retried = false;
-	int r = 0, attempt = 0;
+	int r = 0, attempt = 0, page = 1;
 
 	prepared_init(&p);
 	http_response_init(&resp, 1 << 20);	/* error documents; pages stream */
@@ -402,6 +436,8 @@ int s3_list(struct s3_client *s, const struct s3_list_params *lp, s3xml_object_f
 			r = s3xml_finish(pg.x, &res, pg.msg, sizeof(pg.msg));
 			if (r == -EINVAL)
 				snprintf(msg, msglen, "%s: bad ListObjectsV2 response: %s", what, pg.msg);
+			if (r == 0 && res.is_truncated)
+				r = check_token(&seen, res.next_token, page, what, msg, msglen);
 			if (r == 0) {
 				free(token);
 				token = res.is_truncated ? strdup(res.next_token) : NULL;
@@ -411,6 +447,7 @@ int s3_list(struct s3_client *s, const struct s3_list_params *lp, s3xml_object_f
 			s3xml_list_free(pg.x);
 			if (r < 0 || !token)
 				goto out;
+			page++;
 			attempt = 0;
 			token_retried = false;
 			continue;
@@ -424,6 +461,7 @@ int s3_list(struct s3_client *s, const struct s3_list_params *lp, s3xml_object_f
 	}
 out:
 	free(token);
+	keyset_clear(&seen);
 	buf_free(&query);
 	http_response_free(&resp);
 	prepared_free(&p);

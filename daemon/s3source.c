@@ -53,6 +53,7 @@ struct leaf {
 	struct keyset warmed;		/* keys already read again */
 	int64_t listed_until;		/* with nothing processed yet: when a listing last found nothing */
 	int64_t last_poll;
+	unsigned long failed_cycle;	/* the poll cycle whose listing of it failed; 0: none */
 };
 
 struct s3source {
@@ -688,8 +689,13 @@ static int poll_leaf(struct s3source *s, struct leaf *l, const struct source_sin
 	if (r == -ENOBUFS)
 		r = 0;
 	if (r < 0) {
-		if (r != -ENOMEM && r != -ECANCELED)
-			log_error("%s: %s", s->c.name, msg);
+		/* S3 failed us (retries ran out, a listing going round in
+		 * circles): this prefix waits for the next poll cycle, the
+		 * others go on */
+		if (r != -ENOMEM && r != -ECANCELED) {
+			log_error("%s: %s (listed again at the next poll)", s->c.name, msg);
+			l->failed_cycle = s->stats.cycles;
+		}
 		keyset_clear(&ls.pending);
 		return r == -ENOMEM || r == -ECANCELED ? r : 0;
 	}
@@ -768,6 +774,8 @@ int s3source_poll(struct s3source *s, int64_t now, const struct source_sink *sin
 				return -ECANCELED;
 			if (steady && !leaf_due(s, l, now))
 				continue;
+			if (l->failed_cycle == s->stats.cycles)
+				continue;	/* not again in the next rounds of this cycle */
 			l->last_poll = now;
 			r = poll_leaf(s, l, sink, now, horizon, &seen);
 			if (seen < next)

@@ -11,8 +11,9 @@
  * Errors come back as a negative errno and a message naming the request:
  * "GET s3://trail/AWSLogs/..json.gz: 403 AccessDenied: Access Denied
  * (request id 4X2...)".  -ENOENT for 404, -EACCES for 403, -EAGAIN when the
- * retries ran out, -EIO for other failures, -E2BIG for an object over its
- * limit.  Nothing here logs.  One client is used by one thread.
+ * retries ran out, -EPROTO for a listing that does not end (s3_list), -EIO
+ * for other failures, -E2BIG for an object over its limit.  Nothing here
+ * logs.  One client is used by one thread.
  */
 #ifndef TRAILWATCH_S3_H
 #define TRAILWATCH_S3_H
@@ -26,6 +27,9 @@
 #include "trailwatch/sigv4.h"
 
 #define S3_MSG 512		/* a good size for message buffers */
+/* Pages of one listing (a million keys at S3's 1000 a page): a server still
+ * saying IsTruncated after that is taken to be going round in circles. */
+#define S3_LIST_MAX_PAGES 1000
 
 /* Asked before every request: fills *out with the current credentials
  * (their strings stay valid until the next call).  0 or a negative errno
@@ -70,7 +74,11 @@ struct s3_list_params {
  * on_object / on_prefix (either may be NULL) in key order.  A page that
  * fails half-way is fetched again, so a callback may see an entry twice:
  * callbacks must be idempotent.  A callback's negative return stops the
- * listing and is returned. */
+ * listing and is returned.  A listing that would not end is -EPROTO, with
+ * msg naming the bucket, the prefix and the problem: a page that says
+ * IsTruncated with an empty NextContinuationToken, or with one already
+ * asked for in this listing (the same page again, or a cycle), or more than
+ * S3_LIST_MAX_PAGES pages.  The entries of the pages before were delivered. */
 int s3_list(struct s3_client *s, const struct s3_list_params *p, s3xml_object_fn on_object,
 	    s3xml_prefix_fn on_prefix, void *userdata, char *msg, size_t msglen);
 
