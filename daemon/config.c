@@ -316,6 +316,7 @@ static const struct item_key source_keys[] = {
 	{ "role_arn", SK_STRING, SOFF(role_arn), SRC_S3, 0, 0 },
 	{ "external_id", SK_STRING, SOFF(external_id), SRC_S3, 0, 0 },
 	{ "parallel", SK_COUNT, SOFF(parallel), SRC_S3, 0, 0 },
+	{ "request_timeout", SK_DURATION, SOFF(request_timeout), SRC_S3, 0, 0 },
 	{ "path", SK_STRING, SOFF(path), SRC_DIR, 0, 0 },
 };
 
@@ -480,6 +481,7 @@ static int parse_source(struct config *c, const struct ynode *n, struct source_c
 	src->lookback = 900;
 	src->discovery_interval = 600;
 	src->parallel = 4;
+	src->request_timeout = 60;
 	r = set_item_keys(c, n, src, source_keys, sizeof(source_keys) / sizeof(source_keys[0]), src->type, "source",
 			  type->value, d);
 	if (r < 0)
@@ -493,6 +495,10 @@ static int parse_source(struct config *c, const struct ynode *n, struct source_c
 		}
 		if (src->external_id && !src->role_arn) {
 			cerr(d, c->path, n, "'external_id' needs 'role_arn'");
+			return -EINVAL;
+		}
+		if (src->request_timeout > 3600) {
+			cerr(d, c->path, ynode_get(n, "request_timeout"), "'request_timeout' must be at most 1h");
 			return -EINVAL;
 		}
 		src->name = arena_printf(&c->arena, "s3://%s/%s", src->bucket, src->prefix);

@@ -4,6 +4,8 @@
  * runs (its header list, its response).  A client owns one xfer and reuses
  * its handle, so connections stay open between requests; a multi owns
  * max_parallel of them and a queue of requests waiting for a free one.
+ * Both drive libcurl's multi interface in a loop of their own, so that
+ * on_wait is called between two polls of the sockets, outside libcurl.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -29,12 +31,23 @@ struct xfer {
 	struct http_response *resp;
 	void *tag;
 	volatile sig_atomic_t *cancel;	/* http_options.cancel */
+	long timeout_ms, min_rate;	/* the request's deadline (see http_request.min_rate) */
+	bool past_deadline;		/* on_progress stopped it for min_rate's deadline */
+	bool received;			/* bytes arrived since the last look (for on_wait) */
 	char errbuf[CURL_ERROR_SIZE];
+};
+
+/* When on_wait was last called, and whether bytes arrived since. */
+struct waiter {
+	long long last_ms;
+	bool received;
 };
 
 struct http_client {
 	struct http_options o;
+	CURLM *multi;			/* of the one transfer: its connections, and the loop */
 	struct xfer x;
+	struct waiter w;
 };
 
 /* A request waiting for a free handle: its own copy of everything. */
@@ -56,6 +69,7 @@ struct http_multi {
 	size_t nx, running;
 	struct queued *head, *tail;
 	size_t queued;
+	struct waiter w;
 };
 
 int http_global_init(void)
@@ -116,6 +130,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ctx)
 	int e;
 
 	n *= size;
+	x->received = true;
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
 	if (r->on_data && status >= 200 && status < 300)
 		e = r->on_data(r->ctx, p, n);
@@ -153,15 +168,25 @@ static bool header_value(const char *p, size_t n, const char *name, char *out, s
 	return true;
 }
 
-/* libcurl calls this about once a second while a transfer lives: the
- * service's watchdog learns that the loop waits on a bounded transfer, and
- * a stop abandons the transfer (non-zero: CURLE_ABORTED_BY_CALLBACK). */
+/* libcurl calls this about once a second while a transfer lives (more
+ * often while data flows): a stop abandons the transfer, and so does
+ * min_rate's deadline (non-zero: CURLE_ABORTED_BY_CALLBACK). */
 static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
 	struct xfer *x = ctx;
+	curl_off_t expect = dltotal > dlnow ? dltotal : dlnow, elapsed_us = 0;
 
 	notify_keepalive();
-	return x->cancel && *x->cancel ? 1 : 0;
+	if (x->cancel && *x->cancel)
+		return 1;
+	if (x->min_rate > 0) {
+		curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &elapsed_us);
+		if (elapsed_us / 1000 > x->timeout_ms + expect * 1000 / x->min_rate) {
+			x->past_deadline = true;
+			return 1;
+		}
+	}
+	return 0;
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *ctx)
@@ -171,6 +196,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ctx)
 	char v[80];
 
 	n *= size;
+	x->received = true;
 	if (n >= 5 && strncmp(p, "HTTP/", 5) == 0) {
 		/* a new response (after 100 Continue, say): forget the last */
 		r->retry_after = -1;
@@ -214,11 +240,18 @@ static int xfer_setup(struct xfer *x, const struct http_options *o, const struct
 		      struct http_response *resp)
 {
 	char line[8192];
+	long timeout_ms = rq->timeout_ms ? rq->timeout_ms : o->timeout_ms, hard_ms = timeout_ms;
 
 	curl_easy_reset(x->easy);
 	xfer_release_request(x);
 	x->resp = resp;
 	x->errbuf[0] = '\0';
+	x->timeout_ms = timeout_ms;
+	x->min_rate = rq->min_rate;
+	x->past_deadline = false;
+	x->received = false;
+	if (rq->min_rate > 0 && resp->body.limit)	/* the longest answer's time: curl's own bound */
+		hard_ms += (long)(resp->body.limit / (size_t)rq->min_rate * 1000);
 	resp->status = 0;
 	resp->retry_after = -1;
 	resp->location[0] = '\0';
@@ -226,6 +259,7 @@ static int xfer_setup(struct xfer *x, const struct http_options *o, const struct
 	resp->error[0] = '\0';
 	resp->data_error = 0;
 	resp->body_cut = false;
+	resp->timed_out = false;
 	resp->discarded = 0;
 	buf_reset(&resp->body);
 	if (rq->nheaders > HTTP_MAX_HEADERS)
@@ -259,7 +293,7 @@ static int xfer_setup(struct xfer *x, const struct http_options *o, const struct
 	if (o->ca_file)
 		curl_easy_setopt(x->easy, CURLOPT_CAINFO, o->ca_file);
 	curl_easy_setopt(x->easy, CURLOPT_USERAGENT, o->user_agent);
-	curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, rq->timeout_ms ? rq->timeout_ms : o->timeout_ms);
+	curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, hard_ms);
 	curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS,
 			 rq->connect_timeout_ms ? rq->connect_timeout_ms : o->connect_timeout_ms);
 	curl_easy_setopt(x->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -312,6 +346,22 @@ static int xfer_result(struct xfer *x, CURLcode code)
 			snprintf(r->error, sizeof(r->error), "response body refused: %s", strerror(-r->data_error));
 		return r->data_error;
 	}
+	if (code == CURLE_ABORTED_BY_CALLBACK && x->past_deadline) {
+		curl_off_t got = 0, len = -1;
+		curl_easy_getinfo(x->easy, CURLINFO_SIZE_DOWNLOAD_T, &got);
+		curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
+		if (len < 0)
+			snprintf(r->error, sizeof(r->error), "no answer within %lld ms (%lld bytes of the body received)",
+				 (long long)(x->timeout_ms + got * 1000 / x->min_rate), (long long)got);
+		else
+			snprintf(r->error, sizeof(r->error),
+				 "answer not complete within %lld ms (%lld of %lld bytes received; %ld ms plus the length at %ld bytes/s)",
+				 (long long)(x->timeout_ms + len * 1000 / x->min_rate), (long long)got, (long long)len,
+				 x->timeout_ms, x->min_rate);
+		r->status = 0;
+		r->timed_out = true;
+		return -EIO;
+	}
 	if (code == CURLE_ABORTED_BY_CALLBACK) {
 		snprintf(r->error, sizeof(r->error), "stopped");
 		r->status = 0;
@@ -321,7 +371,51 @@ static int xfer_result(struct xfer *x, CURLcode code)
 	if (code == CURLE_OUT_OF_MEMORY)
 		return -ENOMEM;
 	r->status = 0;
+	r->timed_out = code == CURLE_OPERATION_TIMEDOUT;	/* timeout_ms, or the low-speed limit */
 	return -EIO;
+}
+
+static long long mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Between two polls of the sockets: on_wait, at most every HTTP_WAIT_MS,
+ * with whether bytes arrived since its last call. */
+static void waited(const struct http_options *o, struct waiter *w, bool received)
+{
+	long long now;
+
+	w->received |= received;
+	if (!o->on_wait)
+		return;
+	now = mono_ms();
+	if (now - w->last_ms < HTTP_WAIT_MS)
+		return;
+	w->last_ms = now;
+	received = w->received;
+	w->received = false;
+	o->on_wait(o->wait_ctx, received);
+}
+
+/* Whether x received bytes since the last call. */
+static bool take_received(struct xfer *x)
+{
+	bool r = x->received;
+
+	x->received = false;
+	return r;
+}
+
+/* How long one poll of the sockets may block. */
+static int poll_slice(const struct http_options *o, long left_ms)
+{
+	long slice = o->on_wait ? HTTP_WAIT_MS : 1000;
+
+	return left_ms >= 0 && left_ms < slice ? (int)left_ms : (int)slice;
 }
 
 static void xfer_free(struct xfer *x)
@@ -340,8 +434,9 @@ int http_client_new(const struct http_options *o, struct http_client **ret)
 		return -ENOMEM;
 	defaults(&c->o, o);
 	c->x.easy = curl_easy_init();
-	if (!c->x.easy) {
-		free(c);
+	c->multi = curl_multi_init();
+	if (!c->x.easy || !c->multi) {
+		http_client_free(c);
 		return -ENOMEM;
 	}
 	*ret = c;
@@ -353,16 +448,47 @@ void http_client_free(struct http_client *c)
 	if (!c)
 		return;
 	xfer_free(&c->x);
+	if (c->multi)
+		curl_multi_cleanup(c->multi);
 	free(c);
 }
 
 int http_perform(struct http_client *c, const struct http_request *rq, struct http_response *resp)
 {
+	CURLcode code = CURLE_OK;
 	int r = xfer_setup(&c->x, &c->o, rq, resp);
 
 	if (r < 0)
 		return r;
-	return xfer_result(&c->x, curl_easy_perform(c->x.easy));
+	if (curl_multi_add_handle(c->multi, c->x.easy) != CURLM_OK)
+		return -ENOMEM;
+	for (;;) {
+		CURLMsg *msg;
+		int still, left;
+
+		if (curl_multi_perform(c->multi, &still) != CURLM_OK) {
+			r = -EIO;
+			break;
+		}
+		msg = curl_multi_info_read(c->multi, &left);
+		if (msg && msg->msg == CURLMSG_DONE) {
+			code = msg->data.result;
+			break;
+		}
+		waited(&c->o, &c->w, take_received(&c->x));
+		if (curl_multi_poll(c->multi, NULL, 0, poll_slice(&c->o, -1), NULL) != CURLM_OK) {
+			r = -EIO;
+			break;
+		}
+	}
+	if (r == 0) {
+		r = xfer_result(&c->x, code);
+	} else {
+		snprintf(resp->error, sizeof(resp->error), "libcurl failed");
+		resp->status = 0;
+	}
+	curl_multi_remove_handle(c->multi, c->x.easy);
+	return r;
 }
 
 /* ---- several at once ---------------------------------------------------- */
@@ -525,6 +651,7 @@ int http_multi_next(struct http_multi *m, long timeout_ms, void **tag, int *resu
 		struct timespec now;
 		long left_ms;
 		int left, still;
+		bool received;
 
 		if (start_queued(m, tag, result))
 			return 1;
@@ -550,7 +677,11 @@ int http_multi_next(struct http_multi *m, long timeout_ms, void **tag, int *resu
 		left_ms = timeout_ms - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
 		if (timeout_ms >= 0 && left_ms <= 0)
 			return 0;
-		if (curl_multi_poll(m->multi, NULL, 0, timeout_ms < 0 || left_ms > 1000 ? 1000 : (int)left_ms, NULL) !=
+		received = false;
+		for (size_t i = 0; i < m->nx; i++)
+			received |= take_received(&m->x[i]);
+		waited(&m->o, &m->w, received);
+		if (curl_multi_poll(m->multi, NULL, 0, poll_slice(&m->o, timeout_ms < 0 ? -1 : left_ms), NULL) !=
 		    CURLM_OK)
 			return -EIO;
 	}

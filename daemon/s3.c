@@ -94,6 +94,7 @@ int s3_client_new(const struct s3_config *c, s3_creds_fn creds, void *creds_ctx,
 	s->c.backoff_ms = c->backoff_ms > 0 ? c->backoff_ms : 200;
 	s->c.backoff_max_ms = c->backoff_max_ms > 0 ? c->backoff_max_ms : 20000;
 	s->c.parallel = c->parallel ? c->parallel : 4;
+	s->c.request_timeout_ms = c->request_timeout_ms > 0 ? c->request_timeout_ms : 60000;
 	s->bucket = strdup(c->bucket);
 	s->region = strdup(c->region);
 	s->ca_file = c->ca_file ? strdup(c->ca_file) : NULL;
@@ -224,6 +225,8 @@ static int prepare(struct s3_client *s, const char *key, const char *query, stru
 	p->rq.url = p->url.data;
 	p->rq.headers = p->h;
 	p->rq.nheaders = p->nh;
+	p->rq.timeout_ms = s->c.request_timeout_ms;
+	p->rq.min_rate = key ? S3_GET_MIN_RATE : 0;	/* an object's time grows with its size; a page's does not */
 out:
 	buf_free(&path);
 	return r;
@@ -258,6 +261,12 @@ static enum verdict verdict(struct s3_client *s, const char *what, bool *token_r
 	if (result == -ENOMEM || result == -E2BIG || result == -ECANCELED || (result < 0 && result != -EIO)) {
 		*err = result;
 		snprintf(msg, msglen, "%s: %s", what, resp->error[0] ? resp->error : strerror(-result));
+		return V_FAIL;
+	}
+	if (result == -EIO && resp->timed_out) {
+		/* not again now: a silent endpoint would hold the poll max_attempts deadlines */
+		*err = -ETIMEDOUT;
+		snprintf(msg, msglen, "%s: %s", what, resp->error);
 		return V_FAIL;
 	}
 	if (result == -EIO) {

@@ -557,9 +557,10 @@ static int fetched(void *ctx, size_t index, const char *key, int err, const char
 		return err;
 	s3_object_name(b->s->s3, key, name, sizeof(name));
 	about.object = name;
-	if (err == -EAGAIN || err == -EACCES) {
-		/* throttling, network, credentials, a denied read: the next
-		 * polls try again, up to MAX_RETRIES, before it is given up */
+	if (err == -EAGAIN || err == -ETIMEDOUT || err == -EACCES) {
+		/* throttling, network, a deadline, credentials, a denied read:
+		 * the next polls try again, up to MAX_RETRIES, before it is
+		 * given up */
 		log_about(LOG_LEVEL_WARNING, &about, "%s (will retry at the next poll)", msg);
 		b->out[index] = OUT_RETRY;
 	} else {
@@ -823,6 +824,7 @@ int s3source_new(const struct source_config *sc, const struct s3source_options *
 	c3.endpoint = sc->endpoint;
 	c3.path_style = sc->path_style;
 	c3.parallel = sc->parallel;
+	c3.request_timeout_ms = (long)sc->request_timeout * 1000;
 	c3.max_object = o->max_object;
 	c3.stop = o->stop;
 	r = s3_client_new(&c3, o->creds, o->creds_ctx, &s->s3, msg, msglen);

@@ -94,6 +94,8 @@ struct source_config {
 	const char *role_arn;		/* AssumeRole on top of the credential chain */
 	const char *external_id;
 	size_t parallel;		/* object GETs in flight; default 4 */
+	int64_t request_timeout;	/* seconds one S3 request may take (a GET: plus its size at
+					 * S3_GET_MIN_RATE); default 60, at most 3600 */
 	/* dir */
 	const char *path;
 };

@@ -7,6 +7,14 @@
  * x-amz-request-id, and the caller decides about retries.  Nothing here
  * logs; transport errors come back with curl's message in the response.
  *
+ * Every request has a total deadline (timeout_ms: the request's, or the
+ * client's default of 60 s; with min_rate it grows with the answer's
+ * length), a connect timeout, and a low-speed limit (stopped after
+ * low_speed_seconds below 1 byte/s, also while waiting for the answer to
+ * begin): none can hang.  While requests are in flight the caller can be
+ * called back (http_options.on_wait) to do other work and to learn whether
+ * the transfers are getting anywhere.
+ *
  * A client and a multi are used by one thread at a time.
  */
 #ifndef TRAILWATCH_HTTP_H
@@ -22,6 +30,7 @@
 #define HTTP_ERROR_SIZE 256
 #define HTTP_LOCATION_SIZE 512
 #define HTTP_DISCARD_MAX (1u << 20)	/* bytes thrown away after a kept start, then the transfer stops */
+#define HTTP_WAIT_MS 100		/* on_wait is called about this often while requests are in flight */
 
 struct http_header {
 	const char *name;
@@ -37,6 +46,12 @@ struct http_request {
 	size_t body_len;
 	long timeout_ms;		/* whole request; 0: the client's default */
 	long connect_timeout_ms;	/* 0: the client's default */
+	/* Bytes per second the answer must average, or 0.  With it the
+	 * deadline is timeout_ms plus the answer's length (Content-Length, or
+	 * the bytes received so far when larger) at this rate, and never more
+	 * than timeout_ms plus the body's limit at this rate: a large object
+	 * gets the time it needs, a stalled one does not. */
+	long min_rate;
 };
 
 /* Where a response goes.  Initialise with http_response_init (the body's
@@ -59,6 +74,9 @@ struct http_response {
 	 * (S3, STS): there a body past the limit is -E2BIG. */
 	bool keep_start;
 	bool body_cut;			/* with keep_start: the body was longer than its limit */
+	/* With -EIO: the request passed its deadline or the low-speed limit
+	 * (error says which), as opposed to a refused or broken connection. */
+	bool timed_out;
 	long retry_after;		/* seconds from Retry-After, -1 when absent */
 	char location[HTTP_LOCATION_SIZE];	/* Location, cut to fit, or "" (as sent: may be relative) */
 	char request_id[80];		/* x-amz-request-id, or "" */
@@ -80,6 +98,13 @@ struct http_options {
 	 * in progress are abandoned within about a second and fail with
 	 * -ECANCELED.  NULL: never. */
 	volatile sig_atomic_t *cancel;
+	/* Called about every HTTP_WAIT_MS while http_perform or
+	 * http_multi_next waits for transfers, never from inside a libcurl
+	 * callback, so it may use other clients and multis (not this one).
+	 * received: whether any byte of an answer arrived since the previous
+	 * call.  NULL: none. */
+	void (*on_wait)(void *ctx, bool received);
+	void *wait_ctx;
 };
 
 struct http_client;
@@ -89,7 +114,8 @@ void http_client_free(struct http_client *c);
 
 /* Performs one request.  0 when a response arrived, whatever its status
  * (resp->status; a 3xx is returned as it is, not followed); -EIO for a
- * transport failure (DNS, connect, TLS, timeout: resp->error says which);
+ * transport failure (DNS, connect, TLS, a deadline: resp->error says which,
+ * resp->timed_out whether it was a deadline);
  * -E2BIG when the body passed its limit (never with keep_start); on_data's
  * negative value; -ENOMEM; -EINVAL for a bad request. */
 int http_perform(struct http_client *c, const struct http_request *rq, struct http_response *resp);

@@ -8,10 +8,18 @@
  * credentials asked for again.  403, 404 and the other 4xx are reported at
  * once.  A retry wait ends early when *stop becomes non-zero (-ECANCELED).
  *
+ * Deadlines: a LIST page must be complete within request_timeout_ms, a GET
+ * within request_timeout_ms plus its length at S3_GET_MIN_RATE; any
+ * request is also stopped after 30 s below 1 byte/s (http.h).  A request
+ * that passes its deadline is not tried again here (-ETIMEDOUT): an
+ * endpoint that does not answer would otherwise cost max_attempts times the
+ * deadline; the caller tries again at its next poll.
+ *
  * Errors come back as a negative errno and a message naming the request:
  * "GET s3://trail/AWSLogs/..json.gz: 403 AccessDenied: Access Denied
  * (request id 4X2...)".  -ENOENT for 404, -EACCES for 403, -EAGAIN when the
- * retries ran out, -EPROTO for a listing that does not end (s3_list), -EIO
+ * retries ran out, -ETIMEDOUT for a deadline, -EPROTO for a listing that
+ * does not end (s3_list), -EIO
  * for other failures, -E2BIG for an object over its limit.  Nothing here
  * logs.  One client is used by one thread.
  */
@@ -30,6 +38,9 @@
 /* Pages of one listing (a million keys at S3's 1000 a page): a server still
  * saying IsTruncated after that is taken to be going round in circles. */
 #define S3_LIST_MAX_PAGES 1000
+/* Bytes per second a GET's answer must average past request_timeout_ms
+ * (1 Mbit/s: a 50 MB object gets 60 s + 400 s, a 1 GiB one 60 s + 2.3 h). */
+#define S3_GET_MIN_RATE (128L << 10)
 
 /* Asked before every request: fills *out with the current credentials
  * (their strings stay valid until the next call).  0 or a negative errno
@@ -46,6 +57,7 @@ struct s3_config {
 	long backoff_ms;		/* 0: 200 */
 	long backoff_max_ms;		/* 0: 20000 */
 	size_t parallel;		/* GETs in flight at once; 0: 4 */
+	long request_timeout_ms;	/* see "Deadlines" above; 0: 60000 */
 	const char *ca_file;		/* NULL: the system's */
 	volatile sig_atomic_t *stop;	/* may be NULL */
 };
