@@ -17,7 +17,6 @@
 #include <openssl/crypto.h>
 
 #include "trailwatch/http.h"
-#include "trailwatch/notify.h"
 
 #ifndef TRAILWATCH_VERSION
 #define TRAILWATCH_VERSION "dev"
@@ -176,7 +175,6 @@ static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off
 	struct xfer *x = ctx;
 	curl_off_t expect = dltotal > dlnow ? dltotal : dlnow, elapsed_us = 0;
 
-	notify_keepalive();
 	if (x->cancel && *x->cancel)
 		return 1;
 	if (x->min_rate > 0) {

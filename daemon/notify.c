@@ -12,6 +12,7 @@
 static bool enabled;
 static uint64_t watchdog_usec;
 static uint64_t last_ping;		/* CLOCK_MONOTONIC microseconds */
+static uint64_t last_progress;		/* the same clock: notify_progress */
 static pthread_mutex_t ping_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static uint64_t monotonic_usec(void)
@@ -30,7 +31,7 @@ void notify_init(void)
 	enabled = sock && *sock;
 	if (enabled && sd_watchdog_enabled(0, &usec) > 0)
 		watchdog_usec = usec;
-	last_ping = monotonic_usec();
+	last_ping = last_progress = monotonic_usec();
 }
 
 uint64_t notify_watchdog_usec(void)
@@ -79,6 +80,18 @@ void notify_stopping(const char *status)
 	send_state("STOPPING=1", status);
 }
 
+void notify_progress(void)
+{
+	uint64_t now;
+
+	if (!enabled || !watchdog_usec)
+		return;
+	now = monotonic_usec();
+	pthread_mutex_lock(&ping_lock);
+	last_progress = now;
+	pthread_mutex_unlock(&ping_lock);
+}
+
 void notify_keepalive(void)
 {
 	uint64_t now;
@@ -88,7 +101,7 @@ void notify_keepalive(void)
 		return;
 	now = monotonic_usec();
 	pthread_mutex_lock(&ping_lock);
-	due = now - last_ping >= watchdog_usec / 2;
+	due = now - last_ping >= watchdog_usec / 2 && now - last_progress < watchdog_usec;
 	if (due)
 		last_ping = now;
 	pthread_mutex_unlock(&ping_lock);

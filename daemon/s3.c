@@ -16,7 +16,6 @@
 #include "trailwatch/backoff.h"
 #include "trailwatch/http.h"
 #include "trailwatch/keyset.h"
-#include "trailwatch/notify.h"
 #include "trailwatch/s3.h"
 
 struct s3_client {
@@ -140,6 +139,8 @@ int s3_client_new(const struct s3_config *c, s3_creds_fn creds, void *creds_ctx,
 	s->c.ca_file = s->ca_file;
 	ho.ca_file = s->ca_file;
 	ho.cancel = s->c.stop;	/* a stop abandons a request in progress */
+	ho.on_wait = c->on_wait;
+	ho.wait_ctx = c->wait_ctx;
 	r = http_client_new(&ho, &s->http);
 	if (r < 0)
 		goto fail;
@@ -296,15 +297,22 @@ static enum verdict verdict(struct s3_client *s, const char *what, bool *token_r
 	return V_FAIL;
 }
 
+/* Tells on_wait that s3 got somewhere: a request ended, a backoff runs. */
+static void progressed(struct s3_client *s)
+{
+	if (s->c.on_wait)
+		s->c.on_wait(s->c.wait_ctx, true);
+}
+
 /* Sleeps ms, in slices, returning -ECANCELED as soon as *stop is set. */
 static int wait_ms(struct s3_client *s, long ms)
 {
 	while (ms > 0) {
-		long slice = ms < 100 ? ms : 100;
+		long slice = ms < HTTP_WAIT_MS ? ms : HTTP_WAIT_MS;
 		struct timespec ts = { 0, slice * 1000000L };
 		if (s->c.stop && *s->c.stop)
 			return -ECANCELED;
-		notify_keepalive();	/* a bounded wait, not a wedged loop */
+		progressed(s);	/* a bounded wait of a bounded number of attempts */
 		nanosleep(&ts, NULL);
 		ms -= slice;
 	}
@@ -432,6 +440,7 @@ int s3_list(struct s3_client *s, const struct s3_list_params *lp, s3xml_object_f
 		resp.ctx = &pg;
 		s->stats.lists++;
 		result = http_perform(s->http, &p.rq, &resp);
+		progressed(s);
 		if (pg.err) {
 			/* the page itself was bad, or a callback said stop */
 			r = pg.err;
@@ -499,6 +508,7 @@ int s3_get(struct s3_client *s, const char *key, struct buf *out, char *msg, siz
 			goto out;
 		s->stats.gets++;
 		result = http_perform(s->http, &p.rq, &resp);
+		progressed(s);
 		v = verdict(s, what, &token_retried, result, &resp, &r, msg, msglen);
 		if (v == V_DONE) {
 			/* hand the body over without a copy */
@@ -552,7 +562,8 @@ static long ms_until(const struct timespec *t)
 
 int s3_get_many(struct s3_client *s, const char *const *keys, size_t nkeys, s3_fetched_fn done, void *ctx)
 {
-	struct http_options ho = { .ca_file = s->ca_file, .cancel = s->c.stop };
+	struct http_options ho = { .ca_file = s->ca_file, .cancel = s->c.stop, .on_wait = s->c.on_wait,
+				   .wait_ctx = s->c.wait_ctx };
 	struct http_multi *m = NULL;
 	struct item *items = calloc(nkeys + 1, sizeof(*items));
 	struct prepared p;
@@ -625,6 +636,7 @@ int s3_get_many(struct s3_client *s, const char *const *keys, size_t nkeys, s3_f
 			goto out;
 		if (r == 0)
 			continue;
+		progressed(s);
 		it = tag;
 		it->queued = false;
 		snprintf(what, sizeof(what), "GET s3://%s/%s", s->bucket, keys[it->index]);

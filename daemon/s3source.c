@@ -827,6 +827,8 @@ int s3source_new(const struct source_config *sc, const struct s3source_options *
 	c3.request_timeout_ms = (long)sc->request_timeout * 1000;
 	c3.max_object = o->max_object;
 	c3.stop = o->stop;
+	c3.on_wait = o->on_wait;
+	c3.wait_ctx = o->wait_ctx;
 	r = s3_client_new(&c3, o->creds, o->creds_ctx, &s->s3, msg, msglen);
 	if (r < 0)
 		goto fail;

@@ -3,7 +3,8 @@
  * One thread does everything, in this order per poll of a source: fetch new
  * objects (several GETs in flight), detect on each, spool its alerts, commit
  * the spool, move the checkpoint (s3source), deliver the spool to the sinks
- * (delivery.c), which also get the time between polls.
+ * (delivery.c), which also get the time between polls, and a little of the
+ * time an S3 source waits inside a poll (source_waits).
  *
  * What a configuration decides (the rules, the engine's state, the sources)
  * is one `struct gen`; a reload builds a new one beside the old and swaps
@@ -34,6 +35,8 @@
 #define SETTLE_MS (DELIVERY_TIMEOUT_MS + 1000)	/* a reload waits this long for requests in flight */
 #define STATUS_EVERY_MS 5000	/* STATUS= refresh */
 #define COMPACT_QUIET_MS 60000	/* a quiet spool's ack log is folded into its state at most this often */
+#define WAIT_DELIVERY_EVERY_MS 100	/* while a source waits for S3, the sinks get a turn this often */
+#define WAIT_DELIVERY_MS 10	/* of at most this long */
 
 static volatile sig_atomic_t stop_requested, reload_requested;
 /* Set by every signal that wants the loop back: the sources stop after the
@@ -86,6 +89,8 @@ struct service {
 	struct totals past;		/* of the generations before g */
 	long long status_ms;		/* when STATUS= was last sent */
 	long long compact_ms;		/* when the spool was last compacted while quiet */
+	long long waited_ms;		/* when the sinks last had a turn in source_waits */
+	int wait_error;			/* the spool failed in source_waits: the loop stops */
 };
 
 static long long now_ms(void)
@@ -168,17 +173,49 @@ static void status_line(const struct service *sv, char *out, size_t size)
 					(unsigned long long)st.sink[i].pending);
 }
 
-/* The loop's heartbeat: the watchdog, and STATUS= now and then. */
-static void tick(struct service *sv)
+/* The loop's heartbeat: the watchdog, and STATUS= now and then.
+ * progressed: whether the loop got somewhere since the last beat; only
+ * then does the watchdog hear of it (service.md, "Watchdog"). */
+static void heartbeat(struct service *sv, bool progressed)
 {
 	char status[512];
 
+	if (progressed)
+		notify_progress();
 	notify_keepalive();
 	if (now_ms() - sv->status_ms < STATUS_EVERY_MS)
 		return;
 	sv->status_ms = now_ms();
 	status_line(sv, status, sizeof(status));
 	notify_status(status);
+}
+
+/* A turn of the loop, an object processed, a commit: progress. */
+static void tick(struct service *sv)
+{
+	heartbeat(sv, true);
+}
+
+/* s3.h's on_wait: an S3 source waits inside a poll (requests in flight, a
+ * retry's backoff).  The watchdog hears of the source's progress, and the
+ * sinks get a short turn now and then, so alerts already committed go out
+ * while a slow or silent endpoint holds the poll.  A spool failure here
+ * stops the source (interrupted) and then the loop (poll_sources). */
+static void source_waits(void *ctx, bool progressed)
+{
+	struct service *sv = ctx;
+	long long now = now_ms();
+	int r;
+
+	heartbeat(sv, progressed);
+	if (sv->wait_error || now - sv->waited_ms < WAIT_DELIVERY_EVERY_MS)
+		return;
+	sv->waited_ms = now;
+	r = delivery_run(sv->delivery, WAIT_DELIVERY_MS);
+	if (r < 0) {
+		sv->wait_error = r;
+		interrupted = 1;
+	}
 }
 
 /* ---- the sink the sources feed ------------------------------------------ */
@@ -307,6 +344,7 @@ static int gen_start(struct service *sv, struct gen *g, bool warm)
 		struct s3source_options so = { 0 };
 		const struct creds *c;
 
+		notify_progress();
 		notify_keepalive();
 		if (src->type == SOURCE_DIR) {
 			r = dirsource_new(src, cfg->state_dir, cfg->limits.input.max_object, &interrupted,
@@ -335,6 +373,8 @@ static int gen_start(struct service *sv, struct gen *g, bool warm)
 		so.creds = get_creds;
 		so.creds_ctx = &g->creds[i];
 		so.stop = &interrupted;
+		so.on_wait = source_waits;
+		so.wait_ctx = sv;
 		r = s3source_new(src, &so, &g->s3[i], msg, sizeof(msg));
 		if (r < 0) {
 			log_about(LOG_LEVEL_ERROR, &about, "%s: %s", src->name, msg);
@@ -388,6 +428,7 @@ static int settle_delivery(struct service *sv)
 		return r;
 	}
 	while (r == 0 && delivery_in_flight(sv->delivery) && now_ms() < until) {
+		notify_progress();
 		notify_keepalive();
 		r = delivery_run(sv->delivery, 200);
 	}
@@ -580,6 +621,8 @@ static int poll_sources(struct service *sv)
 		else
 			r = dirsource_poll(g->dir[i], now, &sink);
 		sv->source = NULL;
+		if (sv->wait_error)
+			return sv->wait_error;	/* the spool failed while the source waited (logged) */
 		if (r == -ECANCELED)
 			return 0;	/* a signal: this source is polled again after it */
 		if (r == -ENOSPC || r == -EDQUOT) {

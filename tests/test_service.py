@@ -3,7 +3,7 @@
 NOTIFY_SOCKET points at this test's own datagram socket and WATCHDOG_USEC is
 set, as a Type=notify unit with WatchdogSec= would do.  Checked: READY=1
 only once the sources are set up (and never when they cannot be); STATUS=
-kept current; WATCHDOG=1 at half the interval; RELOADING=1 with
+kept current; WATCHDOG=1 at half the interval, and none while S3 says nothing; RELOADING=1 with
 MONOTONIC_USEC, then READY=1, on SIGHUP; a bad configuration on reload is
 reported with file:line:column and the old one keeps running; correlation
 state of unchanged rules survives a reload, that of a changed rule does not;
@@ -202,30 +202,29 @@ class ServiceTest(unittest.TestCase):
         self.assertGreater(stopping[0][0], pings[-1] - 1)
         self.assertEqual(len(self.sock.having("READY")), 1)
 
-    def test_watchdog_goes_on_while_s3_hangs(self):
-        # S3 that never answers: the LIST waits (libcurl times it out after a
-        # minute), the loop is not wedged, so the pings go on meanwhile.  They
-        # come from libcurl's progress callback, about once a second, so the
-        # interval here is 3 s (WatchdogSec= of a few seconds or more works)
+    def test_watchdog_stops_while_s3_says_nothing(self):
+        # S3 that never answers: the LIST gets no byte, which is no progress,
+        # so the pings stop one interval after the last progress (docs/service.md,
+        # "Watchdog"); in production the request is cut well before systemd
+        # would act (30 s of silence, or request_timeout), and that end is
+        # progress again (tests/test_fault_stall.py has the GET cases)
         with receivers.Receiver() as s3:
             s3.hang()
             with open(self.config, "w") as f:
                 f.write(f"state_dir: {self.state}\nsources:\n  - {{type: s3, bucket: trail, region: us-east-1, "
                         f"endpoint: '{s3.base_url}', path_style: true}}\n")
             d = self.start({"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret",
-                            "AWS_EC2_METADATA_DISABLED": "true", "WATCHDOG_USEC": "3000000"})
+                            "AWS_EC2_METADATA_DISABLED": "true", "WATCHDOG_USEC": "2000000"})
             t_ready = self.sock.wait_for("READY")[0][0]
             end = time.monotonic() + 20
             while time.monotonic() < end and s3.hanging() == 0:
                 time.sleep(0.1)
             self.assertGreater(s3.hanging(), 0)
             t_hang = time.monotonic()
-            time.sleep(8)
-            self.assertGreater(s3.hanging(), 0)     # still the same turn of the loop
-            pings = [t for t, m in self.sock.having("WATCHDOG") if t >= t_hang]
-            self.assertGreaterEqual(len(pings), 3, self.sock.msgs)
-            gaps = [b - a for a, b in zip([t_hang] + pings, pings + [time.monotonic()])]
-            self.assertLess(max(gaps), 2.5, gaps)
+            time.sleep(6)
+            self.assertGreater(s3.hanging(), 0)     # still the same request
+            late = [t for t, m in self.sock.having("WATCHDOG") if t > t_hang + 2.5]
+            self.assertEqual(late, [], self.sock.msgs)
             self.assertGreater(t_hang, t_ready)
             # SIGTERM abandons the hanging request at once (TimeoutStopSec=30
             # would not wait for libcurl's own timeout)

@@ -5,12 +5,16 @@
  * Type=notify unit, or a test's socket); the watchdog pings only when
  * WATCHDOG_USEC is set (WatchdogSec=) and WATCHDOG_PID, if set, is ours.
  *
- * Watchdog: notify_keepalive sends WATCHDOG=1 when half the interval has
- * passed since the last ping.  The service loop calls it on every turn,
- * and so do the places that wait on a bounded timer inside a turn (an HTTP
- * transfer's progress, a retry's backoff), so a turn that waits for S3 is
- * not taken for a wedged loop while one that never returns is.
- * notify_keepalive may be called from any thread.
+ * Watchdog: a ping vouches for progress, not for being called.  The
+ * service marks progress with notify_progress (a turn of its loop, an
+ * object processed, bytes arriving from S3, a request ended, a retry's
+ * backoff) and calls notify_keepalive often; WATCHDOG=1 goes out at half
+ * the interval while the last progress is less than one interval old.  So
+ * a thread that waits on something that says nothing, or loops without
+ * getting anywhere, stops pinging one interval after its last progress and
+ * systemd restarts the service 1.5 to 2 intervals after it, while bounded
+ * waits shorter than an interval (a silent request cut by its deadline)
+ * never cost a restart.  Both may be called from any thread.
  */
 #ifndef TRAILWATCH_NOTIFY_H
 #define TRAILWATCH_NOTIFY_H
@@ -36,7 +40,10 @@ void notify_reloading(const char *status);
 /* STOPPING=1 with a STATUS= line. */
 void notify_stopping(const char *status);
 
-/* WATCHDOG=1 when due (see above). */
+/* The caller got somewhere (see above). */
+void notify_progress(void);
+
+/* WATCHDOG=1 when due and the last progress is recent (see above). */
 void notify_keepalive(void);
 
 #endif

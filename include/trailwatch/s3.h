@@ -60,6 +60,15 @@ struct s3_config {
 	long request_timeout_ms;	/* see "Deadlines" above; 0: 60000 */
 	const char *ca_file;		/* NULL: the system's */
 	volatile sig_atomic_t *stop;	/* may be NULL */
+	/* Called while s3 waits - about every HTTP_WAIT_MS while a request is
+	 * in flight, and during a retry's backoff - never from inside libcurl,
+	 * so the caller may do other work there (not with this client).
+	 * progressed: since the previous call, bytes of an answer arrived, a
+	 * request ended (answered or cut by its deadline), or a backoff is
+	 * being waited out; false while every request in flight is silent.
+	 * NULL: none. */
+	void (*on_wait)(void *ctx, bool progressed);
+	void *wait_ctx;
 };
 
 /* Request counters, for the cost figures in the docs and the tests. */

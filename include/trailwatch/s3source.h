@@ -37,6 +37,7 @@
 #define TRAILWATCH_S3SOURCE_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -77,6 +78,9 @@ struct s3source_options {
 	s3_creds_fn creds;
 	void *creds_ctx;
 	volatile sig_atomic_t *stop;	/* set by a signal: finish the object in hand */
+	/* While the source waits for S3 inside a poll: s3_config.on_wait. */
+	void (*on_wait)(void *ctx, bool progressed);
+	void *wait_ctx;
 };
 
 /* -EINVAL (bad configuration: msg), -ENOMEM, -errno for the state dir. */

@@ -21,7 +21,9 @@
  *    not change is kept (dispatch_adopt).
  *
  * systemd (notify.h): READY=1 once the sources are set up, STATUS= every few
- * seconds, WATCHDOG=1 from the loop, RELOADING=1 and STOPPING=1.
+ * seconds, WATCHDOG=1 while the loop makes progress (docs/service.md,
+ * "Watchdog"), RELOADING=1 and STOPPING=1.  While an S3 source waits inside
+ * a poll, the sinks still get a turn every 100 ms.
  */
 #ifndef TRAILWATCH_SERVICE_H
 #define TRAILWATCH_SERVICE_H
