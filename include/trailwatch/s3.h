@@ -39,7 +39,7 @@
  * saying IsTruncated after that is taken to be going round in circles. */
 #define S3_LIST_MAX_PAGES 1000
 /* Bytes per second a GET's answer must average past request_timeout_ms
- * (1 Mbit/s: a 50 MB object gets 60 s + 400 s, a 1 GiB one 60 s + 2.3 h). */
+ * (1 Mbit/s: a 50 MB object gets 60 s + 400 s, a 256 MiB one 60 s + 34 min). */
 #define S3_GET_MIN_RATE (128L << 10)
 
 /* Asked before every request: fills *out with the current credentials
