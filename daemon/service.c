@@ -394,14 +394,15 @@ static void close_delivery(struct service *sv)
 	sv->spool = NULL;
 }
 
-/* Opens the spool and the sinks of cfg; failures other than -ENOMEM are
- * logged (the caller says "out of memory"). */
 /* While delivery_add waits for room in a full spool, the sinks are taking
- * alerts: the service is alive. */
+ * alerts, or a stuck one gives some up within DELIVERY_STUCK_MS: progress. */
 static void delivery_waiting(void *ctx)
 {
 	tick(ctx);
 }
+
+/* Opens the spool and the sinks of cfg; failures other than -ENOMEM are
+ * logged (the caller says "out of memory"). */
 
 static int open_delivery(struct service *sv, const struct config *cfg, const struct ruleset *rs)
 {
