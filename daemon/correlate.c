@@ -28,6 +28,12 @@
  * much event time after their window (plus lateness) closed. */
 #define SWEEP_EVERY 300
 #define MAX_GROUP_KEY 4096
+/* Live groups looked at to choose the one to evict when a correlation's
+ * table is full (correlation.max_groups), as Redis samples keys for its
+ * LRU: a group is evicted only if it counts least among them all, so one
+ * that holds more than most is practically never chosen.  A scan of all
+ * would cost 100,000 steps per new group during a flood. */
+#define EVICT_SAMPLE 16
 
 /* One second (and, for value_count and temporal, one key) of a window.
  * sum_before/count_before are the totals of the entries before this one,
@@ -129,6 +135,8 @@ struct rstate {
 	struct table corr;
 	struct table thr;
 	struct seenset *seen;
+	size_t evicted;		/* live correlation groups evicted at the cap */
+	size_t reported;	/* evicted at the last correlator_cap_reported() */
 };
 
 struct correlator {
@@ -142,6 +150,7 @@ struct correlator {
 	size_t scratch_cap;
 	struct group *spare;	/* removed groups kept for reuse (via next) */
 	size_t nspare;
+	uint64_t draws;		/* state of the eviction's draws (splitmix64) */
 };
 
 
@@ -803,6 +812,85 @@ static int sweep(struct correlator *c, alert_fn emit, void *ctx)
 	return 0;
 }
 
+/* ---- a full table ------------------------------------------------------ */
+
+/* A number below n (n > 0) from a fixed sequence (splitmix64), so that a
+ * replay at the cap gives the same alerts every time.  Whoever sends the
+ * events cannot see the sequence's position: it moves with every eviction
+ * of every correlation, most of them caused by other callers. */
+static size_t draw(struct correlator *c, size_t n)
+{
+	uint64_t z = (c->draws += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return (size_t)((z ^ (z >> 31)) % n);
+}
+
+/* What a group holds toward its correlation's condition: the measure of its
+ * whole window as window_value() would take it, cheaply (value_count and
+ * the temporal types: its events, at least as many as its distinct values
+ * or rules). */
+static double group_weight(const struct correlation *cc, const struct group *g)
+{
+	double events = (double)(count_before(g, g->n) - count_before(g, 0));
+	double sum = sum_before(g, g->n) - sum_before(g, 0);
+
+	switch (cc->type) {
+	case CORR_VALUE_SUM:
+		return sum;
+	case CORR_VALUE_AVG:
+		return events > 0 ? sum / events : 0;
+	case CORR_EVENT_COUNT:
+		return cc->count_slot >= 0 ? sum : events;
+	default:
+		return events;
+	}
+}
+
+/* Makes room in corr's full table for one more group: removes, of
+ * EVICT_SAMPLE live groups drawn, one whose window has passed (it would go
+ * at the next sweep; not counted), else the one with the least weight, the
+ * one with the oldest newest event of equals (the nearest to expiry). */
+static void evict(struct correlator *c, const struct rule *corr, struct table *t)
+{
+	const struct correlation *cc = corr->corr;
+	int64_t horizon = c->newest - cc->timespan - c->lim.lateness;
+	struct live *victim = NULL;
+	double least = 0;
+
+	for (int i = 0; i < EVICT_SAMPLE; i++) {
+		struct live *l = &t->live[draw(c, t->n)];
+		double w;
+
+		if (l->when < horizon) {
+			table_remove(c, t, l->g);
+			return;
+		}
+		w = group_weight(cc, l->g);
+		if (!victim || w < least || (w == least && l->when < victim->when)) {
+			victim = l;
+			least = w;
+		}
+	}
+	c->stats.groups_evicted++;
+	c->st[corr->index].evicted++;
+	table_remove(c, t, victim->g);
+}
+
+void correlator_cap(const struct correlator *c, size_t rule_index, struct corr_cap *ret)
+{
+	const struct rstate *st = &c->st[rule_index];
+
+	ret->evicted = st->evicted;
+	ret->unreported = st->evicted - st->reported;
+}
+
+void correlator_cap_reported(struct correlator *c, size_t rule_index)
+{
+	c->st[rule_index].reported = c->st[rule_index].evicted;
+}
+
 static int feed(struct correlator *c, const struct rule *corr, const struct match *m,
 		const char *const *ids, size_t nids, alert_fn emit, void *ctx);
 
@@ -926,6 +1014,7 @@ static int feed(struct correlator *c, const struct rule *corr, const struct matc
 	size_t len, bi = 0, ng = cc->ngroup, first, lo;
 	uint64_t ekey = 0;
 	double amount = 1;
+	struct table *t = &c->st[corr->index].corr;
 	struct group *g;
 	int err = 0, r;
 
@@ -973,7 +1062,13 @@ static int feed(struct correlator *c, const struct rule *corr, const struct matc
 		c->stats.groups_refused++;
 		return 0;
 	}
-	g = table_get(c, &c->st[corr->index].corr, key, len, true, &err);
+	/* Below the cap, one lookup that creates; at it, a new group first
+	 * evicts one (a flood of new keys must not blind the rule). */
+	g = table_get(c, t, key, len, t->n < c->lim.max_groups, &err);
+	if (!g && !err && t->n >= c->lim.max_groups) {
+		evict(c, corr, t);
+		g = table_get(c, t, key, len, true, &err);
+	}
 	if (!g)
 		return err;
 	if (g->newest != TIME_UNKNOWN && m->time < g->newest - cc->timespan - c->lim.lateness) {
@@ -1050,6 +1145,7 @@ int correlator_new(const struct ruleset *rs, const struct corr_limits *limits, s
 	c->lim.max_entries = limits && limits->max_entries ? limits->max_entries : 100000;
 	c->lim.lateness = limits && limits->lateness ? limits->lateness : 900;
 	c->newest = TIME_UNKNOWN;
+	c->draws = 0x7472617763617073ull;	/* any fixed start */
 	c->last_sweep = 0;
 	c->st = calloc(rs->nrules + 1, sizeof(*c->st));
 	if (!c->st) {

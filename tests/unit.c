@@ -790,6 +790,61 @@ static void test_window_sums(void)
 	ruleset_free(rs);
 }
 
+/* A full table (max_groups 4): each new group evicts the one that holds
+ * least, so a flood of 1000 one-event groups neither keeps a heavier group
+ * out nor pushes it out, and every eviction is counted for its rule. */
+static void test_full_table(void)
+{
+	struct ruleset *rs = load_rules("full.yml",
+		"title: base\nname: base\nid: b\nlogsource: {product: aws, service: cloudtrail}\n"
+		"detection: {a: {eventName: X}, condition: a}\n---\n"
+		"title: sum\nid: s\ncorrelation: {type: value_sum, rules: [base], group-by: [who], timespan: 1h,"
+		" condition: {field: n, gte: 100}}\n");
+	struct corr_limits lim = { .max_groups = 4 };
+	struct correlator *c = NULL;
+	struct last_alert got = { 0 };
+	const char *extra[8] = { 0 };
+	const struct rule *sum;
+	struct corr_stats st;
+	struct corr_cap cap;
+	struct match m;
+	char who[32];
+
+	CHECK(rs != NULL);
+	if (!rs)
+		return;
+	sum = ruleset_find(rs, "s");
+	CHECK(correlator_new(rs, &lim, &c) == 0);
+	memset(&m, 0, sizeof(m));
+	m.rule = ruleset_find(rs, "base");
+	m.event_id = "e";
+	m.extra = extra;
+	for (int i = 0; i < 1000; i++) {
+		m.time = 1000 + i;
+		snprintf(who, sizeof(who), "flood-%d", i);
+		extra[sum->corr->group_extra[0]] = who;
+		extra[sum->corr->field_extra[0]] = "1";
+		CHECK(correlator_feed(c, sum, &m, note_alert, &got) == 0);
+		if (i % 100 == 50 && i < 400) {
+			/* the heavy group: 30 at a time, its fourth crosses 100 */
+			extra[sum->corr->group_extra[0]] = "heavy";
+			extra[sum->corr->field_extra[0]] = "30";
+			CHECK(correlator_feed(c, sum, &m, note_alert, &got) == 0);
+			CHECK(got.n == (i >= 350));
+		}
+	}
+	CHECK(got.n == 1 && got.value == 120);
+	correlator_stats(c, &st);
+	CHECK(st.groups == 4);
+	correlator_cap(c, sum->index, &cap);
+	CHECK(cap.evicted == st.groups_evicted && cap.unreported == cap.evicted && cap.evicted >= 1000 - 4);
+	correlator_cap_reported(c, sum->index);
+	correlator_cap(c, sum->index, &cap);
+	CHECK(cap.unreported == 0 && cap.evicted == st.groups_evicted);
+	correlator_free(c);
+	ruleset_free(rs);
+}
+
 /* A plain model of one value_sum group (timespan SPAN, condition gte 100,
  * lateness LATE, at most cap entries): entries per second, summed by brute
  * force over every window that holds the new event. */
@@ -1414,6 +1469,7 @@ int main(int argc, char **argv)
 	test_late_events();
 	test_merged_or();
 	test_window_sums();
+	test_full_table();
 	test_window_reference();
 	test_memo();
 	test_backoff();

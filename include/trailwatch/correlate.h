@@ -14,6 +14,17 @@
  * bounded: groups expire with their window, and caps on groups per rule and
  * entries per group are counted in the stats when they bite.
  *
+ * At the cap on groups (max_groups), a correlation makes room for a new
+ * group by evicting the one that counts least: of 16 live groups
+ * drawn at random, one already past its window if there is one, else the one
+ * holding the least toward the condition (the sum of its values for
+ * value_sum and value_avg (their average) and for count_values, else its
+ * number of events), the oldest of equals.  So a flood of small groups (one
+ * event per made-up role session name) cannot keep a group that holds more
+ * than they do out of the table, nor push it out.  The draws come from a
+ * fixed sequence: the same input gives the same alerts.  A throttle at its
+ * cap does not hold back the alerts of a new group (counted as refused).
+ *
  * Not thread-safe: one correlator is driven by one thread.  Does not log.
  */
 #ifndef TRAILWATCH_CORRELATE_H
@@ -33,7 +44,9 @@ struct corr_limits {
 
 struct corr_stats {
 	size_t groups;		/* live groups, all rules */
-	size_t groups_refused;	/* new groups not created: max_groups reached */
+	size_t groups_refused;	/* new throttle groups not created (their alerts pass) and
+				 * correlation groups whose key is longer than 4 KiB */
+	size_t groups_evicted;	/* live correlation groups evicted at max_groups */
 	size_t entries_dropped;	/* oldest entries dropped: max_entries reached */
 	size_t too_late;	/* events older than the lateness allowance */
 	size_t no_time;		/* events without a readable eventTime */
@@ -69,5 +82,18 @@ int correlator_flush(struct correlator *c, alert_fn emit, void *ctx);
 size_t correlator_adopt(struct correlator *to, struct correlator *from);
 
 void correlator_stats(const struct correlator *c, struct corr_stats *ret);
+
+/* The evictions of one correlation rule's table (rule_index: its index in
+ * the correlator's ruleset; 0 for rules without one): how many live groups
+ * it evicted since its state began (it moves with correlator_adopt), and
+ * how many of those since correlator_cap_reported() was last called for it.
+ * unreported == evicted > 0 means the rule was never reported. */
+struct corr_cap {
+	size_t evicted;
+	size_t unreported;
+};
+
+void correlator_cap(const struct correlator *c, size_t rule_index, struct corr_cap *ret);
+void correlator_cap_reported(struct correlator *c, size_t rule_index);
 
 #endif
