@@ -363,8 +363,18 @@ int replay_run(const struct config *cfg, const struct ruleset *rs, const struct 
 		 "skipped %zu digest, %zu insight, %zu other files; %zu entries not read",
 		 t.files, t.records, t.alerts, t.bad_files, t.bad_records, sk.digest, sk.insight, sk.other,
 		 nunread);
+	for (size_t i = 0; i < rs->nrules; i++) {
+		struct corr_cap cap;
+
+		correlator_cap(d.corr, i, &cap);
+		if (cap.evicted)
+			log_warning("correlation \"%s\" (%s): %zu groups evicted at correlation.max_groups: its table "
+				    "was full, and the groups that counted least made room for new ones (docs/rules.md)",
+				    rs->rules[i]->title, rs->rules[i]->id ? rs->rules[i]->id : "no id", cap.evicted);
+	}
 	if (cs.groups_refused || cs.entries_dropped)
-		log_warning("correlation limits reached: %zu new groups refused (correlation.max_groups), "
+		log_warning("correlation limits reached: %zu groups not made (a throttle at correlation.max_groups, "
+			    "whose alerts then pass, or a group key over 4 KiB), "
 			    "%zu entries dropped (correlation.max_entries_per_group)",
 			    cs.groups_refused, cs.entries_dropped);
 	if (cs.too_late)

@@ -37,6 +37,7 @@
 #define COMPACT_QUIET_MS 60000	/* a quiet spool's ack log is folded into its state at most this often */
 #define WAIT_DELIVERY_EVERY_MS 100	/* while a source waits for S3, the sinks get a turn this often */
 #define WAIT_DELIVERY_MS 10	/* of at most this long */
+#define CAPS_EVERY_MS 60000	/* after its first time, a correlation at its cap is logged this often */
 
 static volatile sig_atomic_t stop_requested, reload_requested;
 /* Set by every signal that wants the loop back: the sources stop after the
@@ -59,9 +60,10 @@ struct source_creds {
 	int64_t warned;			/* last "refresh failed" warning */
 };
 
-/* Counters of a generation; objects, failed and alerts outlive it. */
+/* Counters of a generation; objects, failed, alerts and evicted outlive it. */
 struct totals {
 	unsigned long objects, failed, alerts;
+	unsigned long evicted;		/* correlation groups evicted at correlation.max_groups */
 	int64_t newest;			/* the newest S3 object's time, 0: none */
 };
 
@@ -91,6 +93,7 @@ struct service {
 	long long compact_ms;		/* when the spool was last compacted while quiet */
 	long long waited_ms;		/* when the sinks last had a turn in source_waits */
 	int wait_error;			/* the spool failed in source_waits: the loop stops */
+	long long caps_ms;		/* when a correlation at its cap was last logged */
 };
 
 static long long now_ms(void)
@@ -128,8 +131,13 @@ static int get_creds(void *ctx, struct sigv4_credentials *out, char *msg, size_t
 static void gen_totals(const struct gen *g, struct totals *t)
 {
 	memset(t, 0, sizeof(*t));
-	if (g->dispatch_ready)
+	if (g->dispatch_ready) {
+		struct corr_stats cs;
+
+		correlator_stats(g->d.corr, &cs);
 		t->alerts = g->d.alerts;
+		t->evicted = cs.groups_evicted;
+	}
 	for (size_t i = 0; i < g->nsources; i++) {
 		struct s3source_stats st;
 		struct dirsource_stats ds;
@@ -163,6 +171,9 @@ static void status_line(const struct service *sv, char *out, size_t size)
 	len = strlen(out);
 	if (t.failed + sv->past.failed && len < size)
 		len += (size_t)snprintf(out + len, size - len, ", %lu unreadable", t.failed + sv->past.failed);
+	if (t.evicted + sv->past.evicted && len < size)
+		len += (size_t)snprintf(out + len, size - len, ", %lu correlation groups evicted",
+					t.evicted + sv->past.evicted);
 	if (t.newest && len < size)
 		len += (size_t)snprintf(out + len, size - len, ", lag %llds", (long long)(time(NULL) - t.newest));
 	if (!sv->spool)
@@ -171,6 +182,53 @@ static void status_line(const struct service *sv, char *out, size_t size)
 	for (size_t i = 0; i < st.nsinks && len < size; i++)
 		len += (size_t)snprintf(out + len, size - len, ", %s: %llu pending", st.sink[i].name,
 					(unsigned long long)st.sink[i].pending);
+}
+
+/* Correlations whose table is full (correlation.max_groups): an error the
+ * first time for each rule, then one a minute at most while it goes on
+ * evicting (docs/rules.md, "At the limit"). */
+static void report_caps(struct service *sv)
+{
+	const struct gen *g = &sv->g;
+	bool due = now_ms() - sv->caps_ms >= CAPS_EVERY_MS;
+
+	if (!g->dispatch_ready)
+		return;
+	for (size_t i = 0; i < g->rs->nrules; i++) {
+		const struct rule *r = g->rs->rules[i];
+		struct corr_cap cap;
+
+		correlator_cap(g->d.corr, i, &cap);
+		if (!cap.unreported || (cap.unreported < cap.evicted && !due))
+			continue;
+		if (cap.unreported == cap.evicted)
+			log_error("correlation \"%s\" (%s): its table is full (%zu groups, correlation.max_groups): each "
+				  "new group now evicts the one that counts least, %zu so far; made-up group-by values "
+				  "(role session names, say) can do this on purpose (docs/rules.md, \"At the limit\")",
+				  r->title, r->id ? r->id : "no id", g->cfg->corr.max_groups, cap.evicted);
+		else
+			log_error("correlation \"%s\" (%s): %zu more groups evicted at correlation.max_groups since the "
+				  "last report, %zu in all", r->title, r->id ? r->id : "no id", cap.unreported, cap.evicted);
+		correlator_cap_reported(g->d.corr, i);
+		sv->caps_ms = now_ms();
+	}
+}
+
+/* The exit summary: each correlation that evicted groups, with its count
+ * (a rule changed by a reload started again from 0; STATUS= has them all). */
+static void log_cap_stats(const struct service *sv)
+{
+	const struct gen *g = &sv->g;
+
+	for (size_t i = 0; g->dispatch_ready && i < g->rs->nrules; i++) {
+		struct corr_cap cap;
+
+		correlator_cap(g->d.corr, i, &cap);
+		if (cap.evicted)
+			log_warning("correlation \"%s\" (%s): %zu groups evicted at correlation.max_groups",
+				    g->rs->rules[i]->title, g->rs->rules[i]->id ? g->rs->rules[i]->id : "no id",
+				    cap.evicted);
+	}
 }
 
 /* The loop's heartbeat: the watchdog, and STATUS= now and then.
@@ -183,6 +241,7 @@ static void heartbeat(struct service *sv, bool progressed)
 	if (progressed)
 		notify_progress();
 	notify_keepalive();
+	report_caps(sv);
 	if (now_ms() - sv->status_ms < STATUS_EVERY_MS)
 		return;
 	sv->status_ms = now_ms();
@@ -558,6 +617,7 @@ static int reload(struct service *sv)
 	sv->past.objects += t.objects;
 	sv->past.failed += t.failed;
 	sv->past.alerts += t.alerts;
+	sv->past.evicted += t.evicted;
 	gen_free(&sv->g);
 	sv->g = ng;
 	log_info("reloaded: %zu source%s, %zu rules (%zu kept their correlation and throttle state)",
@@ -733,6 +793,7 @@ out:
 			log_error("%lu alerts were dropped because the spool was full", delivery_dropped(sv.delivery));
 	}
 	log_source_stats(&sv.g);
+	log_cap_stats(&sv);
 	close_delivery(&sv);
 	gen_free(&sv.g);
 	return status_code;
