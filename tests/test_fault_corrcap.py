@@ -1,0 +1,144 @@
+"""A correlation whose table of groups is full (correlation.max_groups).
+
+Whoever can assume a role chooses its session names, and so the group-by
+values of a rule grouped by userIdentity.arn: a flood of distinct sessions
+fills the table on purpose.  At the cap the correlator makes room by evicting
+the group that counts least (docs/rules.md, "At the limit"), so a planted
+exfiltration of 6 GiB by one session among 2,000 sessions of 1 KiB each
+still alerts (at the fifth GiB, the rule's threshold), in `replay` and in `run`, and the same every time.  `run` says
+so: an error naming the rule the first time its table is full (not once per
+object), the evictions in STATUS= and in the exit summary.
+
+The cap is 50 here (correlation.max_groups) so that a flood of 2,000 groups
+is enough.
+"""
+import os
+import re
+import signal
+import tempfile
+import time
+import unittest
+
+import twtest
+from test_run import Runner
+from test_service import NotifySocket
+
+CAP = 50
+SESSIONS = 2000
+EXFIL_RULE = "6d427935-a5bd-4dce-b391-2f49fb2f96e5"
+EXFIL_ARN = "arn:aws:sts::111122223333:assumed-role/app/exfil"
+GIB = 1 << 30
+EVICTED = SESSIONS + 2 - CAP
+
+
+def read(i, session, nbytes, second):
+    """A GetObject by one session of role app, `second` seconds after 10:00."""
+    return twtest.record(
+        eventID="50000000-0000-4000-8000-%012d" % i,
+        eventTime="2026-11-26T%02d:%02d:%02dZ" % (10 + second // 3600, second // 60 % 60, second % 60),
+        userIdentity={"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/app/" + session,
+                      "accountId": "111122223333", "principalId": "AROAEXAMPLE:" + session},
+        requestParameters={"bucketName": "prod-data", "key": "k%d" % i, "Host": "prod-data.s3.amazonaws.com"},
+        additionalEventData={"bytesTransferredOut": nbytes})
+
+
+def flood_and_exfil():
+    """2,000 sessions reading 1 KiB each, one a second from 10:00; the
+    exfil session reads 1 GiB six times between 10:10 and 10:20, when the
+    table has long been full.  Returns the records in time order."""
+    recs = [read(i, "s%05d" % i, 1024, i) for i in range(SESSIONS)]
+    for k in range(6):
+        at = 600 + 120 * k
+        recs.append(read(SESSIONS + k, "exfil", GIB, at))
+    recs.sort(key=lambda r: r["eventTime"])
+    return recs
+
+
+def exfil_alerts(alerts):
+    return [a for a in alerts if a["rule"] == EXFIL_RULE]
+
+
+class CorrelationCap(unittest.TestCase):
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="tw-corrcap-")
+        self.tmp = self._tmp.name
+        self.inbox = os.path.join(self.tmp, "inbox")
+        os.makedirs(self.inbox)
+        self.config = os.path.join(self.tmp, "trailwatch.yaml")
+        with open(self.config, "w") as f:
+            f.write(f"state_dir: {self.tmp}/state\nrules: [builtin]\n"
+                    f"correlation: {{max_groups: {CAP}}}\n"
+                    f"sources:\n  - {{type: dir, path: {self.inbox}, poll_interval: 1s}}\n")
+        self.daemons = []
+        self.sock = None
+
+    def tearDown(self):
+        for d in self.daemons:
+            d.stop(signal.SIGKILL)
+        if self.sock:
+            self.sock.close()
+        self._tmp.cleanup()
+
+    def files(self, nfiles=8):
+        """The records as nfiles log files in the inbox, in delivery order."""
+        recs = flood_and_exfil()
+        per = (len(recs) + nfiles - 1) // nfiles
+        return [twtest.drop_log(self.inbox, n, recs[n * per:(n + 1) * per]) for n in range(nfiles)]
+
+    def test_replay_still_alerts_on_the_planted_group(self):
+        self.files()
+        runs = [twtest.tw("replay", "-c", self.config, self.inbox) for _ in range(2)]
+        for p in runs:
+            self.assertEqual(p.returncode, 0, p.stderr)
+        got = exfil_alerts(twtest.alerts_of(runs[0].stdout))
+        self.assertEqual(len(got), 1, runs[0].stderr)
+        self.assertEqual(got[0]["group"], {"userIdentity.arn": EXFIL_ARN})
+        self.assertEqual(got[0]["value"], 5 * GIB)  # the read that crossed 5 GiB
+        # at the cap the outcome does not depend on chance
+        self.assertEqual(runs[0].stdout, runs[1].stdout)
+        # every session past the cap evicted one group, and so did the sixth
+        # read of the exfil session: its group was spent when it fired (it
+        # then holds nothing) and had been evicted; the summary names the rule
+        m = re.search(r"correlation \"Large S3 download volume[^\"]*\" \(%s\): (\d+) groups evicted" % EXFIL_RULE,
+                      runs[0].stderr)
+        self.assertTrue(m, runs[0].stderr)
+        self.assertEqual(int(m.group(1)), EVICTED, runs[0].stderr)
+
+    def test_run_alerts_and_says_the_table_is_full(self):
+        self.sock = NotifySocket(os.path.join(self.tmp, "notify.sock"))
+        env = dict(os.environ)
+        env.pop("JOURNAL_STREAM", None)
+        env["NOTIFY_SOCKET"] = self.sock.path
+        d = Runner(self.config, env)
+        self.daemons.append(d)
+        self.sock.wait_for("READY")
+        self.files()
+        end = time.monotonic() + 30
+        while time.monotonic() < end and not exfil_alerts(d.alerts()):
+            time.sleep(0.1)
+        got = exfil_alerts(d.alerts())
+        self.assertEqual(len(got), 1, d.stderr())
+        self.assertEqual(got[0]["group"], {"userIdentity.arn": EXFIL_ARN})
+        # an error the first time the rule's table is full, once, not per object
+        first = [l for l in d.stderr().splitlines()
+                 if "error:" in l and EXFIL_RULE in l and "correlation.max_groups" in l]
+        self.assertEqual(len(first), 1, d.stderr())
+        self.assertIn("%d groups" % CAP, first[0])
+        # STATUS= counts the evictions
+        end = time.monotonic() + 15
+        while time.monotonic() < end:
+            statuses = [m["STATUS"] for _, m in self.sock.having("STATUS")]
+            if any(re.search(r", \d+ correlation groups evicted", s) for s in statuses):
+                break
+            time.sleep(0.2)
+        else:
+            self.fail(f"no evictions in STATUS=: {statuses}")
+        # and so does the exit summary, with what the last minute evicted
+        self.assertEqual(d.stop(), 0, d.stderr())
+        tail = d.stderr().splitlines()
+        self.assertTrue(any(re.search(r"correlation \"Large S3 download volume[^\"]*\" \(%s\): %d groups evicted"
+                                      % (EXFIL_RULE, EVICTED), l) for l in tail), d.stderr())
+
+
+if __name__ == "__main__":
+    unittest.main()
