@@ -35,6 +35,14 @@ void buf_reset(struct buf *b)
 		memset(b->data, 0, BUF_PAD);
 }
 
+void buf_trim(struct buf *b, size_t keep)
+{
+	if (b->cap > keep)
+		buf_free(b);
+	else
+		buf_reset(b);
+}
+
 int buf_reserve(struct buf *b, size_t n)
 {
 	size_t want, cap;

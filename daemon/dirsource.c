@@ -269,6 +269,7 @@ int dirsource_poll(struct dirsource *d, int64_t now, const struct source_sink *s
 			r = 0;
 		} else {
 			r = sink->object(sink->ctx, path, d->raw.data, d->raw.len);
+			buf_trim(&d->raw, INPUT_KEEP_BUFFER);
 			d->stats.files++;
 			if (r < 0)
 				break;

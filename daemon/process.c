@@ -205,6 +205,14 @@ static int run(struct processor *p, const struct input_map *obj, bool mapped)
 	return p->nomem ? -ENOMEM : 0;
 }
 
+/* After an object: buffers that grew past INPUT_KEEP_BUFFER let their
+ * memory go (the matches in the result are copies). */
+static void release_buffers(struct processor *p)
+{
+	buf_trim(&p->raw, INPUT_KEEP_BUFFER);
+	buf_trim(&p->json, INPUT_KEEP_BUFFER);
+}
+
 int processor_run_buffer(struct processor *p, const char *name, const char *data, size_t len,
 			 struct file_result *res)
 {
@@ -219,6 +227,7 @@ int processor_run_buffer(struct processor *p, const char *name, const char *data
 	obj.data = data;
 	obj.len = len;
 	r = run(p, &obj, false);
+	release_buffers(p);
 	p->res = NULL;
 	return r;
 }
@@ -240,23 +249,22 @@ int processor_run_file(struct processor *p, const char *path, struct file_result
 	if (r == 0) {
 		r = run(p, &map, true);
 		input_unmap(&map);
-		p->res = NULL;
-		return r;
+		goto out;
 	}
 	if (r == -ENOTSUP)
 		r = input_read_file(path, p->lim.input.max_object, &p->raw, msg, sizeof(msg));
-	if (r == -ENOMEM) {
-		p->res = NULL;
-		return r;
-	}
+	if (r == -ENOMEM)
+		goto out;
 	if (r < 0) {
 		add_error(p, "%s", msg);
-		p->res = NULL;
-		return 0;
+		r = 0;
+		goto out;
 	}
 	map.data = p->raw.data;
 	map.len = p->raw.len;
 	r = run(p, &map, false);
+out:
+	release_buffers(p);
 	p->res = NULL;
 	return r;
 }

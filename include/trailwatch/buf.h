@@ -26,6 +26,11 @@ void buf_free(struct buf *b);
 /* Keeps the allocation, forgets the contents. */
 void buf_reset(struct buf *b);
 
+/* Forgets the contents, and frees the allocation too when it is larger
+ * than keep bytes, so that one large object does not hold its memory for as
+ * long as the buffer lives (the next append allocates again). */
+void buf_trim(struct buf *b, size_t keep);
+
 /* Makes room for at least n more bytes.  -E2BIG past the limit, -ENOMEM. */
 int buf_reserve(struct buf *b, size_t n);
 

@@ -24,6 +24,13 @@ struct input_limits {
 #define INPUT_DEFAULT_MAX_OBJECT (256u << 20)
 #define INPUT_DEFAULT_MAX_DECOMPRESSED (1u << 30)
 
+/* Buffers that hold one object at a time (its bytes, its JSON) keep their
+ * memory from object to object up to this size (CloudTrail's objects are
+ * mostly well under a MiB); past it they are freed (buf_trim) once the
+ * object is done, so that memory returns after a large object instead of
+ * staying at its size for as long as the daemon runs. */
+#define INPUT_KEEP_BUFFER (64u << 20)
+
 enum input_kind {
 	INPUT_LOG,		/* *.json or *.json.gz outside digest/insight folders */
 	INPUT_DIGEST,		/* CloudTrail-Digest/ or a *_CloudTrail-Digest_* name */

@@ -72,7 +72,8 @@ int processor_init(struct processor *p, const struct ruleset *rs, const struct p
 void processor_free(struct processor *p);
 
 /* Reads and processes a file.  Returns 0 (see res for errors in the data)
- * or -ENOMEM. */
+ * or -ENOMEM.  Both functions leave at most INPUT_KEEP_BUFFER bytes per
+ * text buffer allocated behind them (INPUT_KEEP_BUFFER); res holds copies of what it needs. */
 int processor_run_file(struct processor *p, const char *path, struct file_result *res);
 
 /* Processes an object already in memory (gzip or JSON); name is used in
