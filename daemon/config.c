@@ -922,6 +922,16 @@ int config_load_buffer(const char *name, const char *data, size_t len, struct co
 	return load(name, data, len, ret, d);
 }
 
+size_t config_object_memory(const struct config *c)
+{
+	size_t fetching = 1;
+
+	for (size_t i = 0; i < c->nsources; i++)
+		if (c->sources[i].type == SOURCE_S3 && c->sources[i].parallel > fetching)
+			fetching = c->sources[i].parallel;
+	return c->limits.input.max_decompressed / 2 * 3 + fetching * c->limits.input.max_object;
+}
+
 void config_free(struct config *c)
 {
 	if (!c)

@@ -38,6 +38,7 @@
 #define WAIT_DELIVERY_EVERY_MS 100	/* while a source waits for S3, the sinks get a turn this often */
 #define WAIT_DELIVERY_MS 10	/* of at most this long */
 #define CAPS_EVERY_MS 60000	/* after its first time, a correlation at its cap is logged this often */
+#define MEMORY_ROOM (512ull << 20)	/* beside the objects: rules, ordinary correlation state, the spool */
 
 static volatile sig_atomic_t stop_requested, reload_requested;
 /* Set by every signal that wants the loop back: the sources stop after the
@@ -366,6 +367,56 @@ static int64_t warmup_span(const struct gen *g)
 	return span ? span + g->cfg->corr.lateness : 0;
 }
 
+/* The cgroup (v2) memory.max over this process, the smallest of its own
+ * group's and its parents' (MemoryMax= of the unit and its slice), or 0
+ * when there is none or it cannot be read. */
+static unsigned long long memory_max(void)
+{
+	char line[2048], path[2200];
+	unsigned long long least = 0, v;
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	char *group = NULL, *slash;
+
+	if (!f)
+		return 0;
+	while (!group && fgets(line, sizeof(line), f))
+		if (strncmp(line, "0::/", 4) == 0)
+			group = line + 3;
+	fclose(f);
+	if (!group)
+		return 0;
+	group[strcspn(group, "\n")] = '\0';
+	for (;;) {
+		snprintf(path, sizeof(path), "/sys/fs/cgroup%s/memory.max", group);
+		f = fopen(path, "re");
+		if (f) {
+			if (fscanf(f, "%llu", &v) == 1 && (least == 0 || v < least))
+				least = v;	/* "max" reads as no number */
+			fclose(f);
+		}
+		slash = strrchr(group, '/');
+		if (!slash || slash == group)
+			break;
+		*slash = '\0';
+	}
+	return least;
+}
+
+/* An error when the limits let one object take more memory than the
+ * service may have: the kernel would kill it on that object, and again on
+ * the same object after every restart. */
+static void check_memory(const struct config *cfg)
+{
+	unsigned long long most = memory_max(), need = config_object_memory(cfg);
+
+	if (most && need + MEMORY_ROOM > most)
+		log_error("memory: objects within limits.max_decompressed_size and limits.max_object_size (times the "
+			  "GETs in flight) can take %llu MiB, and the rules and their state need room beside them, "
+			  "but this service may use only %llu MiB (MemoryMax=): a large object would get it killed, "
+			  "again after each restart; raise MemoryMax= or lower the limits (docs/service.md, \"Memory\")",
+			  need >> 20, most >> 20);
+}
+
 /* Sets up the engine and the sources of g->cfg and g->rs; every failure
  * is logged.  warm: whether sources re-read the past to rebuild the
  * correlation state (at start; a reload keeps that state instead). */
@@ -380,6 +431,7 @@ static int gen_start(struct service *sv, struct gen *g, bool warm)
 			  cfg->path ? cfg->path : "built-in configuration");
 		return -EINVAL;
 	}
+	check_memory(cfg);
 	r = processor_init(&g->proc, g->rs, &cfg->limits);
 	if (r < 0)
 		return r;

@@ -134,6 +134,15 @@ void config_free(struct config *c);
 int config_rule_sources(struct config *c, const char *const *dirs, size_t ndirs,
 			struct rule_source **ret, size_t *ret_n);
 
+/* The most memory `run` may need for log objects with c's limits, in bytes:
+ * one object's JSON (limits.max_decompressed_size) and half as much again
+ * for its matches (when every record matches: about 450 bytes each), plus
+ * the objects being fetched meanwhile, limits.max_object_size for each GET
+ * in flight (the largest `parallel` of the sources, which are polled one at
+ * a time; 1 for a dir source).  The rules and the correlation state come on
+ * top (docs/service.md, "Memory"). */
+size_t config_object_memory(const struct config *c);
+
 /* Parses "512", "64KiB", "1MiB", "1GiB" (K/M/G also accepted).  -EINVAL. */
 int size_parse(const char *s, size_t *ret);
 
