@@ -7,11 +7,18 @@ JSON (2 MB gzipped: its records repeat), whose last record raises an alert;
 once the alert is out, the process must hold well under the object's size
 (VmRSS below 100 MiB) within a few seconds, while its peak (VmHWM) shows
 that the object was in memory.
+
+At start `run` compares what the limits let objects take with the cgroup's
+memory.max (MemoryMax=) and says so when they do not fit: checked in a
+private mount namespace whose /sys/fs/cgroup is a tmpfs with a memory.max
+of our choosing (root only).
 """
 import gzip
 import json
 import os
+import shutil
 import signal
+import subprocess
 import tempfile
 import time
 import unittest
@@ -90,6 +97,27 @@ class MemoryComesBack(unittest.TestCase):
             time.sleep(0.2)
         self.assertLess(rss, BOUND, f"VmRSS {rss // MIB} MiB after the object (peak {peak // MIB} MiB)")
         self.assertEqual(d.stop(), 0, d.stderr())
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("unshare"), "needs root and unshare")
+    def test_limits_that_do_not_fit_memory_max_are_an_error(self):
+        # a dir source: 1 GiB x 1.5 + 256 MiB = 1792 MiB, plus 512 MiB of room
+        script = ('mount -t tmpfs none /sys/fs/cgroup || exit 99; g=$(sed -n "s/^0:://p" /proc/self/cgroup); '
+                  'mkdir -p /sys/fs/cgroup$g && echo "$0" > /sys/fs/cgroup$g/memory.max && '
+                  'exec timeout --preserve-status -s TERM 2 "$1" run -c "$2"')
+        said = {}
+        for limit in (2 << 30, 4 << 30, "max"):
+            p = subprocess.run(["unshare", "-m", "sh", "-c", script, str(limit), twtest.TW, self.config],
+                               capture_output=True, text=True, timeout=30)
+            if p.returncode == 99:
+                self.skipTest("cannot mount a tmpfs on /sys/fs/cgroup: " + p.stderr)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            said[limit] = [l for l in p.stderr.splitlines() if "MemoryMax=" in l]
+        self.assertEqual(len(said[2 << 30]), 1, said)
+        self.assertIn("error: memory: ", said[2 << 30][0])
+        self.assertIn("1792 MiB", said[2 << 30][0])
+        self.assertIn("2048 MiB", said[2 << 30][0])
+        self.assertEqual(said[4 << 30], [])
+        self.assertEqual(said["max"], [])
 
 
 if __name__ == "__main__":
