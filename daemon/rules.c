@@ -46,6 +46,7 @@ struct loader {
 	size_t source;		/* index of the current source */
 	size_t *rule_source;	/* rs->rules[i] came from source rule_source[i] */
 	size_t cap;
+	struct strmap ids, names;	/* registered rules by id and by name */
 	size_t errors;		/* errors added by this loader */
 	struct alias_note *aliases;	/* correlations with aliases, resolved last */
 	const char **broken;		/* ids and names of documents that failed */
@@ -1880,6 +1881,7 @@ static int add_rule(struct loader *L, struct rule *rule)
 		L->cap = cap;
 	}
 	L->rule_source[rs->nrules] = L->source;
+	rule->index = rs->nrules;	/* while loading: its slot; resolve() renumbers */
 	rs->rules[rs->nrules++] = rule;
 	return 0;
 }
@@ -1902,51 +1904,80 @@ static void release_rule(struct rule *rule)
 		release_alts(rule->det.sels[s].alts, rule->det.sels[s].nalts);
 }
 
-static void drop_rule(struct loader *L, size_t i)
+/* Takes a rule out of the set.  Its slot stays, NULL, so that no index
+ * moves while files are loaded; compact_rules() closes the gaps once. */
+static void drop_rule(struct loader *L, struct rule *rule)
+{
+	release_rule(rule);
+	L->rs->rules[rule->index] = NULL;
+}
+
+/* After the last file: the rules without the gaps drop_rule() left, in
+ * load order. */
+static void compact_rules(struct loader *L)
 {
 	struct ruleset *rs = L->rs;
+	size_t k = 0;
 
-	release_rule(rs->rules[i]);
-	memmove(&rs->rules[i], &rs->rules[i + 1], (rs->nrules - i - 1) * sizeof(*rs->rules));
-	memmove(&L->rule_source[i], &L->rule_source[i + 1], (rs->nrules - i - 1) * sizeof(*L->rule_source));
-	rs->nrules--;
+	for (size_t i = 0; i < rs->nrules; i++) {
+		if (!rs->rules[i])
+			continue;
+		rs->rules[k] = rs->rules[i];
+		L->rule_source[k] = L->rule_source[i];
+		rs->rules[k]->index = k;
+		k++;
+	}
+	rs->nrules = k;
 }
 
 /* Registers a finished rule, replacing one with the same id or name from an
- * earlier source, and refusing a duplicate within the same source. */
+ * earlier source, and refusing a duplicate within the same source.  Every
+ * registered rule has an id and a name no other registered rule has, so
+ * at most two rules stand in the way: found in the loader's maps, they are
+ * dealt with in load order (the first one from this source is the error). */
 static int register_rule(struct loader *L, struct rule *rule, const struct ynode *at)
 {
 	struct ruleset *rs = L->rs;
+	struct rule *o[2] = { rule->id ? strmap_get(&L->ids, rule->id) : NULL,
+			      rule->name ? strmap_get(&L->names, rule->name) : NULL };
+	int r;
 
-	for (size_t i = 0; i < rs->nrules; i++) {
-		struct rule *o = rs->rules[i];
-		bool same_id = rule->id && o->id && strcmp(rule->id, o->id) == 0;
-		bool same_name = rule->name && o->name && strcmp(rule->name, o->name) == 0;
+	if (o[0] == o[1])
+		o[1] = NULL;
+	if (!o[0] || (o[1] && o[1]->index < o[0]->index)) {
+		struct rule *t = o[0];
+		o[0] = o[1];
+		o[1] = t;
+	}
+	for (size_t k = 0; k < 2 && o[k]; k++) {
+		bool same_id = rule->id && o[k]->id && strcmp(rule->id, o[k]->id) == 0;
 
-		if (!same_id && !same_name)
-			continue;
-		if (L->rule_source[i] == L->source) {
+		if (L->rule_source[o[k]->index] == L->source) {
 			lerr(L, at, "duplicate rule %s '%s' (also in %s:%u)", same_id ? "id" : "name",
-			     same_id ? rule->id : rule->name, o->file, o->line);
+			     same_id ? rule->id : rule->name, o[k]->file, o[k]->line);
 			return -EINVAL;
 		}
+	}
+	for (size_t k = 0; k < 2 && o[k]; k++) {
 		/* A later source overrides: drop the earlier rule, and the hidden
 		 * base rule of a legacy count() rule with it. */
-		const char *legacy_base = o->kind == RULE_CORRELATION && o->corr && o->corr->legacy ?
-						  o->corr->refs[0] : NULL;
-		drop_rule(L, i);
+		struct rule *legacy_base = o[k]->kind == RULE_CORRELATION && o[k]->corr && o[k]->corr->legacy ?
+						   o[k]->corr->legacy_base : NULL;
+		if (o[k]->id && strmap_put(&L->ids, o[k]->id, NULL) < 0)
+			return -ENOMEM;
+		if (o[k]->name && strmap_put(&L->names, o[k]->name, NULL) < 0)
+			return -ENOMEM;
+		drop_rule(L, o[k]);
 		rs->overridden++;
-		if (legacy_base) {
-			for (size_t k = 0; k < rs->nrules; k++) {
-				if (rs->rules[k]->name && strcmp(rs->rules[k]->name, legacy_base) == 0) {
-					drop_rule(L, k);
-					break;
-				}
-			}
-		}
-		i = (size_t)-1;	/* start over: indices moved */
+		if (legacy_base)
+			drop_rule(L, legacy_base);
 	}
-	return add_rule(L, rule);
+	r = add_rule(L, rule);
+	if (r == 0 && rule->id)
+		r = strmap_put(&L->ids, rule->id, rule);
+	if (r == 0 && rule->name)
+		r = strmap_put(&L->names, rule->name, rule);
+	return r;
 }
 
 static bool logsource_is_cloudtrail(const struct ynode *ls)
@@ -1989,6 +2020,7 @@ static int legacy_aggregation(struct loader *L, struct rule *rule, const struct 
 	base->throttle = NULL;
 	if (!base->name || add_rule(L, base) < 0)
 		return -ENOMEM;
+	c->legacy_base = base;
 
 	rule->kind = RULE_CORRELATION;
 	memset(&rule->det, 0, sizeof(rule->det));
@@ -2298,12 +2330,25 @@ static int load_file(struct loader *L, const char *path, const char *data, size_
 
 struct rule *ruleset_find(const struct ruleset *rs, const char *ref)
 {
+	struct rule *by_id = strmap_get(&rs->by_id, ref), *by_name = strmap_get(&rs->by_name, ref);
+
+	if (by_id && by_name)
+		return by_id->index < by_name->index ? by_id : by_name;
+	return by_id ? by_id : by_name;
+}
+
+/* ruleset_find's maps: the first rule of each id and each name (a hidden
+ * legacy base rule's name is not checked for duplicates).  -ENOMEM. */
+static int index_rules(struct ruleset *rs)
+{
 	for (size_t i = 0; i < rs->nrules; i++) {
 		struct rule *r = rs->rules[i];
-		if ((r->id && strcmp(r->id, ref) == 0) || (r->name && strcmp(r->name, ref) == 0))
-			return r;
+		if (r->id && !strmap_get(&rs->by_id, r->id) && strmap_put(&rs->by_id, r->id, r) < 0)
+			return -ENOMEM;
+		if (r->name && !strmap_get(&rs->by_name, r->name) && strmap_put(&rs->by_name, r->name, r) < 0)
+			return -ENOMEM;
 	}
-	return NULL;
+	return 0;
 }
 
 static const struct alias_note *find_aliases(const struct loader *L, const struct rule *corr)
@@ -2963,6 +3008,10 @@ int ruleset_load(const struct rule_source *sources, size_t nsources,
 		}
 		pathlist_free(&files);
 	}
+	compact_rules(&L);
+	r = index_rules(rs);
+	if (r < 0)
+		goto fail;
 	/* Resolve even after errors, so that every reference problem is
 	 * reported in the same run (references to broken rules are not). */
 	r = resolve(&L);
@@ -2980,11 +3029,15 @@ int ruleset_load(const struct rule_source *sources, size_t nsources,
 	}
 	free(L.rule_source);
 	free(L.broken);
+	strmap_free(&L.ids);
+	strmap_free(&L.names);
 	*ret = rs;
 	return 0;
 fail:
 	free(L.rule_source);
 	free(L.broken);
+	strmap_free(&L.ids);
+	strmap_free(&L.names);
 	ruleset_free(rs);
 	return r < 0 ? r : -EINVAL;
 }
@@ -2994,7 +3047,8 @@ void ruleset_free(struct ruleset *rs)
 	if (!rs)
 		return;
 	for (size_t i = 0; i < rs->nrules; i++)
-		release_rule(rs->rules[i]);
+		if (rs->rules[i])	/* NULL: dropped by a half-done load */
+			release_rule(rs->rules[i]);
 	/* Element tests belong to the rule set, even those of dropped rules. */
 	for (size_t i = 0; i < rs->nelements; i++) {
 		struct element_test *el = rs->elements[i];
@@ -3007,6 +3061,8 @@ void ruleset_free(struct ruleset *rs)
 	free(rs->yfiles);
 	free(rs->rules);
 	free(rs->detections);
+	strmap_free(&rs->by_id);
+	strmap_free(&rs->by_name);
 	field_index_free(&rs->fields);
 	arena_free(&rs->arena);
 	free(rs);

@@ -29,6 +29,7 @@
 #include "trailwatch/rules.h"
 #include "trailwatch/sigv4.h"
 #include "trailwatch/statefile.h"
+#include "trailwatch/strmap.h"
 #include "trailwatch/yamltree.h"
 
 #include "check.h"
@@ -1447,6 +1448,30 @@ static int sign_stdin(void)
 	return rc;
 }
 
+/* strmap: puts, replacements, NULL as removal, growth past many keys. */
+static void test_strmap(void)
+{
+	static char keys[5000][24];
+	struct strmap m = { 0 };
+	bool ok = true;
+
+	CHECK(strmap_get(&m, "x") == NULL);
+	for (int i = 0; i < 5000; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "rule-%d", i);
+		ok &= strmap_put(&m, keys[i], keys[i]) == 0;
+	}
+	CHECK(ok);
+	for (int i = 0; i < 5000; i++)
+		ok &= strmap_get(&m, keys[i]) == keys[i];
+	CHECK(ok);
+	CHECK(strmap_put(&m, "rule-7", keys[8]) == 0 && strmap_get(&m, keys[7]) == keys[8]);
+	CHECK(strmap_put(&m, "rule-9", NULL) == 0 && strmap_get(&m, "rule-9") == NULL);
+	CHECK(m.n == 5000 && m.cap >= 10000);
+	CHECK(strmap_get(&m, "rule-5000") == NULL);
+	strmap_free(&m);
+	CHECK(strmap_get(&m, keys[1]) == NULL);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "--sign") == 0)
@@ -1472,6 +1497,7 @@ int main(int argc, char **argv)
 	test_full_table();
 	test_window_reference();
 	test_memo();
+	test_strmap();
 	test_backoff();
 	test_statefile_name();
 	test_sigv4();

@@ -26,6 +26,7 @@
 #include "trailwatch/diag.h"
 #include "trailwatch/fields.h"
 #include "trailwatch/match.h"
+#include "trailwatch/strmap.h"
 
 struct yfile;
 struct ynode;
@@ -151,6 +152,7 @@ struct correlation {
 	int64_t timespan;	/* seconds */
 	struct corr_cond cond;
 	bool legacy;		/* compiled from a `| count()` condition */
+	struct rule *legacy_base;	/* legacy: the hidden rule of the events it counts */
 	bool generate;		/* the base rules also alert on their own */
 	/* Where each base rule's match carries the values this correlation
 	 * needs: index into that rule's extra_slots. */
@@ -310,6 +312,7 @@ struct ruleset {
 	size_t nmemos;			/* tests with a memo (field_test.memo) */
 	size_t skipped_logsource;	/* documents for other log sources */
 	size_t overridden;		/* rules replaced by a later directory */
+	struct strmap by_id, by_name;	/* the first rule of each id and name: ruleset_find */
 };
 
 struct builtin_file;
@@ -341,7 +344,8 @@ int ruleset_load(const struct rule_source *sources, size_t nsources,
 
 void ruleset_free(struct ruleset *rs);
 
-/* Finds a rule by id or name; NULL if none. */
+/* Finds a rule by id or name (the first in load order that has either);
+ * NULL if none.  A hash lookup: cheap enough for every alert. */
 struct rule *ruleset_find(const struct ruleset *rs, const char *ref);
 
 /* Parses "30s", "5m", "1h", "2d" into seconds.  -EINVAL. */
