@@ -22,12 +22,11 @@ void diag_free(struct diag *d)
 	memset(d, 0, sizeof(*d));
 }
 
-void diag_add(struct diag *d, const char *file, unsigned line, unsigned col,
-	      const char *fmt, ...)
+static void add(struct diag *d, const char *file, unsigned line, unsigned col, const char *kind,
+		const char *fmt, va_list ap)
 {
 	char text[2048], where[512];
 	char *msg = NULL;
-	va_list ap;
 
 	if (d->count >= DIAG_MAX_MESSAGES)
 		goto drop;
@@ -37,16 +36,14 @@ void diag_add(struct diag *d, const char *file, unsigned line, unsigned col,
 			goto drop;
 		d->messages = m;
 	}
-	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
 	if (line && col)
 		snprintf(where, sizeof(where), "%s:%u:%u", file, line, col);
 	else if (line)
 		snprintf(where, sizeof(where), "%s:%u", file, line);
 	else
 		snprintf(where, sizeof(where), "%s", file);
-	if (asprintf(&msg, "%s: %s", where, text) < 0)
+	if (asprintf(&msg, "%s: %s%s", where, kind, text) < 0)
 		goto drop;
 	d->messages[d->count++] = msg;
 	return;
@@ -54,9 +51,28 @@ drop:
 	d->dropped++;
 }
 
+void diag_add(struct diag *d, const char *file, unsigned line, unsigned col, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	add(d, file, line, col, "", fmt, ap);
+	va_end(ap);
+}
+
+void diag_warn(struct diag *d, const char *file, unsigned line, unsigned col, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	add(d, file, line, col, "warning: ", fmt, ap);
+	va_end(ap);
+	d->warnings++;
+}
+
 size_t diag_errors(const struct diag *d)
 {
-	return d->count + d->dropped;
+	return d->count + d->dropped - d->warnings;
 }
 
 void diag_print(const struct diag *d, FILE *f)

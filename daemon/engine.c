@@ -286,6 +286,27 @@ static bool text_equal(const char *a, size_t alen, const char *b, size_t blen, b
 	return true;
 }
 
+/* A regular expression on len bytes, within the engine's bound (engine.h).
+ * A match that could not finish (the match limit, or the JIT's stack) is
+ * no match, counted against the rule being evaluated. */
+static bool regex_matches(struct engine *e, const struct pattern *p, const char *text, size_t len)
+{
+	size_t limit = ENGINE_REGEX_MAX_LIMIT;
+	int rc;
+
+	if (len < (ENGINE_REGEX_MAX_LIMIT - ENGINE_REGEX_BASE_LIMIT) / ENGINE_REGEX_LIMIT_PER_BYTE)
+		limit = ENGINE_REGEX_BASE_LIMIT + ENGINE_REGEX_LIMIT_PER_BYTE * len;
+	pcre2_set_match_limit(e->mc, (uint32_t)limit);
+	rc = pcre2_match(p->re, (PCRE2_SPTR)text, len, 0, 0, e->md, e->mc);
+	if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT ||
+	    rc == PCRE2_ERROR_JIT_STACKLIMIT) {
+		e->nlimited++;
+		if (e->rule)
+			e->limited[e->rule->index]++;
+	}
+	return rc >= 0;
+}
+
 static bool value_matches(struct engine *e, const struct pattern *p, struct record *rec, struct jvalue *v)
 {
 	const char *text;
@@ -311,7 +332,7 @@ static bool value_matches(struct engine *e, const struct pattern *p, struct reco
 	case PAT_GLOB:
 		return glob_match(p, text, len);
 	case PAT_RE:
-		return pcre2_match(p->re, (PCRE2_SPTR)text, len, 0, 0, e->md, NULL) >= 0;
+		return regex_matches(e, p, text, len);
 	case PAT_CIDR: {
 		uint8_t addr[16];
 		int family;
@@ -392,6 +413,7 @@ static bool memo_matches(struct engine *e, const struct field_test *t, struct re
 	const char *text;
 	size_t len;
 	uint64_t h;
+	unsigned long limited = e->nlimited;
 	bool found;
 
 	if (m && m->paused) {
@@ -424,6 +446,8 @@ static bool memo_matches(struct engine *e, const struct field_test *t, struct re
 		return s->state == 2;
 	}
 	found = any_pattern_matches(e, t, rec, v);
+	if (e->nlimited != limited)
+		return found;	/* not an answer to remember: the next one is counted too */
 	s->hash = h;
 	s->len = (uint16_t)len;
 	s->type = (uint8_t)v->type;
@@ -439,7 +463,7 @@ static bool pattern_holds(struct engine *e, const struct pattern *p, struct reco
 	if (slot < 0) {
 		/* A keyword: anywhere in the record's JSON text. */
 		if (p->op == PAT_RE)
-			found = pcre2_match(p->re, (PCRE2_SPTR)rec->text, rec->len, 0, 0, e->md, NULL) >= 0;
+			found = regex_matches(e, p, rec->text, rec->len);
 		else
 			found = glob_match(p, rec->text, rec->len);
 		return p->negate ? !found : found;
@@ -539,21 +563,28 @@ static bool cond_holds(struct engine *e, const struct detection *d, const struct
 
 bool engine_rule_matches(struct engine *e, const struct rule *r, struct record *rec)
 {
+	bool holds;
+
 	e->top = rec;
-	if (!r->det.cond || !cond_holds(e, &r->det, r->det.cond, rec))
-		return false;
-	for (size_t i = 0; i < r->nfilters; i++) {
-		const struct rule *f = r->filters[i];
-		if (!cond_holds(e, &f->det, f->det.cond, rec))
-			return false;
+	e->rule = r;
+	holds = r->det.cond && cond_holds(e, &r->det, r->det.cond, rec);
+	for (size_t i = 0; holds && i < r->nfilters; i++) {
+		e->rule = r->filters[i];
+		holds = cond_holds(e, &r->filters[i]->det, r->filters[i]->det.cond, rec);
 	}
-	return true;
+	e->rule = NULL;
+	return holds;
 }
 
 bool engine_cond_holds(struct engine *e, const struct rule *r, const struct cnode *c, struct record *rec)
 {
+	bool holds;
+
 	e->top = rec;
-	return cond_holds(e, &r->det, c, rec);
+	e->rule = r;
+	holds = cond_holds(e, &r->det, c, rec);
+	e->rule = NULL;
+	return holds;
 }
 
 /* Candidates for this record: the rules indexed under its eventName,
@@ -619,6 +650,34 @@ size_t engine_eval(struct engine *e, struct record *rec,
 	return matches;
 }
 
+void engine_add_limited(const struct engine *e, unsigned long *per_rule)
+{
+	for (size_t i = 0; i < e->rs->nrules; i++)
+		per_rule[i] += e->limited[i];
+}
+
+void engine_limited_text(const struct ruleset *rs, const unsigned long *per_rule, char *out, size_t size)
+{
+	size_t len = 0, shown = 0, more = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < rs->nrules; i++) {
+		const struct rule *r = rs->rules[i];
+		if (!per_rule[i])
+			continue;
+		if (shown == ENGINE_LIMITED_SHOWN) {
+			more++;
+			continue;
+		}
+		if (len < size)
+			len += (size_t)snprintf(out + len, size - len, "%s%s: %lu", shown ? ", " : "",
+						r->id ? r->id : r->name ? r->name : r->title, per_rule[i]);
+		shown++;
+	}
+	if (more && len < size)
+		snprintf(out + len, size - len, " and %zu more rule%s", more, more == 1 ? "" : "s");
+}
+
 int engine_init(struct engine *e, const struct ruleset *rs)
 {
 	int r;
@@ -626,10 +685,12 @@ int engine_init(struct engine *e, const struct ruleset *rs)
 	memset(e, 0, sizeof(*e));
 	e->rs = rs;
 	e->md = pcre2_match_data_create(1, NULL);
+	e->mc = pcre2_match_context_create(NULL);
+	e->limited = calloc(rs->nrules + 1, sizeof(*e->limited));
 	e->cand = calloc(rs->ndetections + 1, sizeof(*e->cand));
 	e->elements = calloc(rs->nelements + 1, sizeof(*e->elements));
 	e->memos = calloc(rs->nmemos + 1, sizeof(*e->memos));
-	if (!e->md || !e->cand || !e->elements || !e->memos) {
+	if (!e->md || !e->mc || !e->limited || !e->cand || !e->elements || !e->memos) {
 		engine_free(e);
 		return -ENOMEM;
 	}
@@ -653,6 +714,9 @@ void engine_free(struct engine *e)
 		return;
 	if (e->md)
 		pcre2_match_data_free(e->md);
+	if (e->mc)
+		pcre2_match_context_free(e->mc);
+	free(e->limited);
 	prefilter_free(e->pf);
 	free(e->cand);
 	for (size_t i = 0; i < e->nelements; i++)

@@ -182,8 +182,8 @@ static int load(const struct args *a, const char *config_path, struct config **c
 
 	diag_init(&d);
 	r = load_into(a, config_path, cfg, rs, &d);
+	diag_print(&d, stderr);	/* the errors, or the warnings of what loaded */
 	if (r < 0) {
-		diag_print(&d, stderr);
 		if (r == -ENOMEM)
 			fprintf(stderr, "trailwatch: out of memory\n");
 		else if (*cfg)

@@ -297,6 +297,300 @@ int pattern_regex(struct pattern *p, const char *re, bool icase, bool multiline,
 	return 0;
 }
 
+/* ---- regular expressions that backtrack ---------------------------------
+ *
+ * A recursive-descent reading of a pattern that PCRE2 has already accepted,
+ * looking for the two shapes that make a backtracking matcher take time
+ * exponential in the input: a repeated group whose inside can itself match
+ * a varying number of repetitions, with nothing it must match in between
+ * ((a+)+, (.*)*, (\w+\s?)+), and a repeated group with two alternatives that
+ * are the same ((a|a)*).  Heuristic on purpose: the engine's match limit is
+ * what bounds the work; this only tells the rule's author early. */
+
+#define RE_INF UINT32_MAX
+#define RE_MAX_DEPTH 250	/* PCRE2's own limit on nested parentheses */
+
+struct re_scan {
+	const char *s;
+	size_t len, pos;
+	bool found;
+	size_t at;
+	const char *why;
+};
+
+/* What a group's inside can do. */
+struct re_inside {
+	bool loose;		/* it can match a varying number of repetitions of something */
+	bool same_alts;		/* two of its alternatives are the same text */
+};
+
+static void re_found(struct re_scan *sc, size_t at, const char *why)
+{
+	if (!sc->found) {
+		sc->found = true;
+		sc->at = at;
+		sc->why = why;
+	}
+}
+
+static bool re_digits(struct re_scan *sc, uint32_t *ret)
+{
+	size_t start = sc->pos;
+	uint32_t v = 0;
+
+	while (sc->pos < sc->len && sc->s[sc->pos] >= '0' && sc->s[sc->pos] <= '9') {
+		v = v < 100000000 ? v * 10 + (uint32_t)(sc->s[sc->pos] - '0') : v;
+		sc->pos++;
+	}
+	*ret = v;
+	return sc->pos > start;
+}
+
+/* A quantifier after an atom, if any: {min, max}, 1..1 when there is none. */
+static void re_quantifier(struct re_scan *sc, uint32_t *min, uint32_t *max, bool *possessive)
+{
+	char c = sc->pos < sc->len ? sc->s[sc->pos] : '\0';
+
+	*min = 1;
+	*max = 1;
+	*possessive = false;
+	if (c == '*' || c == '+' || c == '?') {
+		*min = c == '+' ? 1 : 0;
+		*max = c == '?' ? 1 : RE_INF;
+		sc->pos++;
+	} else if (c == '{') {
+		size_t save = sc->pos;
+		uint32_t lo = 0, hi;
+		bool has_lo, has_hi = false;
+
+		sc->pos++;
+		has_lo = re_digits(sc, &lo);
+		hi = lo;
+		if (sc->pos < sc->len && sc->s[sc->pos] == ',') {
+			sc->pos++;
+			has_hi = re_digits(sc, &hi);
+			if (!has_hi)
+				hi = RE_INF;
+		}
+		if (sc->pos >= sc->len || sc->s[sc->pos] != '}' || (!has_lo && !has_hi)) {
+			sc->pos = save;	/* a literal '{' */
+			return;
+		}
+		sc->pos++;
+		*min = lo;
+		*max = hi;
+	} else {
+		return;
+	}
+	if (sc->pos < sc->len && sc->s[sc->pos] == '+') {
+		*possessive = true;
+		sc->pos++;
+	} else if (sc->pos < sc->len && sc->s[sc->pos] == '?') {
+		sc->pos++;	/* lazy: backtracks as much */
+	}
+}
+
+/* Skips an escape (at the backslash). */
+static void re_escape(struct re_scan *sc)
+{
+	char c;
+
+	sc->pos++;
+	if (sc->pos >= sc->len)
+		return;
+	c = sc->s[sc->pos++];
+	if (c == 'Q') {
+		const char *e = NULL;
+		for (size_t i = sc->pos; i + 1 < sc->len && !e; i++)
+			if (sc->s[i] == '\\' && sc->s[i + 1] == 'E')
+				e = sc->s + i;
+		sc->pos = e ? (size_t)(e - sc->s) + 2 : sc->len;
+		return;
+	}
+	if (c == 'c' && sc->pos < sc->len) {
+		sc->pos++;
+		return;
+	}
+	if (sc->pos < sc->len && strchr("xopPNgk", c) && strchr("{<'", sc->s[sc->pos])) {
+		char close = sc->s[sc->pos] == '{' ? '}' : sc->s[sc->pos] == '<' ? '>' : '\'';
+		while (sc->pos < sc->len && sc->s[sc->pos] != close)
+			sc->pos++;
+		if (sc->pos < sc->len)
+			sc->pos++;
+	}
+}
+
+/* Skips a character class (at its '['). */
+static void re_class(struct re_scan *sc)
+{
+	sc->pos++;
+	if (sc->pos < sc->len && sc->s[sc->pos] == '^')
+		sc->pos++;
+	if (sc->pos < sc->len && sc->s[sc->pos] == ']')
+		sc->pos++;
+	while (sc->pos < sc->len && sc->s[sc->pos] != ']') {
+		if (sc->s[sc->pos] == '\\') {
+			re_escape(sc);
+		} else if (sc->s[sc->pos] == '[' && sc->pos + 1 < sc->len && sc->s[sc->pos + 1] == ':') {
+			const char *e = strstr(sc->s + sc->pos + 2, ":]");
+			sc->pos = e ? (size_t)(e - sc->s) + 2 : sc->pos + 1;
+		} else {
+			sc->pos++;
+		}
+	}
+	if (sc->pos < sc->len)
+		sc->pos++;
+}
+
+/* Skips to the ')' that closes something without a pattern inside
+ * (a comment, a verb, a back reference, a recursion). */
+static void re_skip_group(struct re_scan *sc)
+{
+	while (sc->pos < sc->len && sc->s[sc->pos] != ')')
+		sc->pos++;
+	if (sc->pos < sc->len)
+		sc->pos++;
+}
+
+static struct re_inside re_alternation(struct re_scan *sc, unsigned depth);
+
+/* One atom of a sequence, with its quantifier.  *none: it was an option
+ * setting or a comment, not an atom. */
+static void re_element(struct re_scan *sc, unsigned depth, bool *loose, bool *optional, bool *none)
+{
+	size_t start = sc->pos;
+	struct re_inside in = { false, false };
+	bool group = false, atomic = false, zero_width = false, possessive;
+	uint32_t min, max;
+	char c = sc->s[sc->pos];
+
+	*none = false;
+	if (c == '(') {
+		const char *g = sc->s + sc->pos + 1;
+		size_t rest = sc->len - sc->pos - 1;
+
+		sc->pos++;
+		if (rest && *g == '*') {
+			re_skip_group(sc);	/* (*VERB) */
+			*none = true;
+			return;
+		}
+		if (rest && *g == '?') {
+			sc->pos++;
+			g++;
+			if (rest >= 2 && (*g == ':' || *g == '|' || *g == '>')) {
+				atomic = *g == '>';
+				sc->pos++;
+			} else if (rest >= 2 && (*g == '=' || *g == '!')) {
+				zero_width = true;
+				sc->pos++;
+			} else if (rest >= 3 && *g == '<' && (g[1] == '=' || g[1] == '!')) {
+				zero_width = true;
+				sc->pos += 2;
+			} else if (rest >= 2 && (*g == '<' || *g == '\'' || (*g == 'P' && rest >= 3 && g[1] == '<'))) {
+				char close = *g == '\'' ? '\'' : '>';
+				while (sc->pos < sc->len && sc->s[sc->pos] != close)
+					sc->pos++;
+				if (sc->pos < sc->len)
+					sc->pos++;
+			} else if (rest >= 2 && *g == '#') {
+				re_skip_group(sc);
+				*none = true;
+				return;
+			} else if (rest >= 2 && (strchr("P&R+-0123456789", *g))) {
+				re_skip_group(sc);	/* a back reference or a recursion: an atom */
+				goto quantifier;
+			} else {
+				/* option letters: (?i) sets them, (?i:...) is a group */
+				while (sc->pos < sc->len && strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ^-",
+								   sc->s[sc->pos]))
+					sc->pos++;
+				if (sc->pos < sc->len && sc->s[sc->pos] == ')') {
+					sc->pos++;
+					*none = true;
+					return;
+				}
+				if (sc->pos < sc->len)
+					sc->pos++;	/* ':' */
+			}
+		}
+		group = true;
+		if (depth < RE_MAX_DEPTH)
+			in = re_alternation(sc, depth + 1);
+		else
+			re_skip_group(sc);
+		if (sc->pos < sc->len && sc->s[sc->pos] == ')')
+			sc->pos++;
+	} else if (c == '[') {
+		re_class(sc);
+	} else if (c == '\\') {
+		re_escape(sc);
+	} else {
+		zero_width = c == '^' || c == '$';
+		sc->pos++;
+	}
+quantifier:
+	re_quantifier(sc, &min, &max, &possessive);
+	if (group && !atomic && !possessive && max == RE_INF) {
+		if (in.loose)
+			re_found(sc, start, "a repeated group that can itself repeat, as in (a+)+");
+		else if (in.same_alts)
+			re_found(sc, start, "a repeated group with two alternatives that are the same, as in (a|a)*");
+	}
+	*loose = !possessive && !atomic && ((max > min && max > 1) || (group && in.loose));
+	*optional = min == 0 || zero_width;
+}
+
+/* Alternatives up to the ')' that closes the group (not consumed) or the end. */
+static struct re_inside re_alternation(struct re_scan *sc, unsigned depth)
+{
+	struct re_inside in = { false, false };
+	size_t alt_start[16], alt_len[16], nalts = 0;
+
+	for (;;) {
+		size_t start = sc->pos, nloose = 0, nrequired = 0, nrequired_loose = 0;
+
+		while (sc->pos < sc->len && sc->s[sc->pos] != '|' && sc->s[sc->pos] != ')') {
+			bool loose, optional, none;
+			re_element(sc, depth, &loose, &optional, &none);
+			if (none)
+				continue;
+			nloose += loose;
+			nrequired += !optional;
+			nrequired_loose += !optional && loose;
+		}
+		/* loose when nothing but the varying part itself is required */
+		if (nloose && (nrequired == 0 || (nrequired == 1 && nrequired_loose == 1)))
+			in.loose = true;
+		for (size_t k = 0; k < nalts; k++)
+			if (alt_len[k] == sc->pos - start && memcmp(sc->s + alt_start[k], sc->s + start, alt_len[k]) == 0)
+				in.same_alts = true;
+		if (nalts < sizeof(alt_start) / sizeof(alt_start[0])) {
+			alt_start[nalts] = start;
+			alt_len[nalts++] = sc->pos - start;
+		}
+		if (sc->pos >= sc->len || sc->s[sc->pos] != '|')
+			return in;
+		sc->pos++;
+	}
+}
+
+bool regex_backtracks(const char *re, size_t *ret_offset, const char **ret_why)
+{
+	struct re_scan sc = { .s = re, .len = strlen(re) };
+
+	while (sc.pos < sc.len) {
+		re_alternation(&sc, 0);
+		if (sc.pos < sc.len)
+			sc.pos++;	/* an unbalanced ')' (PCRE2 refuses it) */
+	}
+	if (!sc.found)
+		return false;
+	*ret_offset = sc.at;
+	*ret_why = sc.why;
+	return true;
+}
+
 void pattern_release(struct pattern *p)
 {
 	if (p && p->re) {

@@ -49,6 +49,7 @@ static bool accept_log(const char *path, void *ctx)
 
 struct totals {
 	size_t files, bad_files, records, bad_records, bytes_stored, bytes_json, alerts;
+	unsigned long *limited;	/* per rule: regular-expression matches stopped at the limit */
 };
 
 struct output {
@@ -120,6 +121,22 @@ static int deliver_spooled(struct spool *spool, struct delivery *dl)
 	return r;
 }
 
+/* The summary's warning about regular expressions stopped at the match
+ * limit (engine.h): those values counted as no match. */
+static void report_limited(const struct ruleset *rs, const unsigned long *limited)
+{
+	unsigned long n = 0;
+	char rules[512];
+
+	for (size_t i = 0; i < rs->nrules; i++)
+		n += limited[i];
+	if (!n)
+		return;
+	engine_limited_text(rs, limited, rules, sizeof(rules));
+	log_warning("%lu regular-expression match%s stopped at the match limit and counted as no match (%s): the pattern backtracks too much, see its warning from 'trailwatch check'",
+		    n, n == 1 ? "" : "es", rules);
+}
+
 /* Reports one result and dispatches its matches. */
 static int finish_file(struct dispatch *d, struct totals *t, struct file_result *res)
 {
@@ -149,6 +166,7 @@ struct pool {
 	const struct process_limits *lim;
 	struct pathlist *files;
 	struct slot *slots;
+	unsigned long *limited;	/* per rule, the workers' counts added at their end */
 	size_t window;
 	size_t claimed;		/* next file index to hand out */
 	size_t dispatched;	/* files the main thread has finished */
@@ -184,8 +202,12 @@ static void *worker(void *arg)
 		pthread_cond_broadcast(&p->cond);
 		pthread_mutex_unlock(&p->lock);
 	}
-	if (r == 0)
+	if (r == 0) {
+		pthread_mutex_lock(&p->lock);
+		engine_add_limited(&proc.engine, p->limited);
+		pthread_mutex_unlock(&p->lock);
 		processor_free(&proc);
+	}
 	return NULL;
 }
 
@@ -203,6 +225,7 @@ static int run_parallel(const struct config *cfg, const struct ruleset *rs, stru
 	p.rs = rs;
 	p.lim = &cfg->limits;
 	p.files = files;
+	p.limited = t->limited;
 	/* A slot holds one file's matches, not its text (the buffers belong to
 	 * the workers), so a wide window is cheap and absorbs uneven files. */
 	p.window = 16 * (size_t)jobs;
@@ -281,6 +304,7 @@ static int run_serial(const struct config *cfg, const struct ruleset *rs, struct
 			r = finish_file(d, t, &res);
 		file_result_free(&res);
 	}
+	engine_add_limited(&proc.engine, t->limited);
 	processor_free(&proc);
 	return r;
 }
@@ -334,9 +358,14 @@ int replay_run(const struct config *cfg, const struct ruleset *rs, const struct 
 			return 2;
 		}
 	}
-	r = dispatch_init(&d, rs, &cfg->corr, o->sinks ? sink_alert : emit_alert, o->sinks ? (void *)dl : &out);
+	t.limited = calloc(rs->nrules + 1, sizeof(*t.limited));
+	r = t.limited ? dispatch_init(&d, rs, &cfg->corr, o->sinks ? sink_alert : emit_alert, o->sinks ? (void *)dl : &out) :
+			-ENOMEM;
 	if (r < 0) {
 		log_error("out of memory");
+		free(t.limited);
+		delivery_free(dl);
+		spool_close(spool);
 		pathlist_free(&files);
 		return 2;
 	}
@@ -384,6 +413,8 @@ int replay_run(const struct config *cfg, const struct ruleset *rs, const struct 
 		log_warning("%zu matched events had no readable eventTime and were not correlated", cs.no_time);
 	if (cs.suppressed)
 		log_info("%zu alerts held back by throttles (reported in summary alerts)", cs.suppressed);
+	report_limited(rs, t.limited);
+	free(t.limited);
 	dispatch_free(&d);
 	delivery_free(dl);
 	spool_close(spool);

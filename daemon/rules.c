@@ -787,6 +787,8 @@ static int compile_test(struct loader *L, const struct ynode *key, const struct 
 
 			if (m.has[MOD_RE]) {
 				char err[300];
+				const char *why;
+				size_t at;
 				p = new_pattern(L, t, &cap);
 				if (!p)
 					return -ENOMEM;
@@ -797,6 +799,10 @@ static int compile_test(struct loader *L, const struct ynode *key, const struct 
 					return -EINVAL;
 				}
 				p->source = strs.v[k];
+				if (regex_backtracks(strs.v[k], &at, &why))
+					diag_warn(L->d, L->file, v->line, v->col,
+						  "the regular expression can take time exponential in the value's length (%s, at offset %zu): a match that runs past the match limit counts as no match, and is reported",
+						  why, at);
 			} else if (m.has[MOD_CIDR]) {
 				p = new_pattern(L, t, &cap);
 				if (!p)

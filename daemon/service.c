@@ -39,6 +39,7 @@
 #define WAIT_DELIVERY_MS 10	/* of at most this long */
 #define CAPS_EVERY_MS 60000	/* after its first time, a correlation at its cap is logged this often */
 #define MEMORY_ROOM (512ull << 20)	/* beside the objects: rules, ordinary correlation state, the spool */
+#define LIMITED_EVERY_MS 60000	/* regex matches stopped at the limit: a warning at most this often */
 
 static volatile sig_atomic_t stop_requested, reload_requested;
 /* Set by every signal that wants the loop back: the sources stop after the
@@ -61,10 +62,12 @@ struct source_creds {
 	int64_t warned;			/* last "refresh failed" warning */
 };
 
-/* Counters of a generation; objects, failed, alerts and evicted outlive it. */
+/* Counters of a generation; objects, failed, alerts, evicted and
+ * regex_limited outlive it. */
 struct totals {
 	unsigned long objects, failed, alerts;
 	unsigned long evicted;		/* correlation groups evicted at correlation.max_groups */
+	unsigned long regex_limited;	/* regex matches stopped at the match limit (engine.h) */
 	int64_t newest;			/* the newest S3 object's time, 0: none */
 };
 
@@ -95,6 +98,8 @@ struct service {
 	long long waited_ms;		/* when the sinks last had a turn in source_waits */
 	int wait_error;			/* the spool failed in source_waits: the loop stops */
 	long long caps_ms;		/* when a correlation at its cap was last logged */
+	unsigned long limited_logged;	/* regex_limited when last warned about */
+	long long limited_ms;		/* when that was */
 };
 
 static long long now_ms(void)
@@ -139,6 +144,8 @@ static void gen_totals(const struct gen *g, struct totals *t)
 		t->alerts = g->d.alerts;
 		t->evicted = cs.groups_evicted;
 	}
+	if (g->proc_ready)
+		t->regex_limited = g->proc.engine.nlimited;
 	for (size_t i = 0; i < g->nsources; i++) {
 		struct s3source_stats st;
 		struct dirsource_stats ds;
@@ -278,6 +285,29 @@ static void source_waits(void *ctx, bool progressed)
 	}
 }
 
+/* Regular-expression matches stopped at the match limit count as no match
+ * (engine.h): said at most once a LIMITED_EVERY_MS, with how many since
+ * the last time; final: the exit summary's total. */
+static void report_limited(struct service *sv, bool final)
+{
+	const struct gen *g = &sv->g;
+	unsigned long n = sv->past.regex_limited + (g->proc_ready ? g->proc.engine.nlimited : 0);
+	char rules[512] = "none";
+
+	if (final ? n == 0 : n == sv->limited_logged || now_ms() - sv->limited_ms < LIMITED_EVERY_MS)
+		return;
+	if (g->proc_ready && g->proc.engine.nlimited)
+		engine_limited_text(g->rs, g->proc.engine.limited, rules, sizeof(rules));
+	if (final)
+		log_warning("%lu regular-expression match%s stopped at the match limit in all and counted as no match (by rule, since the rules were loaded: %s)",
+			    n, n == 1 ? "" : "es", rules);
+	else
+		log_warning("%lu more regular-expression match%s stopped at the match limit and counted as no match: the pattern backtracks too much (by rule, since the rules were loaded: %s)",
+			    n - sv->limited_logged, n - sv->limited_logged == 1 ? "" : "es", rules);
+	sv->limited_logged = n;
+	sv->limited_ms = now_ms();
+}
+
 /* ---- the sink the sources feed ------------------------------------------ */
 
 /* dispatch -> spool */
@@ -304,6 +334,7 @@ static int on_object(void *ctx, const char *name, const char *data, size_t len)
 		if (res.errors_dropped)
 			log_about(LOG_LEVEL_ERROR, &about, "%s: %zu more errors not shown", name, res.errors_dropped);
 		log_debug("%s: %zu records, %zu matches", name, res.records, res.nmatches);
+		report_limited(sv, false);
 		r = dispatch_result(&sv->g.d, &res);
 	}
 	if (r < 0)
@@ -633,6 +664,8 @@ static int reload(struct service *sv)
 		config_free(ng.cfg);
 		goto done;
 	}
+	for (size_t i = 0; i < d.count; i++)
+		log_warning("%s", d.messages[i]);	/* what loaded has only warnings */
 	diag_free(&d);
 	r = gen_start(sv, &ng, false);
 	if (r < 0) {
@@ -670,6 +703,7 @@ static int reload(struct service *sv)
 	sv->past.failed += t.failed;
 	sv->past.alerts += t.alerts;
 	sv->past.evicted += t.evicted;
+	sv->past.regex_limited += t.regex_limited;
 	gen_free(&sv->g);
 	sv->g = ng;
 	log_info("reloaded: %zu source%s, %zu rules (%zu kept their correlation and throttle state)",
@@ -846,6 +880,7 @@ out:
 	}
 	log_source_stats(&sv.g);
 	log_cap_stats(&sv);
+	report_limited(&sv, true);
 	close_delivery(&sv);
 	gen_free(&sv.g);
 	return status_code;

@@ -1448,6 +1448,38 @@ static int sign_stdin(void)
 	return rc;
 }
 
+/* The load-time warning: shapes that backtrack catastrophically are found,
+ * the shipped pack's and common linear ones are not. */
+static void test_regex_backtracks(void)
+{
+	static const char *const bad[] = {
+		"(a+)+$", "(.*)*x", "(a|a)*b", "^(\\w+\\s?)+$", "(a*b*)*c", "x((ab)+)+", "(?:a+){2,}", "(a+?)+",
+		"(?i:(a|a)+)", "((a+))*", "(?<n>\\d+)+",
+	};
+	static const char *const good[] = {
+		"^\\d{12}$", ".+:assumed-role/aws:.+", "^\\[?(curl/|wget/|python-requests/)", "(\\w+\\.)+com",
+		"\"AWS\"\\s*:\\s*(\\[[^\\]]*)?\"\\*\"", "(a++)+", "(?>a+)+", "(ab|cd)*e", "a{2}+", "(a+){3}",
+		"[(a+)+]", "\\(a+\\)+", "\\Q(a+)+\\E", "(?#(a+)+)x", "(?i)abc", "(a|b)*", "(x{2})+",
+		"(how[^a-z0-9/]*to[^a-z0-9/]*(decrypt|restore)|ransom[^/]*note)[^/]*\\.(txt|html?|hta)$",
+	};
+	size_t at;
+	const char *why;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		bool found = regex_backtracks(bad[i], &at, &why);
+		CHECK(found);
+		if (!found)
+			printf("FAIL regex_backtracks misses %s\n", bad[i]);
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		bool found = regex_backtracks(good[i], &at, &why);
+		CHECK(!found);
+		if (found)
+			printf("FAIL regex_backtracks flags %s (%s at %zu)\n", good[i], why, at);
+	}
+	CHECK(regex_backtracks("ab(c+)+", &at, &why) && at == 2);
+}
+
 /* strmap: puts, replacements, NULL as removal, growth past many keys. */
 static void test_strmap(void)
 {
@@ -1497,6 +1529,7 @@ int main(int argc, char **argv)
 	test_full_table();
 	test_window_reference();
 	test_memo();
+	test_regex_backtracks();
 	test_strmap();
 	test_backoff();
 	test_statefile_name();

@@ -4,6 +4,8 @@
  * problem: they add every error to a struct diag and the caller prints them
  * all and fails once (the habit of OpenBSD ntpd's parse.y).  Lines and
  * columns are 1-based; 0 means "not known" and is left out of the text.
+ * A warning ("file:line:column: warning: message") is kept in the same list
+ * but is not an error: it never makes loading fail.
  */
 #ifndef TRAILWATCH_DIAG_H
 #define TRAILWATCH_DIAG_H
@@ -16,6 +18,7 @@ struct diag {
 	size_t count;
 	size_t cap;
 	size_t dropped;		/* messages not kept after the cap */
+	size_t warnings;	/* of the messages, kept or dropped, how many are warnings */
 };
 
 /* At most this many messages are kept; more are counted in dropped. */
@@ -29,7 +32,11 @@ void diag_free(struct diag *d);
 void diag_add(struct diag *d, const char *file, unsigned line, unsigned col,
 	      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-/* Total number of errors reported, kept or dropped. */
+/* The same, for a warning: the text gets "warning: " before it. */
+void diag_warn(struct diag *d, const char *file, unsigned line, unsigned col,
+	       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Total number of errors reported, kept or dropped (warnings are not). */
 size_t diag_errors(const struct diag *d);
 
 /* Writes every message, one per line, to f. */

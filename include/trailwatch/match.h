@@ -96,6 +96,13 @@ int pattern_literal(struct pattern *p, struct arena *a, const char *s, size_t le
 int pattern_regex(struct pattern *p, const char *re, bool icase, bool multiline, bool dotall,
 		  char *err, size_t errlen);
 
+/* Is the regular expression re (one PCRE2 accepts) of a shape known to
+ * backtrack catastrophically: nested repetition ((a+)+, (.*)*) or a repeated
+ * group of alternatives that are the same ((a|a)*)?  A heuristic, with
+ * misses: the engine's match limit is the bound (engine.h).  When true,
+ * *ret_offset is where the group starts and *ret_why says what it is. */
+bool regex_backtracks(const char *re, size_t *ret_offset, const char **ret_why);
+
 /* Parses "a.b.c.d/n", "x::y/n", or a bare address (a host network). -EINVAL. */
 int cidr_parse(struct cidr *c, const char *s);
 
