@@ -106,6 +106,24 @@ static void cerr(struct diag *d, const char *file, const struct ynode *n, const 
 	diag_add(d, file, n ? n->line : 0, n ? n->col : 0, "%s", msg);
 }
 
+/* May a message show this key?  Ours are lower-case words joined by '_'.
+ * Anything else is described, never shown: it may be a secret written
+ * where a key goes, such as a webhook URL or a token one line off
+ * ("{url: https://hooks.slack.com/..., https://hooks.slack.com/...: x}",
+ * or a secret under "hmac_secret:" at the key's indentation), and config
+ * errors reach the journal. */
+static bool key_showable(const char *key)
+{
+	size_t n = 0;
+
+	for (const char *p = key; *p; p++, n++)
+		if (!((*p >= 'a' && *p <= 'z') || *p == '_') || n >= 40)
+			return false;
+	return n > 0;
+}
+
+#define KEY_NOT_SHOWN "not shown: it is not a key name, and may be a secret or a URL written as a key"
+
 static const struct config_key *find_key(const char *path)
 {
 	for (size_t i = 0; i < NKEYS; i++)
@@ -439,7 +457,11 @@ static int set_item_keys(struct config *c, const struct ynode *n, void *item, co
 			if (strcmp(table[j].name, key) == 0)
 				k = &table[j];
 		if (!k) {
-			cerr(d, c->path, n->keys[i], "unknown key '%s' in a %s", key, what);
+			if (key_showable(key))
+				cerr(d, c->path, n->keys[i], "unknown key '%s' in a %s", key, what);
+			else
+				cerr(d, c->path, n->keys[i], "unknown key in a %s (%zu characters, " KEY_NOT_SHOWN ")",
+				     what, strlen(key));
 			r = -EINVAL;
 			continue;
 		}
@@ -761,8 +783,13 @@ static int walk_map(struct config *c, const struct ynode *map, const char *prefi
 
 		snprintf(path, sizeof(path), "%s%s%s", prefix, prefix[0] ? "." : "", map->keys[i]->value);
 		k = find_key(path);
-		if (!k) {
+		if (!k && key_showable(map->keys[i]->value)) {
 			cerr(d, c->path, map->keys[i], "unknown key '%s'", path);
+		} else if (!k) {
+			cerr(d, c->path, map->keys[i], "unknown key%s%s%s (%zu characters, " KEY_NOT_SHOWN ")",
+			     prefix[0] ? " in '" : "", prefix, prefix[0] ? "'" : "", strlen(map->keys[i]->value));
+		}
+		if (!k) {
 			r = -EINVAL;
 			continue;
 		}

@@ -11,6 +11,11 @@
   limit that grows with the value's length (0.1 ms here), and the matches
   stopped there are counted per rule: in replay's summary, in a warning of
   `run` (at most once a minute) and in its exit summary.
+- A secret written where a key goes (a webhook URL as a key of the sink, an
+  HMAC secret at the indentation of `hmac_secret:`) was echoed by "unknown
+  key '...'" into the terminal and the journal.  A key that is not a key
+  name (lower-case letters and '_') is now described by its place and
+  length, never shown.
 """
 import os
 import signal
@@ -185,6 +190,47 @@ class Backtracking(unittest.TestCase):
                       "match: the pattern backtracks too much (by rule, since the rules were loaded: "
                       "7a1e0000-0000-4000-8000-000000000001: 3)", err)
         self.assertIn("warning: 3 regular-expression matches stopped at the match limit in all", err)
+
+
+class SecretAsKey(unittest.TestCase):
+    def check(self, text):
+        with TempDir() as d:
+            path = os.path.join(d, "trailwatch.yaml")
+            with open(path, "w") as f:
+                f.write(text)
+            p = tw("check", "-c", path)
+            return path, p
+
+    def test_url_written_as_a_key_of_a_sink(self):
+        path, p = self.check("sinks:\n"
+                             "  - {type: slack, url: 'https://hooks.slack.com/services/T0/B0/public',\n"
+                             "     'https://hooks.slack.com/services/T1111/B2222/SeCrEtToKeN42': x}\n")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertNotIn("SeCrEtToKeN42", p.stderr)
+        self.assertNotIn("T1111", p.stderr)
+        self.assertIn(f"{path}:3:6: unknown key in a sink (58 characters, not shown: it is not a key name, "
+                      "and may be a secret or a URL written as a key)", p.stderr)
+
+    def test_hmac_secret_one_line_off(self):
+        path, p = self.check("sinks:\n"
+                             "  - type: webhook\n"
+                             "    url: https://example.com/hook\n"
+                             "    hmac_secret:\n"
+                             "    9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08:\n")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertNotIn("9f86d081", p.stderr)
+        self.assertIn(f"{path}:4:17: 'hmac_secret' must be a single value", p.stderr)
+        self.assertIn(f"{path}:5:5: unknown key in a sink (64 characters, not shown", p.stderr)
+
+    def test_at_the_top_and_in_a_section(self):
+        path, p = self.check("xoxb-1234-SECRET: 1\nlimits:\n  ghp_SeCrEt99: 2\n  max_json_depht: 3\n")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertNotIn("SECRET", p.stderr)
+        self.assertNotIn("SeCrEt", p.stderr)
+        self.assertIn(f"{path}:1:1: unknown key (16 characters, not shown", p.stderr)
+        self.assertIn(f"{path}:3:3: unknown key in 'limits' (12 characters, not shown", p.stderr)
+        # a misspelt key name is still shown: that is what helps
+        self.assertIn(f"{path}:4:3: unknown key 'limits.max_json_depht'", p.stderr)
 
 
 if __name__ == "__main__":
