@@ -293,6 +293,13 @@ static int set_lists(struct config *c, const struct ynode *n, struct diag *d)
 
 /* ---- sources and sinks ---------------------------------------------------- */
 
+/* Does the URL start with https:// or http:// (the only schemes libcurl is
+ * allowed)?  Compared as the sinks compare it, case and all. */
+static bool http_url(const char *url)
+{
+	return strncmp(url, "https://", 8) == 0 || strncmp(url, "http://", 7) == 0;
+}
+
 /* Items of `sources:` and `sinks:` are maps whose keys depend on their type;
  * one table each (source_keys, sink_keys) says which keys exist, what they
  * hold, where they go in the item's struct and which types take them. */
@@ -523,6 +530,10 @@ static int parse_source(struct config *c, const struct ynode *n, struct source_c
 			cerr(d, c->path, ynode_get(n, "request_timeout"), "'request_timeout' must be at most 1h");
 			return -EINVAL;
 		}
+		if (src->endpoint && !http_url(src->endpoint)) {
+			cerr(d, c->path, ynode_get(n, "endpoint"), "'endpoint' must start with https:// or http://");
+			return -EINVAL;
+		}
 		src->name = arena_printf(&c->arena, "s3://%s/%s", src->bucket, src->prefix);
 	} else {
 		if (!src->path) {
@@ -591,6 +602,71 @@ static const struct item_key sink_keys[] = {
 	{ "path", SK_STRING, KOFF(path), 1u << SINK_FILE, 0, 0 },
 };
 
+/* Where the secret given under one of its three keys is written. */
+static void secret_place(const struct ynode *n, const char *key, struct secret_ref *s)
+{
+	static const char *const suffix[] = { "", "_file", "_credential" };
+
+	for (size_t i = 0; i < 3; i++) {
+		char name[64];
+		const struct ynode *v;
+
+		snprintf(name, sizeof(name), "%s%s", key, suffix[i]);
+		v = ynode_get(n, name);
+		if (v) {
+			s->line = v->line;
+			s->col = v->col;
+			return;
+		}
+	}
+}
+
+/* An HTTP header name: a token of RFC 9110's characters. */
+static bool header_name_ok(const struct ynode *k)
+{
+	if (!k->len || strlen(k->value) != k->len)
+		return false;
+	for (size_t i = 0; i < k->len; i++) {
+		unsigned char c = (unsigned char)k->value[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      strchr("!#$%&'*+-.^_`|~", c)))
+			return false;
+	}
+	return true;
+}
+
+/* A header value may not end the header: no CR, LF or NUL (and no other
+ * control character but tab).  It may be a secret: never shown. */
+static bool header_value_ok(const struct ynode *v)
+{
+	for (size_t i = 0; i < v->len; i++) {
+		unsigned char c = (unsigned char)v->value[i];
+		if ((c < ' ' && c != '\t') || c == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/* The headers of a webhook sink, as the receiver would get them: each
+ * name a token, each value on its line.  -EINVAL. */
+static int check_headers(struct config *c, const struct sink_config *sk, const struct ynode *h, struct diag *d)
+{
+	int r = 0;
+
+	for (size_t i = 0; h && h->type == YNODE_MAP && i < h->n; i++) {
+		if (!header_name_ok(h->keys[i])) {
+			cerr(d, c->path, h->keys[i], "sink %s: a header name must be letters, digits and !#$%%&'*+-.^_`|~ only (no space, colon, line break or NUL)",
+			     sk->name);
+			r = -EINVAL;
+		} else if (h->items[i]->type == YNODE_SCALAR && !header_value_ok(h->items[i])) {
+			cerr(d, c->path, h->items[i], "sink %s: the value of header '%s' has a line break, NUL or other control character: it would end the header and begin another (not shown)",
+			     sk->name, h->keys[i]->value);
+			r = -EINVAL;
+		}
+	}
+	return r;
+}
+
 /* How many of a secret's three spellings are given. */
 static int secret_forms(const struct secret_ref *s)
 {
@@ -650,7 +726,22 @@ static int parse_sink(struct config *c, const struct ynode *n, struct sink_confi
 		cerr(d, c->path, n, "a file sink needs 'path'");
 		return -EINVAL;
 	}
-	return 0;
+	secret_place(n, "url", &sk->url);
+	secret_place(n, "hmac_secret", &sk->hmac);
+	secret_place(n, "routing_key", &sk->routing_key);
+	/* the URL may be a secret (a Slack webhook's is): never shown */
+	if (sk->url.value && !http_url(sk->url.value)) {
+		cerr(d, c->path, ynode_get(n, "url"), "sink %s: the url must start with https:// (or http://)", sk->name);
+		r = -EINVAL;
+	}
+	if (sk->endpoint && !http_url(sk->endpoint)) {
+		cerr(d, c->path, ynode_get(n, "endpoint"), "sink %s: the endpoint must start with https:// (or http://)",
+		     sk->name);
+		r = -EINVAL;
+	}
+	if (check_headers(c, sk, ynode_get(n, "headers"), d) < 0)
+		r = -EINVAL;
+	return r;
 }
 
 static int set_sinks(struct config *c, const struct ynode *n, struct diag *d)
@@ -893,6 +984,7 @@ static int add_pack_lists(struct config *c)
 /* Reads the file (path) or the text (data) into a new config. */
 static int load(const char *path, const char *data, size_t len, struct config **ret, struct diag *d)
 {
+	const struct ynode *sd;
 	struct config *c = calloc(1, sizeof(*c));
 	int r = 0;
 
@@ -921,6 +1013,10 @@ static int load(const char *path, const char *data, size_t len, struct config **
 			r = walk_map(c, c->yf->docs[0].root, "", d);
 			if (r < 0)
 				goto fail;
+			if ((sd = ynode_get(c->yf->docs[0].root, "state_dir"))) {
+				c->state_dir_line = sd->line;
+				c->state_dir_col = sd->col;
+			}
 			if (c->spool_max_size < (size_t)16 << 10) {
 				const struct ynode *sp = ynode_get(c->yf->docs[0].root, "spool");
 				cerr(d, c->path, sp ? ynode_get(sp, "max_size") : NULL, "'spool.max_size' must be at least 16KiB");

@@ -240,6 +240,96 @@ static void wipe_free(char *s)
 	}
 }
 
+/* ---- checking, without opening anything ----------------------------------- */
+
+/* One secret of a sink given in a file or as a credential, read as
+ * delivery_new() reads it and wiped at once; the url's scheme too.  (Given
+ * inline, config.c checked it.)  -EINVAL (in d), -ENOMEM. */
+static int check_secret(const struct config *cfg, const struct sink_config *c, const struct secret_ref *ref,
+			const char *what, bool check, struct diag *d)
+{
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+	char msg[700], *value = NULL;
+	int r;
+
+	if (!ref->file && !ref->credential)
+		return 0;
+	if (ref->credential && check && (!dir || !*dir)) {
+		diag_warn(d, cfg->path, ref->line, ref->col,
+			  "sink %s: %s_credential '%s' not checked: $CREDENTIALS_DIRECTORY is not set (systemd sets it for the service, from LoadCredential=)",
+			  c->name, what, ref->credential);
+		return 0;
+	}
+	r = read_secret(ref, c->name, what, &value, NULL, msg, sizeof(msg));
+	if (r == 0 && strcmp(what, "url") == 0 && strncmp(value, "https://", 8) != 0 &&
+	    strncmp(value, "http://", 7) != 0) {
+		snprintf(msg, sizeof(msg), "sink %s: the url in %s '%s' must start with https:// (or http://)", c->name,
+			 ref->file ? "url_file" : "url_credential", ref->file ? ref->file : ref->credential);
+		r = -EINVAL;
+	}
+	wipe_free(value);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		diag_add(d, cfg->path, ref->line, ref->col, "%s", msg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* A file sink's file: appendable, or creatable in its directory. */
+static int check_file_sink(const struct config *cfg, const struct sink_config *c, struct diag *d)
+{
+	char parent[4096];
+	const char *slash = strrchr(c->path, '/');
+
+	if (access(c->path, F_OK) == 0) {
+		if (access(c->path, W_OK) == 0)
+			return 0;
+		diag_add(d, cfg->path, (unsigned)c->line, (unsigned)c->col, "sink %s: %s: %s", c->name, c->path,
+			 strerror(errno));
+		return -EINVAL;
+	}
+	if (!slash)
+		snprintf(parent, sizeof(parent), ".");
+	else
+		snprintf(parent, sizeof(parent), "%.*s", slash == c->path ? 1 : (int)(slash - c->path), c->path);
+	if (access(parent, W_OK | X_OK) == 0)
+		return 0;
+	diag_add(d, cfg->path, (unsigned)c->line, (unsigned)c->col, "sink %s: %s: cannot create it in %s: %s", c->name,
+		 c->path, parent, strerror(errno));
+	return -EINVAL;
+}
+
+int delivery_check(const struct config *cfg, bool check, struct diag *d)
+{
+	char msg[600];
+	int r = 0, e = 0;
+
+	if (cfg->nsinks > SPOOL_MAX_SINKS) {
+		diag_add(d, cfg->path, (unsigned)cfg->sinks[SPOOL_MAX_SINKS].line,
+			 (unsigned)cfg->sinks[SPOOL_MAX_SINKS].col, "at most %d sinks", SPOOL_MAX_SINKS);
+		r = -EINVAL;
+	}
+	for (size_t i = 0; i < cfg->nsinks && e != -ENOMEM; i++) {
+		const struct sink_config *c = &cfg->sinks[i];
+
+		if ((e = check_secret(cfg, c, &c->url, "url", check, d)) < 0)
+			r = e;
+		if (e != -ENOMEM && (e = check_secret(cfg, c, &c->hmac, "hmac_secret", check, d)) < 0)
+			r = e;
+		if (e != -ENOMEM && (e = check_secret(cfg, c, &c->routing_key, "routing_key", check, d)) < 0)
+			r = e;
+		if (e != -ENOMEM && c->type == SINK_FILE && (e = check_file_sink(cfg, c, d)) < 0)
+			r = e;
+	}
+	if (check && cfg->state_dir_line && statefile_check_mkdirs(cfg->state_dir, msg, sizeof(msg)) < 0) {
+		diag_add(d, cfg->path, cfg->state_dir_line, cfg->state_dir_col, "state_dir: %s", msg);
+		r = -EINVAL;
+	}
+	return e == -ENOMEM ? e : r;
+}
+
 /* ---- filters ------------------------------------------------------------ */
 
 static bool any_glob(const char *const *globs, size_t n, const char *rule, struct json_object *tags)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "trailwatch/config.h"
+#include "trailwatch/delivery.h"
 #include "trailwatch/diag.h"
 #include "trailwatch/log.h"
 #include "trailwatch/replay.h"
@@ -152,11 +153,20 @@ static int parse_args(int argc, char **argv, struct args *a)
 	return 0;
 }
 
+/* What a load checks besides the files themselves. */
+enum load_for {
+	LOAD_REPLAY,	/* replay, test, check without -c: the files */
+	LOAD_CHECK,	/* check -c: also what run would refuse before it starts */
+	LOAD_RUN,	/* run, and its reloads: the same, as run refuses it */
+};
+
 /* Loads config and rules, every problem in d, and sets the log level.
- * Returns 0, or a negative errno (*cfg may then be set: the caller frees
- * it). */
-static int load_into(const struct args *a, const char *config_path, struct config **cfg, struct ruleset **rs,
-		     struct diag *d)
+ * Then, for check -c and run, what delivery_open() would refuse
+ * (delivery_check).  Returns 0, or a negative errno (*cfg may then be set:
+ * the caller frees it; *rs set too: the rules loaded, the sinks did not
+ * pass). */
+static int load_into(const struct args *a, const char *config_path, enum load_for what, struct config **cfg,
+		     struct ruleset **rs, struct diag *d)
 {
 	struct rule_source *src;
 	size_t nsrc;
@@ -168,6 +178,8 @@ static int load_into(const struct args *a, const char *config_path, struct confi
 	r = config_rule_sources(*cfg, a->rule_dirs, a->nrule_dirs, &src, &nsrc);
 	if (r == 0)
 		r = ruleset_load(src, nsrc, &(*cfg)->lists, rs, d);
+	if (r == 0 && what != LOAD_REPLAY && (*cfg)->path)
+		r = delivery_check(*cfg, what == LOAD_CHECK, d);
 	if (r < 0)
 		return r;
 	log_set_level(a->log_level ? a->level : (*cfg)->log_level);
@@ -175,20 +187,21 @@ static int load_into(const struct args *a, const char *config_path, struct confi
 }
 
 /* Loads config and rules; prints every error.  Returns 0 or an exit status. */
-static int load(const struct args *a, const char *config_path, struct config **cfg, struct ruleset **rs)
+static int load(const struct args *a, const char *config_path, enum load_for what, struct config **cfg,
+		struct ruleset **rs)
 {
 	struct diag d;
 	int r;
 
 	diag_init(&d);
-	r = load_into(a, config_path, cfg, rs, &d);
+	r = load_into(a, config_path, what, cfg, rs, &d);
 	diag_print(&d, stderr);	/* the errors, or the warnings of what loaded */
 	if (r < 0) {
 		if (r == -ENOMEM)
 			fprintf(stderr, "trailwatch: out of memory\n");
 		else if (*cfg)
-			fprintf(stderr, "trailwatch: %zu error%s in the rules\n", diag_errors(&d),
-				diag_errors(&d) == 1 ? "" : "s");
+			fprintf(stderr, "trailwatch: %zu error%s in the %s\n", diag_errors(&d),
+				diag_errors(&d) == 1 ? "" : "s", *rs ? "configuration" : "rules");
 	}
 	diag_free(&d);
 	return r < 0 ? 1 : 0;
@@ -201,7 +214,7 @@ static int reload_run(void *ctx, struct config **cfg, struct ruleset **rs, struc
 
 	*cfg = NULL;
 	*rs = NULL;
-	return load_into(a, a->run_config, cfg, rs, d);
+	return load_into(a, a->run_config, LOAD_RUN, cfg, rs, d);
 }
 
 static void rule_summary(const struct ruleset *rs, FILE *f)
@@ -241,7 +254,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "trailwatch replay: give at least one file or directory\n");
 			return 2;
 		}
-		status = load(&a, a.config, &cfg, &rs);
+		status = load(&a, a.config, a.sinks ? LOAD_RUN : LOAD_REPLAY, &cfg, &rs);
 		if (status)
 			goto out;
 		o.paths = (const char *const *)a.paths;
@@ -255,7 +268,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "trailwatch %s: unexpected argument '%s'\n", a.command, a.paths[0]);
 			return 2;
 		}
-		status = load(&a, a.config, &cfg, &rs);
+		status = load(&a, a.config, strcmp(a.command, "check") == 0 ? LOAD_CHECK : LOAD_REPLAY, &cfg, &rs);
 		if (status)
 			goto out;
 		if (strcmp(a.command, "check") == 0) {
@@ -272,7 +285,7 @@ int main(int argc, char **argv)
 		struct service_loader loader = { reload_run, &a };
 
 		a.run_config = a.config ? a.config : CONFIG_DEFAULT_PATH;
-		status = load(&a, a.run_config, &cfg, &rs);
+		status = load(&a, a.run_config, LOAD_RUN, &cfg, &rs);
 		if (status)
 			goto out;
 		status = service_run(cfg, rs, &loader);	/* it frees them */

@@ -37,6 +37,57 @@ int statefile_mkdirs(const char *dir, char *msg, size_t msglen)
 	return 0;
 }
 
+int statefile_check_mkdirs(const char *dir, char *msg, size_t msglen)
+{
+	char path[4096];
+	size_t len = strlen(dir);
+	struct stat st;
+
+	if (len == 0 || len >= sizeof(path)) {
+		snprintf(msg, msglen, "%s: invalid directory name", dir);
+		return -EINVAL;
+	}
+	memcpy(path, dir, len + 1);
+	for (char *p = path + 1; ; p++) {
+		if (*p == '/' || *p == '\0') {
+			char c = *p;
+			*p = '\0';
+			if (stat(path, &st) < 0) {
+				int e = errno;
+				char *slash = strrchr(path, '/');
+				if (e != ENOENT) {
+					snprintf(msg, msglen, "%s: %s", path, strerror(e));
+					return -e;
+				}
+				/* the first part missing: its parent must let us create it */
+				if (slash == path)
+					slash[1] = '\0';
+				else
+					*slash = '\0';
+				if (access(path, W_OK | X_OK) < 0) {
+					e = errno;
+					snprintf(msg, msglen, "%s: cannot create %s in it: %s", path, dir, strerror(e));
+					return -e;
+				}
+				return 0;
+			}
+			if (!S_ISDIR(st.st_mode)) {
+				snprintf(msg, msglen, "%s: not a directory", path);
+				return -ENOTDIR;
+			}
+			*p = c;
+			if (c == '\0')
+				break;
+		}
+	}
+	if (access(dir, W_OK | X_OK) < 0) {
+		int e = errno;
+		snprintf(msg, msglen, "%s: cannot write in it: %s", dir, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
 static int sync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -16,6 +16,14 @@
   key '...'" into the terminal and the journal.  A key that is not a key
   name (lower-case letters and '_') is now described by its place and
   length, never shown.
+- `trailwatch check -c` passed what `run` then refused: a sink URL that is
+  not http(s), a url_file that is missing, a systemd credential missing
+  from $CREDENTIALS_DIRECTORY, a state_dir that cannot be created.  And
+  both passed CR/LF in a header value, which run sent as it was: a header
+  injection.  Now the configuration refuses bad URLs and header names and
+  values at their line:column, and check (and run, before it opens
+  anything) reads every secret file and credential as run does and checks
+  the state_dir, without the network.
 """
 import os
 import signal
@@ -231,6 +239,118 @@ class SecretAsKey(unittest.TestCase):
         self.assertIn(f"{path}:3:3: unknown key in 'limits' (12 characters, not shown", p.stderr)
         # a misspelt key name is still shown: that is what helps
         self.assertIn(f"{path}:4:3: unknown key 'limits.max_json_depht'", p.stderr)
+
+
+class CheckAsRun(unittest.TestCase):
+    """`check -c` refuses what `run` refuses, at the place in the file."""
+
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="tw-lower-")
+        self.tmp = self._tmp.name
+        self.config = os.path.join(self.tmp, "trailwatch.yaml")
+        self.creds = os.path.join(self.tmp, "creds")
+        os.makedirs(self.creds)
+
+    def tearDown(self):
+        self._tmp.cleanup()
+
+    def secret(self, name, text):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def check(self, text, env_extra=None, command="check"):
+        with open(self.config, "w") as f:
+            f.write(text)
+        env = dict(os.environ)
+        env.pop("CREDENTIALS_DIRECTORY", None)
+        env.pop("JOURNAL_STREAM", None)
+        env.update(env_extra or {})
+        return tw(command, "-c", self.config, "-r", os.path.join(self.tmp, "none.yml"), env=env, timeout=60)
+
+    def setUpRules(self):
+        with open(os.path.join(self.tmp, "none.yml"), "w") as f:
+            f.write(DELETE_RULE)
+
+    def test_sink_url_not_http(self):
+        self.setUpRules()
+        ftp = self.secret("ftp-url", "ftp://files.example/drop\n")
+        p = self.check("sinks:\n"
+                       "  - {name: a, type: slack, url: 'ftp://hooks.example/T0/B0/SeCrEt1'}\n"
+                       "  - {name: b, type: pagerduty, routing_key: k, endpoint: 'gopher://pd.example'}\n"
+                       f"  - {{name: c, type: webhook, url_file: {ftp}}}\n")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(f"{self.config}:2:33: sink a: the url must start with https:// (or http://)", p.stderr)
+        self.assertIn(f"{self.config}:3:58: sink b: the endpoint must start with https:// (or http://)", p.stderr)
+        self.assertNotIn("SeCrEt1", p.stderr)
+        # config errors come first; with those fixed, the file's content
+        p = self.check(f"sinks:\n  - {{name: c, type: webhook, url_file: {ftp}}}\n")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(f"{self.config}:2:40: sink c: the url in url_file '{ftp}' must start with https:// (or http://)",
+                      p.stderr)
+        self.assertNotIn("files.example", p.stderr)
+
+    def test_missing_url_file_and_credential(self):
+        self.setUpRules()
+        missing = os.path.join(self.tmp, "no-such-url")
+        text = ("sinks:\n"
+                f"  - {{name: a, type: webhook, url_file: {missing}}}\n"
+                "  - {name: b, type: slack, url_credential: slack-url}\n")
+        p = self.check(text, {"CREDENTIALS_DIRECTORY": self.creds})
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(f"{self.config}:2:40: sink a: url: {missing}: no such file", p.stderr)
+        self.assertIn(f"{self.config}:3:44: sink b: url: {self.creds}/slack-url: no such file", p.stderr)
+        self.assertIn("trailwatch: 2 errors in the configuration", p.stderr)
+        # run says the same, at the same places, before it opens anything
+        p = self.check(text, {"CREDENTIALS_DIRECTORY": self.creds}, command="run")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(f"{self.config}:2:40: sink a: url: {missing}: no such file", p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "state")))
+        # given both, check passes (and never reaches for the network)
+        self.secret("no-such-url", "https://192.0.2.1/hook\n")
+        with open(os.path.join(self.creds, "slack-url"), "w") as f:
+            f.write("https://hooks.slack.com/services/T0/B0/x\n")
+        p = self.check(text, {"CREDENTIALS_DIRECTORY": self.creds})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stderr, "")
+        # outside systemd a credential cannot be looked for: said, not an error
+        p = self.check(text)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(f"{self.config}:3:44: warning: sink b: url_credential 'slack-url' not checked: "
+                      "$CREDENTIALS_DIRECTORY is not set", p.stderr)
+
+    def test_state_dir_that_cannot_be_created(self):
+        self.setUpRules()
+        blocker = self.secret("a-file", "")
+        p = self.check(f"log_level: info\nstate_dir: {blocker}/state\n")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(f"{self.config}:2:12: state_dir: {blocker}: not a directory", p.stderr)
+        p = self.check(f"state_dir: {self.tmp}/new/state\n")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "new")))     # check creates nothing
+
+    def test_line_breaks_and_nul_in_headers_are_refused(self):
+        self.setUpRules()
+        text = ("sinks:\n"
+                "  - type: webhook\n"
+                "    url: https://soar.example/hook\n"
+                "    headers:\n"
+                "      X-Team: soc\n"
+                "      X-Token: \"t0ken\\r\\nX-Injected: yes\"\n"
+                "      X-Other: \"a\\nb\"\n"
+                "      X-Nul: \"a\\0b\"\n"
+                "      \"X-Bad: name\": v\n")
+        for command in ("check", "run"):
+            p = self.check(text, command=command)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn(f"{self.config}:6:16: sink webhook: the value of header 'X-Token' has a line break, NUL or "
+                          "other control character", p.stderr)
+            self.assertIn(f"{self.config}:7:16: sink webhook: the value of header 'X-Other'", p.stderr)
+            self.assertIn(f"{self.config}:8:14: sink webhook: the value of header 'X-Nul'", p.stderr)
+            self.assertIn(f"{self.config}:9:7: sink webhook: a header name must be letters, digits", p.stderr)
+            self.assertNotIn("t0ken", p.stderr)
+            self.assertNotIn("X-Injected", p.stderr)
 
 
 if __name__ == "__main__":

@@ -180,16 +180,22 @@ class Config(unittest.TestCase):
         self.assertIn(f"{path}:8:5: two sinks are named 'journal' (give one a 'name')", err)
         self.assertEqual(err.count("two sinks are named"), 2)
         self.assertIn(f"{path}:10:5: sink name 'a b': at most 64 printable characters, no space or '/'", err)
-        path, p = self.check_config(
-            "sinks:\n"
-            "  - {name: soc, type: slack, url_credential: slack-url, min_severity: medium, rules: ['attack.*']}\n"
-            "  - {type: webhook, url: 'https://soar.example', hmac_secret_file: /etc/tw/hmac, headers: {X-Team: soc}}\n"
-            "  - {type: pagerduty, routing_key: abc, min_severity: high, exclude_rules: [dfadee20-*]}\n"
-            "  - {type: teams, url: 'https://teams.example'}\n"
-            "  - {type: file, path: /var/log/trailwatch.jsonl}\n"
-            "  - {type: journal}\n"
-            "  - {type: stdout}\n"
-            "spool: {max_size: 64MiB, remember: 3d}\n")
+        # check -c also reads the secret files run would read (docs/config.md):
+        # this one must exist
+        with TempDir() as d:
+            hmac = os.path.join(d, "hmac")
+            with open(hmac, "w") as f:
+                f.write("s3cr3t\n")
+            path, p = self.check_config(
+                "sinks:\n"
+                "  - {name: soc, type: slack, url_credential: slack-url, min_severity: medium, rules: ['attack.*']}\n"
+                f"  - {{type: webhook, url: 'https://soar.example', hmac_secret_file: {hmac}, headers: {{X-Team: soc}}}}\n"
+                "  - {type: pagerduty, routing_key: abc, min_severity: high, exclude_rules: [dfadee20-*]}\n"
+                "  - {type: teams, url: 'https://teams.example'}\n"
+                f"  - {{type: file, path: {d}/trailwatch.jsonl}}\n"
+                "  - {type: journal}\n"
+                "  - {type: stdout}\n"
+                "spool: {max_size: 64MiB, remember: 3d}\n")
         self.assertEqual(p.returncode, 0, p.stderr)
 
     def test_every_key_documented(self):

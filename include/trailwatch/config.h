@@ -33,6 +33,7 @@ struct secret_ref {
 	const char *value;
 	const char *file;
 	const char *credential;
+	unsigned line, col;	/* where the one given is written (its value) */
 };
 
 enum sink_type {
@@ -114,6 +115,7 @@ struct config {
 	struct source_config *sources;
 	size_t nsources;
 	const char *state_dir;		/* default /var/lib/trailwatch */
+	unsigned state_dir_line, state_dir_col;	/* where it is written; 0: not configured */
 	struct sink_config *sinks;	/* none configured: stdout */
 	size_t nsinks;
 	size_t spool_max_size;		/* bytes of undelivered alerts kept */

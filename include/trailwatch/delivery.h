@@ -58,6 +58,18 @@ size_t delivery_sink_names(const struct config *cfg, const char **names, size_t 
  * spool.max_size and spool.remember.  -errno with msg. */
 int delivery_spool_open(const struct config *cfg, struct spool **ret, char *msg, size_t msglen);
 
+/* What delivery_open() would refuse in cfg, found without opening,
+ * creating or sending anything, each problem in d at the place in the
+ * configuration that causes it: a secret file or systemd credential that
+ * cannot be read, a url in one that is not http(s), a file sink's file that
+ * cannot be appended to or created, more sinks than the spool takes.  check
+ * (for `trailwatch check`): a credential is a warning instead when
+ * $CREDENTIALS_DIRECTORY is not set (it is only under systemd), and a
+ * configured state_dir must exist or be creatable (the default one is
+ * StateDirectory='s).  Secrets are wiped at once and never in d.  Does not
+ * log.  0, -EINVAL, -ENOMEM. */
+int delivery_check(const struct config *cfg, bool check, struct diag *d);
+
 /* Resolves the sinks' secrets (files, systemd credentials), opens file
  * sinks and the dead-letter folders.  The spool must have been opened with
  * delivery_spool_open (or with delivery_sink_names).  -EINVAL with msg (which names the sink, never the

@@ -15,6 +15,12 @@
 /* Creates dir and its missing parents with mode 0700.  -errno. */
 int statefile_mkdirs(const char *dir, char *msg, size_t msglen);
 
+/* Would statefile_mkdirs(dir) succeed for this process, and could it then
+ * write files in dir?  Every part of dir that exists must be a directory,
+ * the first one missing must be creatable in its parent, and dir, when it
+ * exists, writable.  Creates nothing.  -errno with msg. */
+int statefile_check_mkdirs(const char *dir, char *msg, size_t msglen);
+
 /* Replaces dir/name with data[0..len).  -errno. */
 int statefile_write(const char *dir, const char *name, const void *data, size_t len, char *msg, size_t msglen);
 
