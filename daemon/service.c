@@ -26,6 +26,7 @@
 #include "trailwatch/log.h"
 #include "trailwatch/notify.h"
 #include "trailwatch/process.h"
+#include "trailwatch/runsummary.h"
 #include "trailwatch/s3source.h"
 #include "trailwatch/service.h"
 #include "trailwatch/spool.h"
@@ -100,6 +101,7 @@ struct service {
 	long long caps_ms;		/* when a correlation at its cap was last logged */
 	unsigned long limited_logged;	/* regex_limited when last warned about */
 	long long limited_ms;		/* when that was */
+	struct runsummary summary;	/* the counts of the sinks and sources reloads replaced */
 };
 
 static long long now_ms(void)
@@ -578,53 +580,33 @@ static int settle_delivery(struct service *sv)
 	return r;
 }
 
-static void log_sink_stats(const struct service *sv)
-{
-	const char *names[SPOOL_MAX_SINKS];
-	size_t n = delivery_sink_names(sv->g.cfg, names, SPOOL_MAX_SINKS);
-
-	for (size_t i = 0; i < n && i < SPOOL_MAX_SINKS; i++) {
-		struct delivery_sink_stats ds;
-		char sent[48], dead[48];
-		const char *extra[] = { sent, dead, NULL };
-		struct log_about about = { .sink = names[i], .extra = extra };
-
-		delivery_stats(sv->delivery, i, &ds);
-		snprintf(sent, sizeof(sent), "TRAILWATCH_SENT=%lu", ds.sent);
-		snprintf(dead, sizeof(dead), "TRAILWATCH_DEAD_LETTERS=%lu", ds.dead + ds.evicted + ds.expired);
-		log_about(LOG_LEVEL_INFO, &about,
-			  "sink %s: %lu sent, %lu retried, %lu dead letters, %lu evicted, %lu expired, %lu filtered out, %lu lost",
-			  names[i], ds.sent, ds.retried, ds.dead, ds.evicted, ds.expired, ds.filtered, ds.lost);
-	}
-}
-
-static void log_source_stats(const struct gen *g)
+/* The exit summary's lines of g's sources (their counts and those of the
+ * sources a reload replaced); keep: not logged, kept for the summary,
+ * before g is freed at a reload. */
+static void source_stats(struct service *sv, const struct gen *g, bool keep)
 {
 	for (size_t i = 0; i < g->nsources; i++) {
 		const char *name = g->cfg->sources[i].name;
-		char objects[48], failed[48];
-		const char *extra[] = { objects, failed, NULL };
-		struct log_about about = { .source = name, .extra = extra };
 		struct s3source_stats st;
 		struct dirsource_stats ds;
 
 		if (g->dir && g->dir[i]) {
 			dirsource_stats(g->dir[i], &ds);
-			snprintf(objects, sizeof(objects), "TRAILWATCH_OBJECTS=%lu", ds.files);
-			snprintf(failed, sizeof(failed), "TRAILWATCH_FAILED=%lu", ds.failed_files);
-			log_about(LOG_LEVEL_INFO, &about, "%s: %lu polls, %lu files, %lu failed", name, ds.polls,
-				  ds.files, ds.failed_files);
+			if (keep)
+				runsummary_keep_dir(&sv->summary, name, &ds);
+			else
+				runsummary_log_dir(&sv->summary, name, &ds);
 		}
-		if (!g->s3 || !g->s3[i])
-			continue;
-		s3source_stats(g->s3[i], &st);
-		snprintf(objects, sizeof(objects), "TRAILWATCH_OBJECTS=%lu", st.objects);
-		snprintf(failed, sizeof(failed), "TRAILWATCH_FAILED=%lu", st.failed_objects);
-		log_about(LOG_LEVEL_INFO, &about,
-			  "%s: %lu polls, %lu objects (%lu more read again to warm up), %lu failed; %lu LIST and %lu GET requests, %lu retries",
-			  name, st.cycles, st.objects, st.warmup_objects, st.failed_objects, st.s3.lists, st.s3.gets,
-			  st.s3.retries);
+		if (g->s3 && g->s3[i]) {
+			s3source_stats(g->s3[i], &st);
+			if (keep)
+				runsummary_keep_s3(&sv->summary, name, &st);
+			else
+				runsummary_log_s3(&sv->summary, name, &st);
+		}
 	}
+	if (!keep)
+		runsummary_log_removed_sources(&sv->summary);
 }
 
 /* ---- reload ------------------------------------------------------------- */
@@ -681,6 +663,7 @@ static int reload(struct service *sv)
 		gen_free(&ng);
 		return r;
 	}
+	runsummary_keep_sinks(&sv->summary, sv->g.cfg, sv->delivery);
 	close_delivery(sv);
 	if (open_delivery(sv, ng.cfg, ng.rs) < 0) {
 		log_error("reload failed: the new sinks could not be opened; the previous configuration and rules keep running");
@@ -704,6 +687,7 @@ static int reload(struct service *sv)
 	sv->past.alerts += t.alerts;
 	sv->past.evicted += t.evicted;
 	sv->past.regex_limited += t.regex_limited;
+	source_stats(sv, &sv->g, true);
 	gen_free(&sv->g);
 	sv->g = ng;
 	log_info("reloaded: %zu source%s, %zu rules (%zu kept their correlation and throttle state)",
@@ -873,15 +857,12 @@ int service_run(struct config *cfg, struct ruleset *rs, const struct service_loa
 out:
 	if (status_code != 0)
 		notify_stopping("failed");
-	if (sv.delivery) {
-		log_sink_stats(&sv);
-		if (delivery_dropped(sv.delivery))
-			log_error("%lu alerts were dropped because the spool was full", delivery_dropped(sv.delivery));
-	}
-	log_source_stats(&sv.g);
+	runsummary_log_sinks(&sv.summary, sv.g.cfg, sv.delivery);
+	source_stats(&sv, &sv.g, false);
 	log_cap_stats(&sv);
 	report_limited(&sv, true);
 	close_delivery(&sv);
 	gen_free(&sv.g);
+	runsummary_free(&sv.summary);
 	return status_code;
 }

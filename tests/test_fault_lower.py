@@ -24,6 +24,10 @@
   values at their line:column, and check (and run, before it opens
   anything) reads every secret file and credential as run does and checks
   the state_dir, without the network.
+- The exit summary of `run` ("sink X: N sent, ...", "SOURCE: N polls, N
+  files, ...") counted only since the last reload: SIGHUP starts new sinks
+  and sources from zero.  Their counts are now kept by name at each reload
+  and added up at exit, as are the dropped alerts and the regex limit hits.
 """
 import os
 import signal
@@ -34,6 +38,7 @@ import uuid
 
 import twtest
 from test_run import Runner
+from test_service import NotifySocket
 from twtest import TempDir, tw
 
 BT_RULE = """title: Backtracking
@@ -351,6 +356,66 @@ class CheckAsRun(unittest.TestCase):
             self.assertIn(f"{self.config}:9:7: sink webhook: a header name must be letters, digits", p.stderr)
             self.assertNotIn("t0ken", p.stderr)
             self.assertNotIn("X-Injected", p.stderr)
+
+
+class TotalsAcrossReloads(unittest.TestCase):
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix="tw-lower-")
+        self.tmp = self._tmp.name
+        self.inbox = os.path.join(self.tmp, "inbox")
+        self.rules = os.path.join(self.tmp, "rules")
+        os.makedirs(self.inbox)
+        os.makedirs(self.rules)
+        for name, text in (("bt.yml", BT_RULE), ("delete.yml", DELETE_RULE)):
+            with open(os.path.join(self.rules, name), "w") as f:
+                f.write(text)
+        self.config = os.path.join(self.tmp, "trailwatch.yaml")
+        self.archive = os.path.join(self.tmp, "alerts.jsonl")
+        with open(self.config, "w") as f:
+            f.write(f"state_dir: {self.tmp}/state\nrules: [{self.rules}]\n"
+                    f"sources:\n  - {{type: dir, path: {self.inbox}, poll_interval: 1s}}\n"
+                    f"sinks:\n  - {{type: stdout}}\n  - {{name: archive, type: file, path: {self.archive}}}\n")
+        self.sock = NotifySocket(os.path.join(self.tmp, "notify.sock"))
+        self.daemon = None
+
+    def tearDown(self):
+        if self.daemon:
+            self.daemon.stop(signal.SIGKILL)
+        self.sock.close()
+        self._tmp.cleanup()
+
+    def wait_alerts(self, n, timeout=30):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and len(self.daemon.alerts()) < n and self.daemon.p.poll() is None:
+            time.sleep(0.1)
+        self.assertEqual(len(self.daemon.alerts()), n, self.daemon.stderr())
+
+    def test_exit_summary_covers_both_sides_of_a_reload(self):
+        env = dict(os.environ)
+        env.pop("JOURNAL_STREAM", None)
+        env["NOTIFY_SOCKET"] = self.sock.path
+        self.daemon = Runner(self.config, env)
+        self.sock.wait_for("READY")
+        twtest.drop_log(self.inbox, 0, [delete_bucket(1), delete_bucket(2, ALMOST)])
+        self.wait_alerts(2)
+        self.daemon.p.send_signal(signal.SIGHUP)
+        self.sock.wait_for("READY", n=2)
+        twtest.drop_log(self.inbox, 1, [delete_bucket(3)])
+        self.wait_alerts(3)
+        end = time.monotonic() + 10
+        while time.monotonic() < end and os.path.getsize(self.archive) < 3 * 100:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        self.assertEqual(self.daemon.stop(), 0, self.daemon.stderr())
+        err = self.daemon.stderr()
+        self.assertIn("reloaded: 1 source", err)
+        self.assertIn("sink stdout: 3 sent, 0 retried", err)
+        self.assertIn("sink archive: 3 sent, 0 retried", err)
+        self.assertRegex(err, r"%s: \d+ polls, 2 files, 0 failed" % self.inbox)
+        self.assertIn("1 regular-expression match stopped at the match limit in all", err)
+        # each sink and source once
+        self.assertEqual(err.count("sink stdout: "), 1, err)
+        self.assertEqual(err.count("%s: " % self.inbox) - err.count("%s: not read" % self.inbox), 1, err)
 
 
 if __name__ == "__main__":
