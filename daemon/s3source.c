@@ -52,6 +52,12 @@ struct leaf {
 	struct keyset warm_done;	/* the keys done at load (they were processed) */
 	struct keyset warmed;		/* keys already read again */
 	int64_t listed_until;		/* with nothing processed yet: when a listing last found nothing */
+	int64_t caught_up;		/* when a listing last got to the end of the prefix and its
+					 * objects were processed; 0: not since the start */
+	int64_t next_key;		/* time of the first key a listing of this cycle left for a later
+					 * round (INT64_MAX: none) ... */
+	unsigned long next_cycle;	/* ... valid when this is the current poll cycle */
+	bool due;			/* polled in the current cycle (leaf_due) */
 	int64_t last_poll;
 	unsigned long failed_cycle;	/* the poll cycle whose listing of it failed; 0: none */
 };
@@ -706,12 +712,14 @@ static int poll_leaf(struct s3source *s, struct leaf *l, const struct source_sin
 	for (size_t i = 0; i < l->nretry && r == 0; i++)
 		if (!keyset_has(&l->done, l->retry[i].key) && key_time(l->retry[i].key) <= horizon)
 			r = keyset_add(&ls.pending, l->retry[i].key) < 0 ? -ENOMEM : 0;
-	if (ls.pending.n) {
-		l->quiet_since = 0;
+	l->next_key = ls.next_seen;
+	l->next_cycle = s->stats.cycles;
+	if (ls.pending.n || ls.next_seen != INT64_MAX) {
+		l->quiet_since = 0;	/* busy, or more to come in a later round */
 	} else {
 		if (!l->quiet_since)
 			l->quiet_since = now;
-		if (!l->newest && ls.next_seen == INT64_MAX)
+		if (!l->newest)
 			l->listed_until = now;	/* nothing there yet: no need to list from start_time again */
 	}
 	for (size_t i = 0; i < ls.pending.n && r == 0; i += batch) {
@@ -726,12 +734,28 @@ static int poll_leaf(struct s3source *s, struct leaf *l, const struct source_sin
 		l->warm_until = 0;	/* warmed up */
 		keyset_clear(&l->warmed);
 	}
+	if (r == 0 && ls.next_seen == INT64_MAX && !ls.full)
+		l->caught_up = now;
 	keyset_clear(&ls.pending);
 	return r;
 }
 
+/* How far the leaf is in key time, for the backfill rounds: its listing
+ * floor, or - once a listing got to its end - that moment minus the
+ * lookback.  A prefix that has been quiet for hours has an old floor (its
+ * newest object is old) but is not behind: it must not put the source
+ * into backfill rounds, nor be listed in each of them. */
+static int64_t leaf_position(const struct s3source *s, const struct leaf *l, int64_t now)
+{
+	int64_t pos = leaf_floor(s, l, now);
+
+	if (l->caught_up && !l->warm_until && l->caught_up - s->c.lookback > pos)
+		pos = l->caught_up - s->c.lookback;
+	return pos;
+}
+
 /* Due at this cycle: leaves quiet for three poll intervals are polled every
- * quiet_poll_interval instead. */
+ * quiet_poll_interval instead, whatever the other leaves do. */
 static bool leaf_due(const struct s3source *s, const struct leaf *l, int64_t now)
 {
 	if (!l->quiet_since || now - l->quiet_since < 3 * s->c.poll_interval)
@@ -742,7 +766,6 @@ static bool leaf_due(const struct s3source *s, const struct leaf *l, int64_t now
 int s3source_poll(struct s3source *s, int64_t now, const struct source_sink *sink)
 {
 	int64_t low = INT64_MAX, horizon;
-	bool steady;
 	int r = 0;
 
 	s->stats.cycles++;
@@ -757,14 +780,19 @@ int s3source_poll(struct s3source *s, int64_t now, const struct source_sink *sin
 	/* Far behind (a backfill, or after an outage): every leaf moves forward
 	 * one step of key time per round, so that events of different accounts
 	 * and regions reach the correlations in about the order they happened.
-	 * Caught up: one round. */
+	 * Caught up: one round.  Only the leaves due in this cycle count, and
+	 * each by its own position (leaf_position). */
 	for (size_t i = 0; i < s->nleaves; i++) {
-		int64_t f = leaf_floor(s, s->leaves[i], now);
+		struct leaf *l = s->leaves[i];
+		int64_t f;
+		l->due = leaf_due(s, l, now);
+		if (!l->due)
+			continue;
+		f = leaf_position(s, l, now);
 		if (f < low)
 			low = f;
 	}
 	horizon = low < now - s->c.lookback - 2 * s->step ? low + s->step : INT64_MAX;
-	steady = horizon == INT64_MAX;
 	for (;;) {
 		int64_t next = INT64_MAX;
 
@@ -773,10 +801,17 @@ int s3source_poll(struct s3source *s, int64_t now, const struct source_sink *sin
 			int64_t seen;
 			if (s->stop && *s->stop)
 				return -ECANCELED;
-			if (steady && !leaf_due(s, l, now))
-				continue;
-			if (l->failed_cycle == s->stats.cycles)
-				continue;	/* not again in the next rounds of this cycle */
+			if (!l->due || l->failed_cycle == s->stats.cycles)
+				continue;	/* quiet; or failed: not again in the next rounds of this cycle */
+			if (horizon != INT64_MAX) {
+				/* nothing for this round: not listed again until the rounds reach it */
+				seen = l->next_cycle == s->stats.cycles ? l->next_key : leaf_position(s, l, now);
+				if (seen > horizon) {
+					if (seen < next)
+						next = seen;
+					continue;
+				}
+			}
 			l->last_poll = now;
 			r = poll_leaf(s, l, sink, now, horizon, &seen);
 			if (seen < next)

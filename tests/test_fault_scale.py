@@ -1,0 +1,197 @@
+"""The poller at scale (issue 14, item 9): many account/region prefixes on
+moto behind the verifying proxy of awsenv.py, with the requests counted per
+prefix and per poll.
+
+Checked:
+
+- a prefix that has been quiet for longer than the lookback plus two
+  backfill steps (its newest object is 45 minutes old) does not put the
+  whole source into backfill rounds: a cycle that finds a new object makes
+  one LIST per polled prefix, not two passes, and quiet prefixes are listed
+  only every quiet_poll_interval whatever the others do;
+- a pass over many prefixes, with a delay added to every request by the
+  proxy, finishes well inside the poll interval (the listings run
+  concurrently), and costs one LIST per prefix.
+
+TW_SCALE_FULL=1 runs the pass measurement on 50 accounts x 17 regions (850
+prefixes) instead of the suite's 10 x 15 (150) and prints the figures.
+"""
+import datetime
+import gzip
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+import unittest
+from urllib.parse import parse_qs
+
+import awsenv
+import twtest
+from test_run import Runner
+
+REGIONS = ["us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-west-2", "eu-west-3",
+           "eu-central-1", "eu-north-1", "ap-south-1", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
+           "ap-southeast-1", "ap-southeast-2", "ca-central-1", "sa-east-1"]
+
+
+def account(i):
+    return "%012d" % (100000000000 + i)
+
+
+def prefix_of(acct, region):
+    return f"AWSLogs/{acct}/CloudTrail/{region}/"
+
+
+def key_at(acct, region, t, name):
+    return f"{prefix_of(acct, region)}{t:%Y/%m/%d}/{acct}_CloudTrail_{region}_{t:%Y%m%dT%H%M}Z_{name}.json.gz"
+
+
+def body():
+    recs = [twtest.record(eventName="GetObject")]
+    return gzip.compress(json.dumps({"Records": recs}).encode(), mtime=0)
+
+
+def listed_prefix(rec):
+    """The prefix= of a recorded LIST, or None."""
+    if rec.kind != "list":
+        return None
+    q = parse_qs(rec.query)
+    if "delimiter" in q:
+        return None     # discovery
+    return q.get("prefix", [None])[0]
+
+
+class ScaleTest(unittest.TestCase):
+    def setUp(self):
+        self.env = awsenv.S3Env(bucket="trail").start()
+        self.tmp = tempfile.TemporaryDirectory(prefix="tw-scale-")
+        self.state = os.path.join(self.tmp.name, "state")
+        self.config = os.path.join(self.tmp.name, "trailwatch.yaml")
+        self.runners = []
+
+    def tearDown(self):
+        for r in self.runners:
+            r.stop()
+        failed = any(e for t, e in (self._outcome.result.errors + self._outcome.result.failures)
+                     if t is self) if hasattr(self._outcome, "result") else False
+        self.env.close(failed=failed)
+        self.tmp.cleanup()
+
+    def write_config(self, poll, quiet=None, start_time=None, parallel=None):
+        with open(self.config, "w") as f:
+            f.write(f"""state_dir: {self.state}
+sources:
+  - type: s3
+    bucket: trail
+    prefix: AWSLogs/
+    region: us-east-1
+    endpoint: {self.env.endpoint_url}
+    path_style: true
+    poll_interval: {poll}
+    discovery_interval: 1h
+""")
+            if quiet:
+                f.write(f"    quiet_poll_interval: {quiet}\n")
+            if parallel:
+                f.write(f"    parallel: {parallel}\n")
+            if start_time:
+                f.write(f"    start_time: {start_time:%Y-%m-%dT%H:%M:%SZ}\n")
+
+    def start(self):
+        r = Runner(self.config, self.env.client_env())
+        self.runners.append(r)
+        return r
+
+    def fill(self, naccounts, nregions, minutes_ago=3, stale=None):
+        """One object per prefix, named minutes_ago; stale: (account, region)
+        whose object is 45 minutes old instead.  Returns the prefixes."""
+        now = datetime.datetime.now(datetime.timezone.utc)
+        prefixes = []
+        for a in range(naccounts):
+            for region in REGIONS[:nregions]:
+                acct = account(a)
+                ago = 45 if (acct, region) == stale else minutes_ago
+                self.env.put_object(key_at(acct, region, now - datetime.timedelta(minutes=ago), "first"), body())
+                prefixes.append(prefix_of(acct, region))
+        return prefixes
+
+    def lists_by_prefix(self, since):
+        counts = {}
+        for rec in self.env.proxy.requests[since:]:
+            p = listed_prefix(rec)
+            if p:
+                counts[p] = counts.get(p, 0) + 1
+        return counts
+
+    def test_a_stale_prefix_keeps_neither_backfill_nor_the_others_busy(self):
+        """40 prefixes, one whose newest object is 45 minutes old; poll
+        every 2 s, quiet prefixes every 30 s.  A new object lands in one
+        prefix every 2 s: over 15 s, once the others are quiet, that
+        prefix is listed about once per poll, every other one (the stale
+        one too) at most once, and there are no second passes."""
+        now = datetime.datetime.now(datetime.timezone.utc)
+        stale = (account(3), REGIONS[2])
+        prefixes = self.fill(10, 4, stale=stale)
+        busy_acct, busy_region = account(0), REGIONS[0]
+        busy = prefix_of(busy_acct, busy_region)
+        self.write_config("2s", quiet="30s", start_time=now - datetime.timedelta(hours=1))
+        r = self.start()
+        self.env.proxy.wait_for_counts(timeout=60, get=len(prefixes))
+        # the busy prefix gets an object every poll from now on; the others
+        # are quiet for 3 poll intervals after 6 s
+        uploads = 0
+        since = None
+        for i in range(11):
+            if i == 4:
+                since = len(self.env.proxy.requests)
+                self.env.proxy.take_counts()
+            t = datetime.datetime.now(datetime.timezone.utc)
+            self.env.put_object(key_at(busy_acct, busy_region, t, "new%d" % i), body())
+            uploads += 1 if i >= 4 else 0
+            time.sleep(2)
+        time.sleep(1)
+        window = self.env.proxy.take_counts()
+        per = self.lists_by_prefix(since)
+        others = {p: n for p, n in per.items() if p != busy}
+        sys.stderr.write(" [%d prefixes, 1 stale, 1 busy, 15 s: %d LIST (busy %d, stale %d, max other %d), %d GET] "
+                         % (len(prefixes), window["list"], per.get(busy, 0), per.get(prefix_of(*stale), 0),
+                            max(others.values(), default=0), window["get"]))
+        self.assertGreaterEqual(window["get"], uploads - 1, window)    # the last may wait for the next poll
+        self.assertLessEqual(window["get"], uploads + 1, window)
+        self.assertGreaterEqual(per.get(busy, 0), 5, per)
+        self.assertLessEqual(per.get(busy, 0), 10, per)
+        self.assertLessEqual(per.get(prefix_of(*stale), 0), 1, per)
+        self.assertLessEqual(max(others.values(), default=0), 1, others)
+        self.assertLessEqual(window["list"], 10 + len(prefixes), window)
+        self.assertEqual(r.p.poll(), None, r.stderr())
+
+    def test_idle_cycles_cost_one_list_per_prefix(self):
+        """Without quiet_poll_interval, with a stale prefix, and a new
+        object in one prefix at each poll: every cycle lists each prefix
+        once (one pass, not two)."""
+        now = datetime.datetime.now(datetime.timezone.utc)
+        stale = (account(1), REGIONS[1])
+        prefixes = self.fill(6, 4, stale=stale)
+        self.write_config("3s", start_time=now - datetime.timedelta(hours=1))
+        r = self.start()
+        self.env.proxy.wait_for_counts(timeout=60, get=len(prefixes))
+        time.sleep(4)
+        since = len(self.env.proxy.requests)
+        self.env.proxy.take_counts()
+        for i in range(4):
+            t = datetime.datetime.now(datetime.timezone.utc)
+            self.env.put_object(key_at(account(0), REGIONS[0], t, "new%d" % i), body())
+            time.sleep(3)
+        window = self.env.proxy.take_counts()
+        per = self.lists_by_prefix(since)
+        sys.stderr.write(" [%d prefixes, 12 s at 3 s: %d LIST, per prefix %d-%d] "
+                         % (len(prefixes), window["list"], min(per.values()), max(per.values())))
+        self.assertEqual(window["get"], 4, window)
+        self.assertLessEqual(max(per.values()), 5, per)     # 4 polls (+1 at the edge), never 2 a poll
+        self.assertEqual(r.p.poll(), None, r.stderr())
+
+
+if __name__ == "__main__":
+    unittest.main()
