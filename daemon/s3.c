@@ -4,7 +4,8 @@
  * Every request goes through prepare() (URL, Host, SigV4 headers) and its
  * response through verdict() (done, retry after a wait, or fail with a
  * message).  s3_list and s3_get run one request at a time; s3_get_many
- * keeps `parallel` GETs in flight with an http_multi.
+ * keeps `parallel` GETs in flight with an http_multi, s3_list_many
+ * `list_parallel` listings (each one page at a time).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -93,6 +94,7 @@ int s3_client_new(const struct s3_config *c, s3_creds_fn creds, void *creds_ctx,
 	s->c.backoff_ms = c->backoff_ms > 0 ? c->backoff_ms : 200;
 	s->c.backoff_max_ms = c->backoff_max_ms > 0 ? c->backoff_max_ms : 20000;
 	s->c.parallel = c->parallel ? c->parallel : 4;
+	s->c.list_parallel = c->list_parallel ? c->list_parallel : 16;
 	s->c.request_timeout_ms = c->request_timeout_ms > 0 ? c->request_timeout_ms : 60000;
 	s->bucket = strdup(c->bucket);
 	s->region = strdup(c->region);
@@ -394,6 +396,25 @@ static int check_token(struct keyset *seen, const char *token, int page, const c
 	return 0;
 }
 
+/* The query of a listing's next page into q, parameters in canonical
+ * order so that what is signed is what is sent. */
+static int list_query(struct buf *q, const struct s3_list_params *lp, const char *token)
+{
+	char maxkeys[16];
+	int r;
+
+	buf_reset(q);
+	r = token ? add_param(q, "continuation-token", token) : 0;
+	r = r ? r : lp->delimiter ? add_param(q, "delimiter", lp->delimiter) : 0;
+	r = r ? r : add_param(q, "encoding-type", "url");
+	r = r ? r : add_param(q, "list-type", "2");
+	snprintf(maxkeys, sizeof(maxkeys), "%d", lp->max_keys);
+	r = r ? r : lp->max_keys > 0 ? add_param(q, "max-keys", maxkeys) : 0;
+	r = r ? r : lp->prefix ? add_param(q, "prefix", lp->prefix) : 0;
+	r = r ? r : !token && lp->start_after ? add_param(q, "start-after", lp->start_after) : 0;
+	return r;
+}
+
 int s3_list(struct s3_client *s, const struct s3_list_params *lp, s3xml_object_fn on_object,
 	    s3xml_prefix_fn on_prefix, void *userdata, char *msg, size_t msglen)
 {
@@ -401,7 +422,7 @@ int s3_list(struct s3_client *s, const struct s3_list_params *lp, s3xml_object_f
 	struct http_response resp;
 	struct buf query;
 	struct keyset seen = { 0 };	/* continuation tokens asked for so far */
-	char *token = NULL, what[400], maxkeys[16];
+	char *token = NULL, what[400];
 	bool token_retried = false;
 	int r = 0, attempt = 0, page = 1;
 
@@ -420,16 +441,7 @@ int s3_list(struct s3_client *s, const struct s3_list_params *lp, s3xml_object_f
 			r = -ECANCELED;
 			goto out;
 		}
-		/* parameters in canonical order, so what is signed is what is sent */
-		buf_reset(&query);
-		r = token ? add_param(&query, "continuation-token", token) : 0;
-		r = r ? r : lp->delimiter ? add_param(&query, "delimiter", lp->delimiter) : 0;
-		r = r ? r : add_param(&query, "encoding-type", "url");
-		r = r ? r : add_param(&query, "list-type", "2");
-		snprintf(maxkeys, sizeof(maxkeys), "%d", lp->max_keys);
-		r = r ? r : lp->max_keys > 0 ? add_param(&query, "max-keys", maxkeys) : 0;
-		r = r ? r : lp->prefix ? add_param(&query, "prefix", lp->prefix) : 0;
-		r = r ? r : !token && lp->start_after ? add_param(&query, "start-after", lp->start_after) : 0;
+		r = list_query(&query, lp, token);
 		r = r ? r : prepare(s, NULL, query.data, &p, msg, msglen);
 		if (r < 0)
 			goto out;
@@ -666,6 +678,210 @@ out:
 	for (size_t i = 0; items && i < nkeys; i++)
 		http_response_free(&items[i].resp);
 	free(items);
+	prepared_free(&p);
+	return r;
+}
+
+/* ---- several listings at once ---------------------------------------------- */
+
+/* One job of s3_list_many, with its page in flight. */
+struct lister {
+	struct s3_list_job *job;
+	struct http_response resp;
+	struct page pg;			/* pg.x: the parser of the page in flight */
+	struct keyset seen;		/* continuation tokens asked for so far */
+	char *token;
+	char what[400];
+	int page, attempt;
+	struct timespec not_before;
+	bool queued, done, token_retried;
+};
+
+/* Ends job l with result r (its message already in job->msg). */
+static void lister_end(struct lister *l, int r)
+{
+	l->job->result = r;
+	l->done = true;
+	s3xml_list_free(l->pg.x);
+	l->pg.x = NULL;
+	free(l->token);
+	l->token = NULL;
+	keyset_clear(&l->seen);
+	http_response_free(&l->resp);
+	http_response_init(&l->resp, 0);
+}
+
+/* Starts l's next page: 0, or l ended with the error (not the batch's). */
+static int lister_start(struct s3_client *s, struct http_multi *m, struct lister *l, struct buf *query,
+			struct prepared *p)
+{
+	struct s3_list_job *j = l->job;
+	int r;
+
+	r = list_query(query, &j->p, l->token);
+	r = r ? r : prepare(s, NULL, query->data, p, j->msg, sizeof(j->msg));
+	if (r < 0) {
+		lister_end(l, r);
+		return r == -ENOMEM ? r : 0;
+	}
+	r = s3xml_list_new(true, j->on_object, NULL, j->userdata, &l->pg.x);
+	if (r < 0)
+		return r;
+	l->pg.err = 0;
+	http_response_free(&l->resp);
+	http_response_init(&l->resp, 1 << 20);	/* error documents; pages stream */
+	l->resp.on_data = feed_page;
+	l->resp.ctx = &l->pg;
+	r = http_multi_add(m, &p->rq, &l->resp, l);
+	if (r < 0)
+		return r;
+	l->queued = true;
+	s->stats.lists++;
+	return 0;
+}
+
+/* A page of l came back (result as http_perform's): the next page is due,
+ * or the job ended. */
+static int lister_page(struct s3_client *s, struct lister *l, int result)
+{
+	struct s3_list_job *j = l->job;
+	struct s3xml_list_result res;
+	enum verdict v;
+	int r = 0;
+
+	l->queued = false;
+	if (l->pg.err) {
+		/* the page itself was bad, or a callback said stop */
+		r = l->pg.err;
+		if (r == -EINVAL)
+			snprintf(j->msg, sizeof(j->msg), "%s: bad ListObjectsV2 response: %s", l->what, l->pg.msg);
+		lister_end(l, r);
+		return 0;
+	}
+	v = verdict(s, l->what, &l->token_retried, result, &l->resp, &r, j->msg, sizeof(j->msg));
+	if (v == V_DONE) {
+		r = s3xml_finish(l->pg.x, &res, l->pg.msg, sizeof(l->pg.msg));
+		if (r == -EINVAL)
+			snprintf(j->msg, sizeof(j->msg), "%s: bad ListObjectsV2 response: %s", l->what, l->pg.msg);
+		if (r == 0 && res.is_truncated)
+			r = check_token(&l->seen, res.next_token, l->page, l->what, j->msg, sizeof(j->msg));
+		if (r == 0) {
+			free(l->token);
+			l->token = res.is_truncated ? strdup(res.next_token) : NULL;
+			if (res.is_truncated && !l->token)
+				r = -ENOMEM;
+		}
+		s3xml_list_free(l->pg.x);
+		l->pg.x = NULL;
+		if (r < 0 || !l->token) {
+			lister_end(l, r);
+			return r == -ENOMEM ? r : 0;
+		}
+		l->page++;
+		l->attempt = 0;
+		l->token_retried = false;
+		return 0;	/* the next page is due at once */
+	}
+	s3xml_list_free(l->pg.x);
+	l->pg.x = NULL;
+	if (v == V_RETRY && ++l->attempt < s->c.max_attempts) {
+		s->stats.retries++;
+		now_plus(&l->not_before, backoff_ms(&s->backoff, l->attempt, l->resp.retry_after));
+		return 0;
+	}
+	s->stats.failures++;
+	lister_end(l, r);
+	return 0;
+}
+
+int s3_list_many(struct s3_client *s, struct s3_list_job *jobs, size_t njobs)
+{
+	struct http_options ho = { .ca_file = s->ca_file, .cancel = s->c.stop, .on_wait = s->c.on_wait,
+				   .wait_ctx = s->c.wait_ctx };
+	struct http_multi *m = NULL;
+	struct lister *ls = calloc(njobs + 1, sizeof(*ls));
+	struct prepared p;
+	struct buf query;
+	size_t left = njobs;
+	int r;
+
+	prepared_init(&p);
+	buf_init(&query, 0);
+	if (!ls) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < njobs; i++) {
+		ls[i].job = &jobs[i];
+		ls[i].page = 1;
+		http_response_init(&ls[i].resp, 0);
+		jobs[i].result = -ECANCELED;
+		jobs[i].msg[0] = '\0';
+		snprintf(ls[i].what, sizeof(ls[i].what), "LIST s3://%s/%s", s->bucket,
+			 jobs[i].p.prefix ? jobs[i].p.prefix : "");
+	}
+	r = http_multi_new(&ho, s->c.list_parallel, &m);
+	if (r < 0)
+		goto out;
+	while (left > 0) {
+		long sleep_ms = -1;
+		void *tag;
+		int result;
+
+		/* after a stop, the pages in flight finish and nothing new starts */
+		if (s->c.stop && *s->c.stop && http_multi_pending(m) == 0) {
+			r = -ECANCELED;
+			goto out;
+		}
+		for (size_t i = 0; i < njobs && http_multi_pending(m) < s->c.list_parallel && !(s->c.stop && *s->c.stop);
+		     i++) {
+			long due;
+			if (ls[i].done || ls[i].queued)
+				continue;
+			due = ls[i].attempt ? ms_until(&ls[i].not_before) : 0;
+			if (due > 0) {
+				if (sleep_ms < 0 || due < sleep_ms)
+					sleep_ms = due;
+				continue;
+			}
+			r = lister_start(s, m, &ls[i], &query, &p);
+			if (r < 0)
+				goto out;
+		}
+		left = 0;
+		for (size_t i = 0; i < njobs; i++)
+			left += !ls[i].done;
+		if (left == 0)
+			break;
+		if (http_multi_pending(m) == 0) {
+			r = wait_ms(s, sleep_ms > 0 ? sleep_ms : 1);
+			if (r < 0)
+				goto out;
+			continue;
+		}
+		r = http_multi_next(m, -1, &tag, &result);
+		if (r < 0)
+			goto out;
+		if (r == 0)
+			continue;
+		progressed(s);
+		r = lister_page(s, tag, result);
+		if (r < 0)
+			goto out;
+	}
+	r = 0;
+out:
+	http_multi_free(m);
+	for (size_t i = 0; ls && i < njobs; i++) {
+		if (!ls[i].done && r == -ECANCELED)
+			snprintf(jobs[i].msg, sizeof(jobs[i].msg), "%s: stopped", ls[i].what);
+		s3xml_list_free(ls[i].pg.x);
+		free(ls[i].token);
+		keyset_clear(&ls[i].seen);
+		http_response_free(&ls[i].resp);
+	}
+	free(ls);
+	buf_free(&query);
 	prepared_free(&p);
 	return r;
 }

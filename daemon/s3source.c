@@ -23,6 +23,10 @@
 #define MAX_RETRIES 20			/* polls an object is retried before it is given up */
 #define MAX_DISCOVERY_DEPTH 6
 #define MAX_FUTURE 3600			/* seconds a key may be named ahead of the clock */
+/* Leaves listed at once (up to S3SOURCE_LIST_PARALLEL requests in flight)
+ * before their objects are processed: bounds the listings in memory to
+ * LIST_GROUP * S3SOURCE_MAX_PENDING keys. */
+#define LIST_GROUP 32
 
 /* ---- leaves ------------------------------------------------------------ */
 
@@ -679,20 +683,33 @@ out:
 	return r;
 }
 
-/* Lists the leaf up to horizon and processes what is new; *next_seen gets
- * the time of the first key left for a later round (INT64_MAX: none). */
-static int poll_leaf(struct s3source *s, struct leaf *l, const struct source_sink *sink, int64_t now,
-		     int64_t horizon, int64_t *next_seen)
+/* Sets up the listing of leaf l up to horizon as job j of s3_list_many. */
+static void listing_init(struct s3source *s, struct leaf *l, int64_t now, int64_t horizon, struct listing *ls,
+			 struct s3_list_job *j)
 {
-	struct listing ls = { .leaf = l, .done = &l->done, .horizon = horizon, .next_seen = INT64_MAX };
-	struct s3_list_params lp = { .prefix = l->prefix, .start_after = ls.first_after };
+	memset(ls, 0, sizeof(*ls));
+	ls->leaf = l;
+	ls->done = &l->done;
+	ls->horizon = horizon;
+	ls->next_seen = INT64_MAX;
+	start_after(l, leaf_floor(s, l, now), ls->first_after, sizeof(ls->first_after));
+	memset(j, 0, sizeof(*j));
+	j->p.prefix = l->prefix;
+	j->p.start_after = ls->first_after;
+	j->on_object = collect_object;
+	j->userdata = ls;
+}
+
+/* Processes what the listing ls of the leaf found (r, msg: the listing's
+ * result); *next_seen gets the time of the first key left for a later
+ * round (INT64_MAX: none). */
+static int leaf_listed(struct s3source *s, struct leaf *l, const struct source_sink *sink, int64_t now,
+		       struct listing *ls, int r, const char *msg, int64_t *next_seen)
+{
 	size_t batch = s->c.parallel * 4;
-	char msg[S3_MSG];
-	int r;
+	int64_t horizon = ls->horizon;
 
 	*next_seen = INT64_MAX;
-	start_after(l, leaf_floor(s, l, now), ls.first_after, sizeof(ls.first_after));
-	r = s3_list(s->s3, &lp, collect_object, NULL, &ls, msg, sizeof(msg));
 	if (r == -ENOBUFS)
 		r = 0;
 	if (r < 0) {
@@ -703,18 +720,17 @@ static int poll_leaf(struct s3source *s, struct leaf *l, const struct source_sin
 			log_error("%s: %s (listed again at the next poll)", s->c.name, msg);
 			l->failed_cycle = s->stats.cycles;
 		}
-		keyset_clear(&ls.pending);
 		return r == -ENOMEM || r == -ECANCELED ? r : 0;
 	}
-	*next_seen = ls.next_seen;
+	*next_seen = ls->next_seen;
 	/* keys to retry are asked for by name (the listing window may have
 	 * moved past them) */
 	for (size_t i = 0; i < l->nretry && r == 0; i++)
 		if (!keyset_has(&l->done, l->retry[i].key) && key_time(l->retry[i].key) <= horizon)
-			r = keyset_add(&ls.pending, l->retry[i].key) < 0 ? -ENOMEM : 0;
-	l->next_key = ls.next_seen;
+			r = keyset_add(&ls->pending, l->retry[i].key) < 0 ? -ENOMEM : 0;
+	l->next_key = ls->next_seen;
 	l->next_cycle = s->stats.cycles;
-	if (ls.pending.n || ls.next_seen != INT64_MAX) {
+	if (ls->pending.n || ls->next_seen != INT64_MAX) {
 		l->quiet_since = 0;	/* busy, or more to come in a later round */
 	} else {
 		if (!l->quiet_since)
@@ -722,21 +738,20 @@ static int poll_leaf(struct s3source *s, struct leaf *l, const struct source_sin
 		if (!l->newest)
 			l->listed_until = now;	/* nothing there yet: no need to list from start_time again */
 	}
-	for (size_t i = 0; i < ls.pending.n && r == 0; i += batch) {
-		size_t n = ls.pending.n - i < batch ? ls.pending.n - i : batch;
+	for (size_t i = 0; i < ls->pending.n && r == 0; i += batch) {
+		size_t n = ls->pending.n - i < batch ? ls->pending.n - i : batch;
 		if (s->stop && *s->stop) {
 			r = -ECANCELED;
 			break;
 		}
-		r = run_batch(s, l, sink, ls.pending.v + i, n, now);
+		r = run_batch(s, l, sink, ls->pending.v + i, n, now);
 	}
-	if (r == 0 && l->warm_until && horizon >= l->warm_until && !ls.full) {
+	if (r == 0 && l->warm_until && horizon >= l->warm_until && !ls->full) {
 		l->warm_until = 0;	/* warmed up */
 		keyset_clear(&l->warmed);
 	}
-	if (r == 0 && ls.next_seen == INT64_MAX && !ls.full)
+	if (r == 0 && ls->next_seen == INT64_MAX && !ls->full)
 		l->caught_up = now;
-	keyset_clear(&ls.pending);
 	return r;
 }
 
@@ -752,6 +767,49 @@ static int64_t leaf_position(const struct s3source *s, const struct leaf *l, int
 	if (l->caught_up && !l->warm_until && l->caught_up - s->c.lookback > pos)
 		pos = l->caught_up - s->c.lookback;
 	return pos;
+}
+
+/* Lists the n leaves at once up to horizon, then processes what each
+ * found, in order; *next gets the earliest key left for a later round. */
+static int poll_group(struct s3source *s, struct leaf **group, size_t n, const struct source_sink *sink,
+		      int64_t now, int64_t horizon, int64_t *next)
+{
+	struct listing *ls = calloc(n + 1, sizeof(*ls));
+	struct s3_list_job *jobs = calloc(n + 1, sizeof(*jobs));
+	int r = 0;
+
+	if (!ls || !jobs) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (s->stop && *s->stop) {
+		r = -ECANCELED;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		group[i]->last_poll = now;
+		listing_init(s, group[i], now, horizon, &ls[i], &jobs[i]);
+	}
+	r = n ? s3_list_many(s->s3, jobs, n) : 0;
+	if (r < 0) {
+		if (r != -ENOMEM && r != -ECANCELED)
+			log_error("%s: listing %zu prefixes: %s", s->c.name, n, strerror(-r));
+		r = r == -ENOMEM || r == -ECANCELED ? r : 0;
+		goto out;
+	}
+	for (size_t i = 0; i < n && r == 0; i++) {
+		int64_t seen;
+		r = leaf_listed(s, group[i], sink, now, &ls[i], jobs[i].result, jobs[i].msg, &seen);
+		if (seen < *next)
+			*next = seen;
+		keyset_clear(&ls[i].pending);
+	}
+out:
+	for (size_t i = 0; ls && i < n; i++)
+		keyset_clear(&ls[i].pending);
+	free(ls);
+	free(jobs);
+	return r;
 }
 
 /* Due at this cycle: leaves quiet for three poll intervals are polled every
@@ -796,26 +854,28 @@ int s3source_poll(struct s3source *s, int64_t now, const struct source_sink *sin
 	for (;;) {
 		int64_t next = INT64_MAX;
 
-		for (size_t i = 0; i < s->nleaves && r == 0; i++) {
-			struct leaf *l = s->leaves[i];
-			int64_t seen;
-			if (s->stop && *s->stop)
-				return -ECANCELED;
-			if (!l->due || l->failed_cycle == s->stats.cycles)
-				continue;	/* quiet; or failed: not again in the next rounds of this cycle */
-			if (horizon != INT64_MAX) {
-				/* nothing for this round: not listed again until the rounds reach it */
-				seen = l->next_cycle == s->stats.cycles ? l->next_key : leaf_position(s, l, now);
-				if (seen > horizon) {
-					if (seen < next)
-						next = seen;
-					continue;
+		for (size_t i = 0; i < s->nleaves && r == 0;) {
+			struct leaf *group[LIST_GROUP];
+			size_t n = 0;
+			/* the next LIST_GROUP leaves to list in this round, listed
+			 * at once, then processed one after the other in order */
+			for (; i < s->nleaves && n < LIST_GROUP; i++) {
+				struct leaf *l = s->leaves[i];
+				int64_t seen;
+				if (!l->due || l->failed_cycle == s->stats.cycles)
+					continue;	/* quiet; or failed: not again in the next rounds of this cycle */
+				if (horizon != INT64_MAX) {
+					/* nothing for this round: not listed again until the rounds reach it */
+					seen = l->next_cycle == s->stats.cycles ? l->next_key : leaf_position(s, l, now);
+					if (seen > horizon) {
+						if (seen < next)
+							next = seen;
+						continue;
+					}
 				}
+				group[n++] = l;
 			}
-			l->last_poll = now;
-			r = poll_leaf(s, l, sink, now, horizon, &seen);
-			if (seen < next)
-				next = seen;
+			r = poll_group(s, group, n, sink, now, horizon, &next);
 		}
 		if (r < 0 || horizon == INT64_MAX || next == INT64_MAX)
 			return r;
@@ -859,6 +919,7 @@ int s3source_new(const struct source_config *sc, const struct s3source_options *
 	c3.endpoint = sc->endpoint;
 	c3.path_style = sc->path_style;
 	c3.parallel = sc->parallel;
+	c3.list_parallel = S3SOURCE_LIST_PARALLEL;
 	c3.request_timeout_ms = (long)sc->request_timeout * 1000;
 	c3.max_object = o->max_object;
 	c3.stop = o->stop;

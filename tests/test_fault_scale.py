@@ -192,6 +192,47 @@ sources:
         self.assertLessEqual(max(per.values()), 5, per)     # 4 polls (+1 at the edge), never 2 a poll
         self.assertEqual(r.p.poll(), None, r.stderr())
 
+    def wait_count(self, kind, n, timeout):
+        """Waits until the proxy counted n requests of kind; returns the monotonic time."""
+        end = time.monotonic() + timeout
+        while self.env.proxy.counts()[kind] < n:
+            if time.monotonic() > end:
+                raise TimeoutError(f"waited {timeout}s for {n} {kind}: {self.env.proxy.counts()}")
+            time.sleep(0.01)
+        return time.monotonic()
+
+    def test_a_pass_over_many_prefixes_is_well_inside_the_interval(self):
+        """One object in each of 150 prefixes (850 with TW_SCALE_FULL=1),
+        20 ms added to every request: the first pass (a LIST and a GET per
+        prefix) and an idle one (a LIST per prefix) are timed from the
+        proxy's counters."""
+        full = os.environ.get("TW_SCALE_FULL") == "1"
+        naccounts, nregions = (50, 17) if full else (10, 15)
+        interval = 60 if full else 20
+        prefixes = self.fill(naccounts, nregions)
+        n = len(prefixes)
+        discovery = 1 + naccounts
+        self.write_config(f"{interval}s")
+        self.env.proxy.delay = float(os.environ.get("TW_SCALE_DELAY", "0.1"))
+        r = self.start()
+        t0 = self.wait_count("list", discovery + 1, 60)
+        t1 = self.wait_count("list", discovery + n, 300)
+        t1 = max(t1, self.wait_count("get", n, 300))
+        first = self.env.proxy.counts()
+        # the idle pass, one poll interval after the first began
+        t2 = self.wait_count("list", discovery + n + 1, interval + 30)
+        t3 = self.wait_count("list", discovery + 2 * n, 300)
+        time.sleep(1)
+        second = self.env.proxy.counts()
+        sys.stderr.write(" [%d prefixes, +%d ms a request: first pass %.1f s (%d LIST, %d GET), idle pass %.1f s "
+                         "(%d LIST, %d GET)] " % (n, self.env.proxy.delay * 1000, t1 - t0, first["list"] - discovery, first["get"], t3 - t2,
+                                                   second["list"] - first["list"], second["get"] - first["get"]))
+        self.assertEqual(first["list"], discovery + n, first)
+        self.assertEqual(second["list"] - first["list"], n, second)
+        self.assertEqual(second["get"], n, second)
+        self.assertLess(t3 - t2, interval / 2)
+        self.assertEqual(r.p.poll(), None, r.stderr())
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -57,6 +57,7 @@ struct s3_config {
 	long backoff_ms;		/* 0: 200 */
 	long backoff_max_ms;		/* 0: 20000 */
 	size_t parallel;		/* GETs in flight at once; 0: 4 */
+	size_t list_parallel;		/* listings in flight at once (s3_list_many); 0: 16 */
 	long request_timeout_ms;	/* see "Deadlines" above; 0: 60000 */
 	const char *ca_file;		/* NULL: the system's */
 	volatile sig_atomic_t *stop;	/* may be NULL */
@@ -102,6 +103,24 @@ struct s3_list_params {
  * S3_LIST_MAX_PAGES pages.  The entries of the pages before were delivered. */
 int s3_list(struct s3_client *s, const struct s3_list_params *p, s3xml_object_fn on_object,
 	    s3xml_prefix_fn on_prefix, void *userdata, char *msg, size_t msglen);
+
+/* One listing of s3_list_many: p, on_object and userdata are the caller's
+ * (as for s3_list, without prefixes); result and msg are written. */
+struct s3_list_job {
+	struct s3_list_params p;
+	s3xml_object_fn on_object;
+	void *userdata;
+	int result;			/* what s3_list would have returned */
+	char msg[S3_MSG];		/* with result < 0 (not for a callback's own error) */
+};
+
+/* Runs several listings, up to list_parallel requests in flight at once,
+ * each page after page in its own key order exactly as s3_list does (the
+ * same retries, deadlines and checks of the continuation token).  A job's
+ * callback stopping it ends that job only.  Returns 0 when every job ran
+ * (each with its own result), -ECANCELED after a stop (jobs not finished
+ * get -ECANCELED), -ENOMEM / -EIO when the transfer machinery failed. */
+int s3_list_many(struct s3_client *s, struct s3_list_job *jobs, size_t njobs);
 
 /* Fetches one object into out (reset first; bounded by max_object). */
 int s3_get(struct s3_client *s, const char *key, struct buf *out, char *msg, size_t msglen);

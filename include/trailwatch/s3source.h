@@ -53,6 +53,9 @@
 /* Keys of one leaf waiting to be retried; past it a new failure is
  * given up (logged). */
 #define S3SOURCE_MAX_RETRY 10000
+/* Listing requests in flight at once: a pass over hundreds of prefixes
+ * is bounded by round trips / this, not by round trips. */
+#define S3SOURCE_LIST_PARALLEL 16
 /* Account/region prefixes one source may have. */
 #define S3SOURCE_MAX_LEAVES 100000
 
