@@ -534,7 +534,6 @@ enum outcome { OUT_NONE, OUT_DONE, OUT_FAILED, OUT_RETRY };
 
 struct batch {
 	struct s3source *s;
-	struct leaf *leaf;
 	const struct source_sink *sink;
 	enum outcome *out;
 	bool *warm;			/* read again for the warm-up only */
@@ -630,12 +629,13 @@ static int record_outcome(struct s3source *s, struct leaf *l, const char *key, e
 	return r;
 }
 
-/* Fetches and processes keys[0..n) of one leaf, commits their alerts, then
- * moves the leaf's checkpoint. */
-static int run_batch(struct s3source *s, struct leaf *l, const struct source_sink *sink, char **keys, size_t n,
-		     int64_t now)
+/* Fetches and processes keys[0..n) (key i of leaf owner[i]; the keys of
+ * one leaf together, in key order), commits their alerts, then moves the
+ * checkpoint of each leaf. */
+static int run_batch(struct s3source *s, struct leaf **owner, const struct source_sink *sink, char **keys,
+		     size_t n, int64_t now)
 {
-	struct batch b = { s, l, sink, calloc(n + 1, sizeof(enum outcome)), calloc(n + 1, sizeof(bool)), 0 };
+	struct batch b = { s, sink, calloc(n + 1, sizeof(enum outcome)), calloc(n + 1, sizeof(bool)), 0 };
 	int r, c;
 
 	if (!b.out || !b.warm) {
@@ -643,10 +643,10 @@ static int run_batch(struct s3source *s, struct leaf *l, const struct source_sin
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
-		b.warm[i] = is_warm(l, keys[i]);
+		b.warm[i] = is_warm(owner[i], keys[i]);
 	r = s3_get_many(s->s3, (const char *const *)keys, n, fetched, &b);
 	if (r < 0 && b.sink_error == 0 && r != -ECANCELED && r != -ENOMEM)
-		log_error("%s: fetching objects of %s: %s", s->c.name, l->prefix, strerror(-r));
+		log_error("%s: fetching objects of %s: %s", s->c.name, owner[0]->prefix, strerror(-r));
 	/* What was processed is committed even when the batch stopped early. */
 	c = sink->commit(sink->ctx);
 	if (c < 0) {
@@ -654,26 +654,30 @@ static int run_batch(struct s3source *s, struct leaf *l, const struct source_sin
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		c = record_outcome(s, l, keys[i], b.out[i], b.warm[i], now);
+		c = record_outcome(s, owner[i], keys[i], b.out[i], b.warm[i], now);
 		if (c < 0) {
 			r = c;
 			goto out;
 		}
 	}
-	/* forget what the next listings cannot return any more */
-	{
-		int64_t floor = leaf_floor(s, l, now);
-		for (size_t i = 0; i < l->done.n;) {
-			int64_t t = key_time(l->done.v[i]);
+	for (size_t i = 0; i < n; i++) {
+		struct leaf *l = owner[i];
+		int64_t floor;
+		if (i > 0 && owner[i - 1] == l)
+			continue;
+		/* forget what the next listings cannot return any more */
+		floor = leaf_floor(s, l, now);
+		for (size_t k = 0; k < l->done.n;) {
+			int64_t t = key_time(l->done.v[k]);
 			if ((t && t < floor) || l->done.n > S3SOURCE_MAX_DONE)
-				keyset_remove_at(&l->done, i);
+				keyset_remove_at(&l->done, k);
 			else
-				i++;
+				k++;
 		}
-	}
-	if (checkpoint_write(s, l) == -ENOMEM) {
-		r = -ENOMEM;
-		goto out;
+		if (checkpoint_write(s, l) == -ENOMEM) {
+			r = -ENOMEM;
+			goto out;
+		}
 	}
 	/* a failed transfer machinery (-EIO) is logged above; its keys wait to be retried */
 	r = r == -ECANCELED || r == -ENOMEM ? r : b.sink_error;
@@ -700,13 +704,13 @@ static void listing_init(struct s3source *s, struct leaf *l, int64_t now, int64_
 	j->userdata = ls;
 }
 
-/* Processes what the listing ls of the leaf found (r, msg: the listing's
- * result); *next_seen gets the time of the first key left for a later
- * round (INT64_MAX: none). */
-static int leaf_listed(struct s3source *s, struct leaf *l, const struct source_sink *sink, int64_t now,
-		       struct listing *ls, int r, const char *msg, int64_t *next_seen)
+/* Takes in what the listing ls of the leaf found (r, msg: the listing's
+ * result) and adds the keys to retry to its pending ones; *next_seen gets
+ * the time of the first key left for a later round (INT64_MAX: none).
+ * -ENOMEM, -ECANCELED; a failed listing is logged and *failed set. */
+static int leaf_listed(struct s3source *s, struct leaf *l, int64_t now, struct listing *ls, int r,
+		       const char *msg, int64_t *next_seen, bool *failed)
 {
-	size_t batch = s->c.parallel * 4;
 	int64_t horizon = ls->horizon;
 
 	*next_seen = INT64_MAX;
@@ -720,8 +724,10 @@ static int leaf_listed(struct s3source *s, struct leaf *l, const struct source_s
 			log_error("%s: %s (listed again at the next poll)", s->c.name, msg);
 			l->failed_cycle = s->stats.cycles;
 		}
+		*failed = true;
 		return r == -ENOMEM || r == -ECANCELED ? r : 0;
 	}
+	*failed = false;
 	*next_seen = ls->next_seen;
 	/* keys to retry are asked for by name (the listing window may have
 	 * moved past them) */
@@ -738,21 +744,18 @@ static int leaf_listed(struct s3source *s, struct leaf *l, const struct source_s
 		if (!l->newest)
 			l->listed_until = now;	/* nothing there yet: no need to list from start_time again */
 	}
-	for (size_t i = 0; i < ls->pending.n && r == 0; i += batch) {
-		size_t n = ls->pending.n - i < batch ? ls->pending.n - i : batch;
-		if (s->stop && *s->stop) {
-			r = -ECANCELED;
-			break;
-		}
-		r = run_batch(s, l, sink, ls->pending.v + i, n, now);
-	}
-	if (r == 0 && l->warm_until && horizon >= l->warm_until && !ls->full) {
+	return r;
+}
+
+/* After the objects of the listing ls of the leaf were processed. */
+static void leaf_finished(struct leaf *l, const struct listing *ls, int64_t now)
+{
+	if (l->warm_until && ls->horizon >= l->warm_until && !ls->full) {
 		l->warm_until = 0;	/* warmed up */
 		keyset_clear(&l->warmed);
 	}
-	if (r == 0 && ls->next_seen == INT64_MAX && !ls->full)
+	if (ls->next_seen == INT64_MAX && !ls->full)
 		l->caught_up = now;
-	return r;
 }
 
 /* How far the leaf is in key time, for the backfill rounds: its listing
@@ -776,9 +779,13 @@ static int poll_group(struct s3source *s, struct leaf **group, size_t n, const s
 {
 	struct listing *ls = calloc(n + 1, sizeof(*ls));
 	struct s3_list_job *jobs = calloc(n + 1, sizeof(*jobs));
+	size_t batch = s->c.parallel * 4;
+	bool *failed = calloc(n + 1, sizeof(*failed));
+	char **keys = calloc(batch, sizeof(*keys));
+	struct leaf **owner = calloc(batch, sizeof(*owner));
 	int r = 0;
 
-	if (!ls || !jobs) {
+	if (!ls || !jobs || !failed || !keys || !owner) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -799,16 +806,44 @@ static int poll_group(struct s3source *s, struct leaf **group, size_t n, const s
 	}
 	for (size_t i = 0; i < n && r == 0; i++) {
 		int64_t seen;
-		r = leaf_listed(s, group[i], sink, now, &ls[i], jobs[i].result, jobs[i].msg, &seen);
+		r = leaf_listed(s, group[i], now, &ls[i], jobs[i].result, jobs[i].msg, &seen, &failed[i]);
 		if (seen < *next)
 			*next = seen;
-		keyset_clear(&ls[i].pending);
 	}
+	/* the new objects of the whole group, in batches that may span
+	 * leaves: a leaf with one new object does not wait for the GETs of
+	 * the one before */
+	for (size_t i = 0, k = 0; r == 0;) {
+		size_t nb = 0;
+		for (; i < n && nb < batch; i++, k = 0) {
+			if (failed[i])
+				continue;
+			for (; k < ls[i].pending.n && nb < batch; k++) {
+				keys[nb] = ls[i].pending.v[k];
+				owner[nb++] = group[i];
+			}
+			if (k < ls[i].pending.n)
+				break;	/* the rest of this leaf goes in the next batch */
+		}
+		if (nb == 0)
+			break;
+		if (s->stop && *s->stop) {
+			r = -ECANCELED;
+			break;
+		}
+		r = run_batch(s, owner, sink, keys, nb, now);
+	}
+	for (size_t i = 0; i < n && r == 0; i++)
+		if (!failed[i])
+			leaf_finished(group[i], &ls[i], now);
 out:
 	for (size_t i = 0; ls && i < n; i++)
 		keyset_clear(&ls[i].pending);
 	free(ls);
 	free(jobs);
+	free(failed);
+	free(keys);
+	free(owner);
 	return r;
 }
 

@@ -230,6 +230,7 @@ sources:
         self.assertEqual(first["list"], discovery + n, first)
         self.assertEqual(second["list"] - first["list"], n, second)
         self.assertEqual(second["get"], n, second)
+        self.assertLess(t1 - t0, interval * 0.75)
         self.assertLess(t3 - t2, interval / 2)
         self.assertEqual(r.p.poll(), None, r.stderr())
 
