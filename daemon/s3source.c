@@ -2,7 +2,8 @@
  * CloudTrail bucket (see s3source.h).
  *
  * Reading order: keyset (a sorted set of keys), key times, checkpoints,
- * discovery, then poll_leaf() - the heart of it - and s3source_poll().
+ * discovery, then poll_group() - the heart of it: list a group of leaves at
+ * once, process what each found, in order - and s3source_poll() (rounds).
  */
 #include <errno.h>
 #include <stdio.h>

@@ -224,9 +224,15 @@ sources:
         t3 = self.wait_count("list", discovery + 2 * n, 300)
         time.sleep(1)
         second = self.env.proxy.counts()
+        hwm = 0
+        with open(f"/proc/{r.p.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1]) // 1024
         sys.stderr.write(" [%d prefixes, +%d ms a request: first pass %.1f s (%d LIST, %d GET), idle pass %.1f s "
-                         "(%d LIST, %d GET)] " % (n, self.env.proxy.delay * 1000, t1 - t0, first["list"] - discovery, first["get"], t3 - t2,
-                                                   second["list"] - first["list"], second["get"] - first["get"]))
+                         "(%d LIST, %d GET), peak RSS %d MiB] "
+                         % (n, self.env.proxy.delay * 1000, t1 - t0, first["list"] - discovery, first["get"],
+                            t3 - t2, second["list"] - first["list"], second["get"] - first["get"], hwm))
         self.assertEqual(first["list"], discovery + n, first)
         self.assertEqual(second["list"] - first["list"], n, second)
         self.assertEqual(second["get"], n, second)

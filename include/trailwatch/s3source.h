@@ -19,8 +19,12 @@
  *     its key and counted as done; one whose retries ran out (5xx,
  *     throttling, network) is retried at the next polls, and the listing
  *     window does not move past it;
+ *   - leaves are listed in groups of 32 (S3SOURCE_LIST_PARALLEL requests
+ *     in flight), then the group's new objects are fetched together and
+ *     processed leaf after leaf, each leaf's in key order;
  *   - a leaf whose polls found nothing for three poll intervals is polled
- *     every quiet_poll_interval (default: the poll interval itself);
+ *     every quiet_poll_interval (default: the poll interval itself),
+ *     whatever the other leaves do;
  *   - after a restart, the objects of the `warmup` seconds before each
  *     checkpoint are read again, without moving it: correlation windows
  *     and throttles are rebuilt, and the alerts they repeat are refused by
@@ -28,7 +32,10 @@
  *   - far behind (a backfill from start_time, or after an outage), the
  *     leaves advance together in rounds of `step` seconds of key time, so
  *     that the events of different accounts and regions reach the
- *     correlations roughly in time order (within their lateness).
+ *     correlations roughly in time order (within their lateness).  A leaf
+ *     counts as behind by its own position: one whose last listing got to
+ *     its end is caught up however old its newest object is, and a leaf is
+ *     listed in a round only when the rounds reach its next key.
  *
  * Checkpoints: one small JSON file per leaf in STATE_DIR/checkpoints/SOURCE/.
  * Logs what it does (this is the service loop's own module).
