@@ -754,7 +754,7 @@ static int lister_page(struct s3_client *s, struct lister *l, int result)
 		/* the page itself was bad, or a callback said stop */
 		r = l->pg.err;
 		if (r == -EINVAL)
-			snprintf(j->msg, sizeof(j->msg), "%s: bad ListObjectsV2 response: %s", l->what, l->pg.msg);
+			snprintf(j->msg, sizeof(j->msg), "%.250s: bad ListObjectsV2 response: %.200s", l->what, l->pg.msg);
 		lister_end(l, r);
 		return 0;
 	}
@@ -762,7 +762,7 @@ static int lister_page(struct s3_client *s, struct lister *l, int result)
 	if (v == V_DONE) {
 		r = s3xml_finish(l->pg.x, &res, l->pg.msg, sizeof(l->pg.msg));
 		if (r == -EINVAL)
-			snprintf(j->msg, sizeof(j->msg), "%s: bad ListObjectsV2 response: %s", l->what, l->pg.msg);
+			snprintf(j->msg, sizeof(j->msg), "%.250s: bad ListObjectsV2 response: %.200s", l->what, l->pg.msg);
 		if (r == 0 && res.is_truncated)
 			r = check_token(&l->seen, res.next_token, l->page, l->what, j->msg, sizeof(j->msg));
 		if (r == 0) {
