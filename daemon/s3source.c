@@ -29,6 +29,10 @@
  * LIST_GROUP * S3SOURCE_MAX_PENDING keys. */
 #define LIST_GROUP 32
 
+/* Most poll cycles a prefix whose listings never end waits between two
+ * listings (leaf_list_failed): 15 minutes at the default poll_interval. */
+#define LIST_BACKOFF_MAX 15ul
+
 /* ---- leaves ------------------------------------------------------------ */
 
 struct retry {
@@ -65,6 +69,8 @@ struct leaf {
 	bool due;			/* polled in the current cycle (leaf_due) */
 	int64_t last_poll;
 	unsigned long failed_cycle;	/* the poll cycle whose listing of it failed; 0: none */
+	unsigned list_failures;		/* listings failed in a row (0: the last one worked) */
+	unsigned long retry_cycle;	/* after failures: not listed before this poll cycle */
 };
 
 struct s3source {
@@ -705,6 +711,34 @@ static void listing_init(struct s3source *s, struct leaf *l, int64_t now, int64_
 	j->userdata = ls;
 }
 
+/* Logs a failed listing of leaf l (r, msg: why) and holds the leaf back.
+ * A failure of S3 (retries ran out, a deadline) is listed again at the
+ * next poll.  A listing that would not end (-EPROTO: a repeated or endless
+ * continuation token) costs up to S3_LIST_MAX_PAGES requests and fails the
+ * same way every time: the first in a row is listed again at the next poll,
+ * the n-th after 2^(n-1) - 1 polls are skipped, at most LIST_BACKOFF_MAX. */
+static void leaf_list_failed(struct s3source *s, struct leaf *l, int r, const char *msg)
+{
+	unsigned long skip = 0;
+
+	l->failed_cycle = s->stats.cycles;
+	if (r == -EPROTO) {
+		if (l->list_failures < 32)
+			l->list_failures++;
+		skip = l->list_failures > 5 ? LIST_BACKOFF_MAX : (1ul << (l->list_failures - 1)) - 1;
+		if (skip > LIST_BACKOFF_MAX)
+			skip = LIST_BACKOFF_MAX;
+	} else {
+		l->list_failures = 0;
+	}
+	l->retry_cycle = s->stats.cycles + 1 + skip;
+	if (skip == 0)
+		log_error("%s: %s (listed again at the next poll)", s->c.name, msg);
+	else
+		log_error("%s: %s (%u times in a row: listed again after %lu polls)", s->c.name, msg,
+			  l->list_failures, skip);
+}
+
 /* Takes in what the listing ls of the leaf found (r, msg: the listing's
  * result) and adds the keys to retry to its pending ones; *next_seen gets
  * the time of the first key left for a later round (INT64_MAX: none).
@@ -721,14 +755,13 @@ static int leaf_listed(struct s3source *s, struct leaf *l, int64_t now, struct l
 		/* S3 failed us (retries ran out, a listing going round in
 		 * circles): this prefix waits for the next poll cycle, the
 		 * others go on */
-		if (r != -ENOMEM && r != -ECANCELED) {
-			log_error("%s: %s (listed again at the next poll)", s->c.name, msg);
-			l->failed_cycle = s->stats.cycles;
-		}
+		if (r != -ENOMEM && r != -ECANCELED)
+			leaf_list_failed(s, l, r, msg);
 		*failed = true;
 		return r == -ENOMEM || r == -ECANCELED ? r : 0;
 	}
 	*failed = false;
+	l->list_failures = 0;
 	*next_seen = ls->next_seen;
 	/* keys to retry are asked for by name (the listing window may have
 	 * moved past them) */
@@ -849,9 +882,12 @@ out:
 }
 
 /* Due at this cycle: leaves quiet for three poll intervals are polled every
- * quiet_poll_interval instead, whatever the other leaves do. */
+ * quiet_poll_interval instead, whatever the other leaves do; a leaf whose
+ * listings failed waits for its retry cycle. */
 static bool leaf_due(const struct s3source *s, const struct leaf *l, int64_t now)
 {
+	if (l->list_failures && s->stats.cycles < l->retry_cycle)
+		return false;	/* its listings fail: waits (leaf_list_failed) */
 	if (!l->quiet_since || now - l->quiet_since < 3 * s->c.poll_interval)
 		return true;
 	return now >= l->last_poll + s->c.quiet_poll_interval;

@@ -184,12 +184,14 @@ sources:
             t = datetime.datetime.now(datetime.timezone.utc)
             self.env.put_object(key_at(account(0), REGIONS[0], t, "new%d" % i), body())
             time.sleep(3)
+        # the last upload may fall just after a poll: it is read at the next
+        self.env.proxy.wait_for_counts(timeout=10, get=4)
         window = self.env.proxy.take_counts()
         per = self.lists_by_prefix(since)
-        sys.stderr.write(" [%d prefixes, 12 s at 3 s: %d LIST, per prefix %d-%d] "
+        sys.stderr.write(" [%d prefixes, 12-15 s at 3 s: %d LIST, per prefix %d-%d] "
                          % (len(prefixes), window["list"], min(per.values()), max(per.values())))
         self.assertEqual(window["get"], 4, window)
-        self.assertLessEqual(max(per.values()), 5, per)     # 4 polls (+1 at the edge), never 2 a poll
+        self.assertLessEqual(max(per.values()), 6, per)     # 4-5 polls (+1 at the edge), never 2 a poll
         self.assertEqual(r.p.poll(), None, r.stderr())
 
     def wait_count(self, kind, n, timeout):
