@@ -33,6 +33,10 @@
  * listings (leaf_list_failed): 15 minutes at the default poll_interval. */
 #define LIST_BACKOFF_MAX 15ul
 
+/* Most keys the leaves of a source keep from one backfill round for the
+ * next ones (struct leaf, ahead): about 2 MiB. */
+#define AHEAD_MAX 16384
+
 /* ---- leaves ------------------------------------------------------------ */
 
 struct retry {
@@ -71,6 +75,13 @@ struct leaf {
 	unsigned long failed_cycle;	/* the poll cycle whose listing of it failed; 0: none */
 	unsigned list_failures;		/* listings failed in a row (0: the last one worked) */
 	unsigned long retry_cycle;	/* after failures: not listed before this poll cycle */
+	/* Keys a backfill round listed past its horizon, kept for the later
+	 * rounds of the same poll cycle so that they need not list the prefix
+	 * again (see listing_init). */
+	struct keyset ahead;
+	size_t ahead_next;		/* ahead.v[ahead_next...] are still to be taken */
+	unsigned long ahead_cycle;	/* the cycle they were listed in */
+	bool ahead_end;			/* that listing got to the end of the prefix */
 };
 
 struct s3source {
@@ -83,6 +94,7 @@ struct s3source {
 	int64_t next_discovery;
 	int64_t step;			/* key time one backfill round covers */
 	int64_t warmup;			/* seconds of objects read again after a restart */
+	size_t ahead_total;		/* keys in the leaves' ahead sets */
 	struct s3source_stats stats;
 };
 
@@ -97,6 +109,7 @@ static void leaf_free(struct leaf *l)
 	keyset_clear(&l->done);
 	keyset_clear(&l->warmed);
 	keyset_clear(&l->warm_done);
+	keyset_clear(&l->ahead);
 	for (size_t i = 0; i < l->nretry; i++)
 		free(l->retry[i].key);
 	free(l->retry);
@@ -504,12 +517,16 @@ static int run_discovery(struct s3source *s)
 
 struct listing {
 	struct keyset pending;
-	const struct leaf *leaf;
+	struct s3source *s;
+	struct leaf *leaf;
 	const struct keyset *done;
 	char first_after[2048];
 	int64_t horizon;		/* keys of later times wait for a later round */
 	int64_t next_seen;		/* time of the first key past the horizon */
 	bool full;
+	bool keep_ahead;		/* keys past the horizon go to leaf->ahead */
+	bool cut;			/* the listing stopped before the end of the prefix */
+	bool listed;			/* by a request (else from leaf->ahead) */
 };
 
 static int collect_object(const struct s3xml_object *obj, void *ctx)
@@ -525,11 +542,22 @@ static int collect_object(const struct s3xml_object *obj, void *ctx)
 		return 0;
 	t = key_time(obj->key);
 	if (t > ls->horizon) {
-		ls->next_seen = t;
-		return -ENOBUFS;	/* keys are in time order: the rest is later too */
+		/* keys are in time order: the rest is later too */
+		if (ls->next_seen == INT64_MAX)
+			ls->next_seen = t;
+		if (ls->keep_ahead && ls->leaf->ahead.n < S3SOURCE_MAX_PENDING && ls->s->ahead_total < AHEAD_MAX) {
+			int r = keyset_add(&ls->leaf->ahead, obj->key);
+			if (r < 0)
+				return -ENOMEM;
+			ls->s->ahead_total += (size_t)r;
+			return 0;	/* kept for the next rounds */
+		}
+		ls->cut = true;
+		return -ENOBUFS;
 	}
 	if (ls->pending.n >= S3SOURCE_MAX_PENDING) {
 		ls->full = true;
+		ls->cut = true;
 		ls->next_seen = t;
 		return -ENOBUFS;	/* enough for this round */
 	}
@@ -694,21 +722,83 @@ out:
 	return r;
 }
 
-/* Sets up the listing of leaf l up to horizon as job j of s3_list_many. */
-static void listing_init(struct s3source *s, struct leaf *l, int64_t now, int64_t horizon, struct listing *ls,
-			 struct s3_list_job *j)
+/* Takes the keys of leaf l's ahead set up to ls->horizon into the
+ * listing's pending ones.  True when that is all this round needs: keys are
+ * left in the set (the rest is later), or its listing got to the end of the
+ * prefix; false when the set ran out before the horizon and the prefix must
+ * be listed on after its last key (ls->first_after). */
+static int take_ahead(struct leaf *l, struct listing *ls, bool *enough)
 {
+	*enough = false;
+	for (; l->ahead_next < l->ahead.n; l->ahead_next++) {
+		const char *key = l->ahead.v[l->ahead_next];
+		int64_t t = key_time(key);
+		if (t > ls->horizon || ls->pending.n >= S3SOURCE_MAX_PENDING) {
+			ls->full = t <= ls->horizon;
+			ls->next_seen = t;
+			*enough = true;
+			return 0;
+		}
+		if (keyset_add(&ls->pending, key) < 0)
+			return -ENOMEM;
+	}
+	if (l->ahead_end) {
+		*enough = true;
+		return 0;
+	}
+	snprintf(ls->first_after, sizeof(ls->first_after), "%s", l->ahead.v[l->ahead.n - 1]);
+	return 0;
+}
+
+/* Sets up the listing of leaf l up to horizon; *list says whether it needs
+ * a request, as job j of s3_list_many, or was taken from the keys an
+ * earlier round of this cycle listed past its horizon.  In backfill rounds
+ * (horizon not INT64_MAX) keys past the horizon are kept for the next. */
+static int listing_init(struct s3source *s, struct leaf *l, int64_t now, int64_t horizon, struct listing *ls,
+			struct s3_list_job *j, bool *list)
+{
+	bool enough = false;
+	int r = 0;
+
 	memset(ls, 0, sizeof(*ls));
+	ls->s = s;
 	ls->leaf = l;
 	ls->done = &l->done;
 	ls->horizon = horizon;
 	ls->next_seen = INT64_MAX;
-	start_after(l, leaf_floor(s, l, now), ls->first_after, sizeof(ls->first_after));
+	ls->keep_ahead = horizon != INT64_MAX;
 	memset(j, 0, sizeof(*j));
+	if (l->ahead_cycle == s->stats.cycles && (l->ahead_next < l->ahead.n || l->ahead_end)) {
+		r = take_ahead(l, ls, &enough);
+		if (r < 0 || enough) {
+			*list = false;
+			return r;
+		}
+	} else {
+		start_after(l, leaf_floor(s, l, now), ls->first_after, sizeof(ls->first_after));
+	}
+	/* what the ahead set held is in pending; a new listing refills it */
+	s->ahead_total -= l->ahead.n;
+	keyset_clear(&l->ahead);
+	l->ahead_next = 0;
+	l->ahead_end = false;
 	j->p.prefix = l->prefix;
 	j->p.start_after = ls->first_after;
 	j->on_object = collect_object;
 	j->userdata = ls;
+	ls->listed = *list = true;
+	return 0;
+}
+
+/* Forgets every leaf's ahead set (at the start and end of a poll cycle). */
+static void ahead_release(struct s3source *s)
+{
+	for (size_t i = 0; i < s->nleaves; i++) {
+		keyset_clear(&s->leaves[i]->ahead);
+		s->leaves[i]->ahead_next = 0;
+		s->leaves[i]->ahead_end = false;
+	}
+	s->ahead_total = 0;
 }
 
 /* Logs a failed listing of leaf l (r, msg: why) and holds the leaf back.
@@ -757,11 +847,19 @@ static int leaf_listed(struct s3source *s, struct leaf *l, int64_t now, struct l
 		 * others go on */
 		if (r != -ENOMEM && r != -ECANCELED)
 			leaf_list_failed(s, l, r, msg);
+		s->ahead_total -= l->ahead.n;
+		keyset_clear(&l->ahead);
 		*failed = true;
 		return r == -ENOMEM || r == -ECANCELED ? r : 0;
 	}
 	*failed = false;
 	l->list_failures = 0;
+	if (ls->keep_ahead && ls->listed) {
+		/* listed (not taken from the ahead set): the next rounds of
+		 * this cycle take what it kept */
+		l->ahead_cycle = s->stats.cycles;
+		l->ahead_end = !ls->cut;
+	}
 	*next_seen = ls->next_seen;
 	/* keys to retry are asked for by name (the listing window may have
 	 * moved past them) */
@@ -813,13 +911,14 @@ static int poll_group(struct s3source *s, struct leaf **group, size_t n, const s
 {
 	struct listing *ls = calloc(n + 1, sizeof(*ls));
 	struct s3_list_job *jobs = calloc(n + 1, sizeof(*jobs));
-	size_t batch = s->c.parallel * 4;
+	size_t *job_of = calloc(n + 1, sizeof(*job_of));
+	size_t batch = s->c.parallel * 4, nj = 0;
 	bool *failed = calloc(n + 1, sizeof(*failed));
 	char **keys = calloc(batch, sizeof(*keys));
 	struct leaf **owner = calloc(batch, sizeof(*owner));
 	int r = 0;
 
-	if (!ls || !jobs || !failed || !keys || !owner) {
+	if (!ls || !jobs || !job_of || !failed || !keys || !owner) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -827,20 +926,26 @@ static int poll_group(struct s3source *s, struct leaf **group, size_t n, const s
 		r = -ECANCELED;
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
+	/* the leaves that need a request are jobs[0..nj), in order */
+	for (size_t i = 0; i < n && r == 0; i++) {
+		bool list;
 		group[i]->last_poll = now;
-		listing_init(s, group[i], now, horizon, &ls[i], &jobs[i]);
+		r = listing_init(s, group[i], now, horizon, &ls[i], &jobs[nj], &list);
+		if (list)
+			job_of[i] = nj++;
 	}
-	r = n ? s3_list_many(s->s3, jobs, n) : 0;
+	if (r == 0 && nj)
+		r = s3_list_many(s->s3, jobs, nj);
 	if (r < 0) {
 		if (r != -ENOMEM && r != -ECANCELED)
-			log_error("%s: listing %zu prefixes: %s", s->c.name, n, strerror(-r));
+			log_error("%s: listing %zu prefixes: %s", s->c.name, nj, strerror(-r));
 		r = r == -ENOMEM || r == -ECANCELED ? r : 0;
 		goto out;
 	}
 	for (size_t i = 0; i < n && r == 0; i++) {
+		const struct s3_list_job *j = ls[i].listed ? &jobs[job_of[i]] : NULL;
 		int64_t seen;
-		r = leaf_listed(s, group[i], now, &ls[i], jobs[i].result, jobs[i].msg, &seen, &failed[i]);
+		r = leaf_listed(s, group[i], now, &ls[i], j ? j->result : 0, j ? j->msg : "", &seen, &failed[i]);
 		if (seen < *next)
 			*next = seen;
 	}
@@ -875,6 +980,7 @@ out:
 		keyset_clear(&ls[i].pending);
 	free(ls);
 	free(jobs);
+	free(job_of);
 	free(failed);
 	free(keys);
 	free(owner);
@@ -950,13 +1056,15 @@ int s3source_poll(struct s3source *s, int64_t now, const struct source_sink *sin
 			r = poll_group(s, group, n, sink, now, horizon, &next);
 		}
 		if (r < 0 || horizon == INT64_MAX || next == INT64_MAX)
-			return r;
+			break;
 		s->stats.rounds++;
 		/* the next round ends a step past the earliest key still waiting */
 		horizon = next > horizon ? next + s->step : horizon + s->step;
 		if (horizon >= now - s->c.lookback - 2 * s->step)
 			horizon = INT64_MAX;
 	}
+	ahead_release(s);
+	return r;
 }
 
 int s3source_new(const struct source_config *sc, const struct s3source_options *o, struct s3source **ret,

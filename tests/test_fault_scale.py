@@ -194,6 +194,50 @@ sources:
         self.assertLessEqual(max(per.values()), 6, per)     # 4-5 polls (+1 at the edge), never 2 a poll
         self.assertEqual(r.p.poll(), None, r.stderr())
 
+    def test_a_restart_warms_up_with_one_listing_per_prefix(self):
+        """12 prefixes with an object every 5 minutes for 80 minutes; after
+        the first run, a restart reads the warm-up window again (the pack's
+        correlations span an hour) in backfill rounds: each prefix is listed
+        once for all the rounds of that cycle, not once per round, and the
+        object that arrived while it was down is read in that first cycle."""
+        now = datetime.datetime.now(datetime.timezone.utc)
+        naccounts, nregions, nobjects = 6, 2, 16
+        prefixes = []
+        for a in range(naccounts):
+            for region in REGIONS[:nregions]:
+                for k in range(nobjects):
+                    t = now - datetime.timedelta(minutes=80 - 5 * k)
+                    self.env.put_object(key_at(account(a), region, t, "o%d" % k), body())
+                prefixes.append(prefix_of(account(a), region))
+        self.write_config("2s", start_time=now - datetime.timedelta(minutes=90))
+        r = self.start()
+        self.env.proxy.wait_for_counts(timeout=120, get=len(prefixes) * nobjects)
+        time.sleep(3)
+        self.assertEqual(r.stop(), 0, r.stderr())
+        # one new object while it is down
+        late = key_at(account(0), REGIONS[0], datetime.datetime.now(datetime.timezone.utc), "late")
+        self.env.put_object(late, body())
+        since = len(self.env.proxy.requests)
+        self.env.proxy.take_counts()
+        r = self.start()
+        end = time.monotonic() + 120
+        while not any(rec.kind == "get" and rec.path.endswith(late.split("/")[-1])
+                      for rec in self.env.proxy.requests[since:]):
+            self.assertLess(time.monotonic(), end, "the late object was not read")
+            self.assertIsNone(r.p.poll(), r.stderr())
+            time.sleep(0.2)
+        counts = self.env.proxy.take_counts()
+        per = self.lists_by_prefix(since)
+        sys.stderr.write(" [restart, %d prefixes x %d objects: %d LIST (per prefix %d-%d), %d GET before the late "
+                         "object was read] " % (len(prefixes), nobjects, counts["list"], min(per.values()),
+                                                max(per.values()), counts["get"]))
+        self.assertEqual(sorted(per), sorted(prefixes), per)
+        self.assertLessEqual(max(per.values()), 2, per)
+        # the warm-up did read the window again (over several rounds of 7.5 minutes)
+        self.assertGreaterEqual(counts["get"], len(prefixes) * 8, counts)
+        self.assertLessEqual(counts["get"], len(prefixes) * nobjects + 1, counts)
+        self.assertEqual(r.p.poll(), None, r.stderr())
+
     def wait_count(self, kind, n, timeout):
         """Waits until the proxy counted n requests of kind; returns the monotonic time."""
         end = time.monotonic() + timeout

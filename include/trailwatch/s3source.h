@@ -35,7 +35,9 @@
  *     correlations roughly in time order (within their lateness).  A leaf
  *     counts as behind by its own position: one whose last listing got to
  *     its end is caught up however old its newest object is, and a leaf is
- *     listed in a round only when the rounds reach its next key.
+ *     listed in a round only when the rounds reach its next key; what a
+ *     round's listing found past its horizon is kept (bounded) for the
+ *     later rounds of the cycle, so a leaf is listed about once a cycle.
  *
  * Checkpoints: one small JSON file per leaf in STATE_DIR/checkpoints/SOURCE/.
  * Logs what it does (this is the service loop's own module).
