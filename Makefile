@@ -75,7 +75,7 @@ else
 BIN := $(BUILD)/trailwatch
 endif
 
-.PHONY: all deps deps-check check check-plain check-asan test-suite bench fuzz demo man install deb clean
+.PHONY: all deps deps-check check check-plain check-asan test-suite faults bench fuzz demo man install deb clean
 
 all: $(BIN)
 
@@ -147,6 +147,15 @@ test-suite: $(BIN) $(BUILD)/unit $(CTEST_BINS) $(BUILD)/creds_tool $(BUILD)/jour
 	TW=$(abspath $(BIN)) UNIT=$(abspath $(BUILD)/unit) CTESTS="$(abspath $(CTEST_BINS))" \
 		CREDS_TOOL=$(abspath $(BUILD)/creds_tool) JOURNAL_SEND=$(abspath $(BUILD)/journal_send) \
 		python3 tests/run.py
+
+# The fault-injection suite alone, longer than in make check: 300 SIGKILL
+# rounds of the spool (compactions included), and the scale test on 850
+# prefixes with 20 ms added to every request.
+FAULT_TESTS = $(sort $(basename $(notdir $(wildcard tests/test_fault_*.py))))
+faults: $(BIN) $(BUILD)/unit $(BUILD)/spool_test
+	SPOOL_CRASH_ROUNDS=300 TW_SCALE_FULL=1 TW_SCALE_DELAY=0.02 \
+		TW=$(abspath $(BIN)) UNIT=$(abspath $(BUILD)/unit) CTESTS="$(abspath $(BUILD)/spool_test)" \
+		python3 tests/run.py $(FAULT_TESTS)
 
 check-plain: deps-check
 	$(MAKE) test-suite
