@@ -56,6 +56,22 @@ static bool same_key(const struct ynode *a, const struct ynode *b)
 	       memcmp(a->value, b->value, a->len) == 0;
 }
 
+/* Whether a key may be echoed in a message: a field or key name (up to 64
+ * letters, '_', '.', '|', '-', no digits).  Anything else may be a secret
+ * or a URL written where a key goes, which must not reach the journal. */
+static bool shown_key(const char *key, size_t len)
+{
+	if (len == 0 || len > 64)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = key[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '.' || c == '|' ||
+		      c == '-'))
+			return false;
+	}
+	return true;
+}
+
 /* Adds a finished node to the open container on top, or makes it the root. */
 static int attach(struct builder *b, struct ynode *n, const yaml_mark_t *m)
 {
@@ -74,8 +90,14 @@ static int attach(struct builder *b, struct ynode *n, const yaml_mark_t *m)
 		for (size_t i = 0; i < top->nkids; i += 2) {
 			if (same_key(top->kids[i], n)) {
 				char msg[300];
-				snprintf(msg, sizeof(msg), "duplicate key '%.200s' (first at line %u)",
-					 n->value, top->kids[i]->line);
+				if (shown_key(n->value, n->len))
+					snprintf(msg, sizeof(msg), "duplicate key '%s' (first at line %u)", n->value,
+						 top->kids[i]->line);
+				else
+					snprintf(msg, sizeof(msg),
+						 "duplicate key (%zu characters, not shown: it is not a field or key name, "
+						 "and may be a secret or a URL written as a key; first at line %u)",
+						 n->len, top->kids[i]->line);
 				berror(b, m, msg);
 				break;
 			}

@@ -246,6 +246,23 @@ class SecretAsKey(unittest.TestCase):
         self.assertIn(f"{path}:4:3: unknown key 'limits.max_json_depht'", p.stderr)
 
 
+    def test_duplicate_secret_key(self):
+        """A duplicate key is named when it is a field or key name, never when it
+        may be a secret (this echoed the webhook URL before)."""
+        path, p = self.check("sinks:\n"
+                             "  - type: webhook\n"
+                             "    https://hooks.slack.com/services/T1111/B2222/SeCrEtToKeN42: 1\n"
+                             "    https://hooks.slack.com/services/T1111/B2222/SeCrEtToKeN42: 1\n"
+                             "limits:\n  ghp_SeCrEt99: 1\n  ghp_SeCrEt99: 2\n")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertNotIn("SeCrEt", p.stderr)
+        self.assertIn(f"{path}:4:5: duplicate key (58 characters, not shown: it is not a field or key name, "
+                      "and may be a secret or a URL written as a key; first at line 3)", p.stderr)
+        self.assertIn(f"{path}:7:3: duplicate key (12 characters, not shown", p.stderr)
+        path, p = self.check("limits:\n  max_json_depth: 3\n  max_json_depth: 4\n")
+        self.assertIn(f"{path}:3:3: duplicate key 'max_json_depth' (first at line 2)", p.stderr)
+
+
 class CheckAsRun(unittest.TestCase):
     """`check -c` refuses what `run` refuses, at the place in the file."""
 

@@ -224,6 +224,26 @@ class Package(unittest.TestCase):
         }
         for key, value in want.items():
             self.assertEqual(service.get(key), [value], key)
+        # MemoryMax= holds the most an object may take with the documented defaults
+        # (docs/config.md: max_decompressed_size x 1.5 + parallel x max_object_size)
+        # and the room the service keeps beside it (512 MiB, service.c MEMORY_ROOM)
+        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+        mm = service.get("MemoryMax", [""])[0]
+        self.assertRegex(mm, r"^\d+[KMG]$", "MemoryMax= is set, in K/M/G")
+        with open(os.path.join(ROOT, "docs", "config.md")) as f:
+            doc = f.read()
+        def default(key):
+            # the first cell after the key's that is a number, e.g. | `parallel` | s3 | `4` |
+            row = next((l for l in doc.splitlines() if l.startswith("| `%s` |" % key)), None)
+            self.assertIsNotNone(row, key)
+            for cell in row.split("|")[2:]:
+                m = re.fullmatch(r" `(\d+)(KiB|MiB|GiB)?` ", cell)
+                if m:
+                    return int(m.group(1)) * (units[m.group(2)[0]] if m.group(2) else 1)
+            self.fail(f"no default in {row}")
+        need = (default("limits.max_decompressed_size") * 3 // 2
+                + default("parallel") * default("limits.max_object_size") + (512 << 20))
+        self.assertLessEqual(need, int(mm[:-1]) * units[mm[-1]], f"MemoryMax={mm} below {need >> 20} MiB")
         self.assertEqual(service.get("SystemCallFilter"), ["@system-service", "~@privileged @resources"])
         # A LoadCredential= whose file is missing fails the unit: examples only, in comments.
         self.assertNotIn("LoadCredential", service)
