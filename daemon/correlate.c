@@ -524,20 +524,61 @@ static struct seen_slot *seen_find(const struct seenset *s, uint64_t h)
 	return (struct seen_slot *)&s->slot[i];
 }
 
+static int cmp_time(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The time from which the newest `keep` of the live entries of s (seen at
+ * or after horizon) were seen; -ENOMEM. */
+static int seen_cut(const struct seenset *s, int64_t horizon, size_t live, size_t keep, int64_t *cut)
+{
+	int64_t *t = malloc(live * sizeof(*t));
+	size_t n = 0;
+
+	if (!t)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->cap; i++)
+		if (s->slot[i].hash && s->slot[i].t >= horizon)
+			t[n++] = s->slot[i].t;
+	qsort(t, n, sizeof(*t), cmp_time);
+	*cut = t[n - keep];
+	free(t);
+	return 0;
+}
+
 /* A new table with room to grow, keeping the values seen at or after
  * horizon.  When even those reach the cap (correlation.max_groups times
- * ten), the table forgets them all (counted in entries_dropped).  -ENOMEM. */
+ * ten), only the newest half of them is kept: the reads that a write may
+ * still follow (counted in entries_dropped).  -ENOMEM. */
 static int seen_rebuild(struct correlator *c, struct rstate *st, int64_t horizon)
 {
 	struct seenset *old = st->seen, *s;
-	size_t live = 0, cap = 64;
+	size_t live = 0, kept, cap = 64;
+	int r;
 
 	for (size_t i = 0; old && i < old->cap; i++)
 		live += old->slot[i].hash && old->slot[i].t >= horizon;
 	if (live >= c->lim.max_groups * 10) {
-		c->stats.entries_dropped += live;
-		live = 0;
-		horizon = INT64_MAX;
+		int64_t cut;
+		r = seen_cut(old, horizon, live, live / 2 ? live / 2 : 1, &cut);
+		if (r < 0)
+			return r;
+		horizon = cut;
+		kept = 0;
+		for (size_t i = 0; i < old->cap; i++)
+			kept += old->slot[i].hash && old->slot[i].t >= horizon;
+		if (kept >= c->lim.max_groups * 10) {
+			/* all seen in the same second as the cut: that second goes too */
+			horizon = cut + 1;
+			kept = 0;
+			for (size_t i = 0; i < old->cap; i++)
+				kept += old->slot[i].hash && old->slot[i].t >= horizon;
+		}
+		c->stats.entries_dropped += live - kept;
+		live = kept;
 	}
 	while (cap < 4 * (live + 1))
 		cap *= 2;

@@ -69,6 +69,7 @@ struct totals {
 	unsigned long objects, failed, alerts;
 	unsigned long evicted;		/* correlation groups evicted at correlation.max_groups */
 	unsigned long regex_limited;	/* regex matches stopped at the match limit (engine.h) */
+	unsigned long dropped;		/* correlation entries dropped at their caps (corr_stats) */
 	int64_t newest;			/* the newest S3 object's time, 0: none */
 };
 
@@ -101,6 +102,8 @@ struct service {
 	long long caps_ms;		/* when a correlation at its cap was last logged */
 	unsigned long limited_logged;	/* regex_limited when last warned about */
 	long long limited_ms;		/* when that was */
+	unsigned long dropped_logged;	/* likewise for correlation entries dropped */
+	long long dropped_ms;
 	struct runsummary summary;	/* the counts of the sinks and sources reloads replaced */
 };
 
@@ -145,6 +148,7 @@ static void gen_totals(const struct gen *g, struct totals *t)
 		correlator_stats(g->d.corr, &cs);
 		t->alerts = g->d.alerts;
 		t->evicted = cs.groups_evicted;
+		t->dropped = cs.entries_dropped;
 	}
 	if (g->proc_ready)
 		t->regex_limited = g->proc.engine.nlimited;
@@ -310,6 +314,32 @@ static void report_limited(struct service *sv, bool final)
 	sv->limited_ms = now_ms();
 }
 
+/* Correlation entries dropped at their caps (a window's entries past
+ * correlation.max_entries_per_group, the oldest half of a seen_before
+ * memory at ten times correlation.max_groups): what a rule no longer sees.
+ * Said at most once a CAPS_EVERY_MS, with how many since the last time;
+ * final: the exit summary's total. */
+static void report_dropped(struct service *sv, bool final)
+{
+	struct totals t;
+	unsigned long n;
+
+	gen_totals(&sv->g, &t);
+	n = sv->past.dropped + t.dropped;
+	if (final ? n == 0 : n == sv->dropped_logged || now_ms() - sv->dropped_ms < CAPS_EVERY_MS)
+		return;
+	if (final)
+		log_warning("%lu correlation entries dropped at their caps in all (correlation.max_entries_per_group; "
+			    "seen_before memories at 10 x correlation.max_groups)", n);
+	else
+		log_warning("%lu more correlation entries dropped at their caps: the oldest of a group's window past "
+			    "correlation.max_entries_per_group, or the oldest half of a seen_before memory at 10 x "
+			    "correlation.max_groups; what they held no longer counts (docs/rules.md, \"At the limit\")",
+			    n - sv->dropped_logged);
+	sv->dropped_logged = n;
+	sv->dropped_ms = now_ms();
+}
+
 /* ---- the sink the sources feed ------------------------------------------ */
 
 /* dispatch -> spool */
@@ -338,6 +368,8 @@ static int on_object(void *ctx, const char *name, const char *data, size_t len)
 		log_debug("%s: %zu records, %zu matches", name, res.records, res.nmatches);
 		report_limited(sv, false);
 		r = dispatch_result(&sv->g.d, &res);
+		if (r == 0)
+			report_dropped(sv, false);
 	}
 	if (r < 0)
 		log_about(LOG_LEVEL_ERROR, &about, "%s: not processed: %s", name, strerror(-r));
@@ -687,6 +719,7 @@ static int reload(struct service *sv)
 	sv->past.alerts += t.alerts;
 	sv->past.evicted += t.evicted;
 	sv->past.regex_limited += t.regex_limited;
+	sv->past.dropped += t.dropped;
 	source_stats(sv, &sv->g, true);
 	gen_free(&sv->g);
 	sv->g = ng;
@@ -861,6 +894,7 @@ out:
 	source_stats(&sv, &sv.g, false);
 	log_cap_stats(&sv);
 	report_limited(&sv, true);
+	report_dropped(&sv, true);
 	close_delivery(&sv);
 	gen_free(&sv.g);
 	runsummary_free(&sv.summary);

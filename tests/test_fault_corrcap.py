@@ -11,6 +11,9 @@ object), the evictions in STATUS= and in the exit summary.
 
 The cap is 50 here (correlation.max_groups) so that a flood of 2,000 groups
 is enough.
+
+SeenBeforeCap: the same for the values a seen_before rule remembers (see
+its docstring).
 """
 import os
 import re
@@ -138,6 +141,76 @@ class CorrelationCap(unittest.TestCase):
         tail = d.stderr().splitlines()
         self.assertTrue(any(re.search(r"correlation \"Large S3 download volume[^\"]*\" \(%s\): %d groups evicted"
                                       % (EXFIL_RULE, EVICTED), l) for l in tail), d.stderr())
+
+
+
+RANSOM_RULE = "5f9c0283-1648-405f-9cf7-19ae0db698e6"
+RANSOM_ARN = "arn:aws:sts::111122223333:assumed-role/app/ransom"
+
+
+def s3_call(i, session, name, key, second):
+    return twtest.record(
+        eventID="60000000-0000-4000-8000-%012d" % i, eventName=name,
+        eventTime="2026-11-26T10:%02d:%02dZ" % (second // 60, second % 60),
+        userIdentity={"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/app/" + session,
+                      "accountId": "111122223333", "principalId": "AROAEXAMPLE:" + session},
+        requestParameters={"bucketName": "prod-data", "key": key, "Host": "prod-data.s3.amazonaws.com"},
+        additionalEventData={"bytesTransferredOut": 1024} if name == "GetObject" else {})
+
+
+class SeenBeforeCap(unittest.TestCase):
+    """The values a seen_before rule remembers (the reads the ransomware
+    rule pairs with writes) are capped at correlation.max_groups x 10.  At
+    the cap the table used to forget everything, the reads of an attack
+    under way included, so a flood of other reads just before hid the
+    rewrite of 20 objects (no alert).  Now it forgets the oldest half."""
+
+    @staticmethod
+    def records():
+        """110 reads by other sessions, then the attacker reads 20 objects and writes them back."""
+        recs = [s3_call(i, "reader%03d" % i, "GetObject", "flood/%d" % i, i % 60) for i in range(110)]
+        recs += [s3_call(200 + k, "ransom", "GetObject", "data/%d" % k, 120 + k) for k in range(20)]
+        recs += [s3_call(300 + k, "ransom", "PutObject", "data/%d" % k, 180 + k) for k in range(20)]
+        return recs
+
+    def test_run_alerts_and_warns(self):
+        with tempfile.TemporaryDirectory(prefix="tw-seencap-") as tmp:
+            inbox = os.path.join(tmp, "inbox")
+            os.makedirs(inbox)
+            config = os.path.join(tmp, "trailwatch.yaml")
+            with open(config, "w") as f:
+                f.write(f"state_dir: {tmp}/state\nrules: [builtin]\ncorrelation: {{max_groups: 10}}\n"
+                        f"sources:\n  - {{type: dir, path: {inbox}, poll_interval: 1s}}\n")
+            env = dict(os.environ)
+            env.pop("NOTIFY_SOCKET", None)
+            d = Runner(config, env)
+            try:
+                twtest.drop_log(inbox, 0, self.records())
+                end = time.monotonic() + 30
+                while time.monotonic() < end and not [a for a in d.alerts() if a["rule"] == RANSOM_RULE]:
+                    time.sleep(0.1)
+                self.assertEqual(len([a for a in d.alerts() if a["rule"] == RANSOM_RULE]), 1, d.stderr())
+                self.assertRegex(d.stderr(), r"warning: \d+ more correlation entries dropped at their caps: .*"
+                                             r"seen_before memory at 10 x correlation.max_groups")
+                self.assertEqual(d.stop(), 0, d.stderr())
+                self.assertRegex(d.stderr(), r"warning: \d+ correlation entries dropped at their caps in all")
+            finally:
+                d.stop(signal.SIGKILL)
+
+    def test_a_flood_of_reads_before_the_attack(self):
+        with tempfile.TemporaryDirectory(prefix="tw-seencap-") as tmp:
+            config = os.path.join(tmp, "trailwatch.yaml")
+            with open(config, "w") as f:
+                f.write("rules: [builtin]\ncorrelation: {max_groups: 10}\n")
+            log = twtest.write_log(os.path.join(tmp, "in", "a.json.gz"), self.records())
+            p = twtest.tw("replay", "-c", config, log)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            got = [a for a in twtest.alerts_of(p.stdout) if a["rule"] == RANSOM_RULE]
+            self.assertEqual(len(got), 1, p.stderr)
+            self.assertEqual(got[0]["group"], {"userIdentity.arn": RANSOM_ARN,
+                                               "requestParameters.bucketName": "prod-data"})
+            # what was forgotten is counted
+            self.assertRegex(p.stderr, r"\d+ (entries|values) dropped|dropped \d+")
 
 
 if __name__ == "__main__":
