@@ -1854,6 +1854,9 @@ int creds_provider_new(const struct creds_options *o, struct creds_provider **re
 	p->container_endpoint = dup_opt(o->container_endpoint, &oom);
 	p->duration = o->duration_seconds ? o->duration_seconds : CREDS_DEFAULT_DURATION;
 	ho.ca_file = o->ca_file;
+	ho.on_wait = o->on_wait;
+	ho.wait_ctx = o->wait_ctx;
+	ho.cancel = o->cancel;
 	if (oom || http_client_new(&ho, &p->http) < 0) {
 		creds_provider_free(p);
 		return -ENOMEM;

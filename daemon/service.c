@@ -281,8 +281,8 @@ static void source_waits(void *ctx, bool progressed)
 	int r;
 
 	heartbeat(sv, progressed);
-	if (sv->wait_error || now - sv->waited_ms < WAIT_DELIVERY_EVERY_MS)
-		return;
+	if (!sv->delivery || sv->wait_error || now - sv->waited_ms < WAIT_DELIVERY_EVERY_MS)
+		return;	/* (no delivery yet while the first sources are set up) */
 	sv->waited_ms = now;
 	r = delivery_run(sv->delivery, WAIT_DELIVERY_MS);
 	if (r < 0) {
@@ -516,7 +516,8 @@ static int gen_start(struct service *sv, struct gen *g, bool warm)
 		const struct source_config *src = &cfg->sources[i];
 		struct log_about about = { .source = src->name };
 		struct creds_options co = { .region = src->region, .role_arn = src->role_arn,
-					    .external_id = src->external_id };
+					    .external_id = src->external_id, .on_wait = source_waits,
+					    .wait_ctx = sv, .cancel = &stop_requested };
 		struct s3source_options so = { 0 };
 		const struct creds *c;
 

@@ -453,6 +453,31 @@ class StallTest(unittest.TestCase):
         finally:
             sock.close()
 
+    # ---- (c) a credential request that never answers ----------------------
+
+    def test_hanging_sts_does_not_hold_a_stop(self):
+        """The source assumes a role; STS accepts the connection and says
+        nothing.  A stop must not wait for STS's 30 s deadline (before: it
+        waited that long, past the unit's TimeoutStopSec=30 with a retry)."""
+        fake = self.fake(objects={log_key("a"): ("body", log_body())})
+        with receivers.Receiver() as sts:
+            sts.hang()
+            self.write_config(fake, order=("s3",),
+                              s3_extra="    role_arn: arn:aws:iam::111122223333:role/trail-reader\n")
+            r = self.start({"AWS_ENDPOINT_URL_STS": sts.url})
+            self.wait_until(lambda: len(sts.requests()) >= 1, 10, "the AssumeRole request", r)
+            time.sleep(0.5)
+            t = time.monotonic()
+            r.p.send_signal(signal.SIGTERM)
+            try:
+                r.p.wait(10)
+            except Exception:
+                pass
+            took = time.monotonic() - t
+            sts.release()
+            self.assertIsNotNone(r.p.returncode, "still running 10 s after SIGTERM")
+            self.assertLess(took, 3, r.stderr())
+            self.assertIn("STS AssumeRole", r.stderr())
 
 if __name__ == "__main__":
     unittest.main()

@@ -61,6 +61,7 @@
 #ifndef TRAILWATCH_CREDS_H
 #define TRAILWATCH_CREDS_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -105,6 +106,12 @@ struct creds_options {
 	const char *sts_endpoint;	/* "https://sts.example" or "http://127.0.0.1:8080" */
 	const char *container_endpoint;	/* tests: replaces http://169.254.170.2 for RELATIVE_URI */
 	const char *ca_file;		/* TLS trust; NULL: the system's */
+	/* While a credential request waits (STS, instance metadata,
+	 * container endpoint): called about every HTTP_WAIT_MS, and a flag
+	 * that abandons it when non-zero (http_options' on_wait and cancel). */
+	void (*on_wait)(void *ctx, bool received);
+	void *wait_ctx;
+	volatile sig_atomic_t *cancel;
 };
 
 struct creds_provider;
