@@ -723,10 +723,10 @@ out:
 }
 
 /* Takes the keys of leaf l's ahead set up to ls->horizon into the
- * listing's pending ones.  True when that is all this round needs: keys are
- * left in the set (the rest is later), or its listing got to the end of the
- * prefix; false when the set ran out before the horizon and the prefix must
- * be listed on after its last key (ls->first_after). */
+ * listing's pending ones.  *enough: that is all this round needs (keys are
+ * left in the set, the rest being later, or its listing got to the end of
+ * the prefix); else the set ran out before the horizon and the prefix must
+ * be listed on after its last key (ls->first_after).  0 or -ENOMEM. */
 static int take_ahead(struct leaf *l, struct listing *ls, bool *enough)
 {
 	*enough = false;
@@ -790,7 +790,7 @@ static int listing_init(struct s3source *s, struct leaf *l, int64_t now, int64_t
 	return 0;
 }
 
-/* Forgets every leaf's ahead set (at the start and end of a poll cycle). */
+/* Forgets every leaf's ahead set (at the end of a poll cycle). */
 static void ahead_release(struct s3source *s)
 {
 	for (size_t i = 0; i < s->nleaves; i++) {
@@ -825,8 +825,8 @@ static void leaf_list_failed(struct s3source *s, struct leaf *l, int r, const ch
 	if (skip == 0)
 		log_error("%s: %s (listed again at the next poll)", s->c.name, msg);
 	else
-		log_error("%s: %s (%u times in a row: listed again after %lu polls)", s->c.name, msg,
-			  l->list_failures, skip);
+		log_error("%s: %s (%u times in a row: listed again after %lu skipped poll%s)", s->c.name, msg,
+			  l->list_failures, skip, skip == 1 ? "" : "s");
 }
 
 /* Takes in what the listing ls of the leaf found (r, msg: the listing's

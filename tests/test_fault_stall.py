@@ -305,7 +305,7 @@ class StallTest(unittest.TestCase):
         # every listing stops at the bad token (a page limit of 1000 bounds the fresh
         # tokens), and a prefix whose listings never end is listed again after 0, 1, 3,
         # 7 ... skipped polls (1 s): over 8 s, at most 3 listings however fast the machine
-        self.wait_until(lambda: "listed again after 1 polls" in r.stderr(), 30, "the second failure", r)
+        self.wait_until(lambda: "listed again after 1 skipped poll)" in r.stderr(), 30, "the second failure", r)
         t0 = time.monotonic()
         lists0, _ = fake.counts()
         chains0 = len(fake.chains)
