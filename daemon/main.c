@@ -272,6 +272,9 @@ int main(int argc, char **argv)
 		if (status)
 			goto out;
 		if (strcmp(a.command, "check") == 0) {
+			if (a.config && cfg->nsources == 0)
+				fprintf(stderr, "%s: warning: no sources configured: 'trailwatch run' refuses this file "
+					"('replay' and 'test' need none)\n", a.config);
 			printf("%s: ok\n", cfg->path ? cfg->path : "built-in configuration");
 			rule_summary(rs, stdout);
 		} else {
