@@ -84,7 +84,12 @@
 #include "trailwatch/spool.h"
 
 #define SEG_MAGIC "TWSPSEG2"
-#define ACK_MAGIC "TWSPACK1"
+/* The ack log is made FILE_HEADER + ack_log_bytes long at each compaction,
+ * zeros after its records (ack_made), so that a log cut shorter is told
+ * from one a crash stopped; "TWSPACK1" logs ended with their last record
+ * (read, then rewritten at once). */
+#define ACK_MAGIC "TWSPACK2"
+#define ACK_MAGIC_V1 "TWSPACK1"
 #define STATE_MAGIC "TWSPSTA1"
 #define FILE_HEADER 16			/* magic and a u64 */
 #define SEG_REC_HEADER 56		/* crc, len, seq, added, hex id */
@@ -213,6 +218,20 @@ static int pwrite_all(int fd, const void *p, size_t n, uint64_t off)
 		off += (uint64_t)w;
 	}
 	return 0;
+}
+
+/* Writes zeros over [from, to) of fd.  0 or -errno. */
+static int zero_range(int fd, uint64_t from, uint64_t to)
+{
+	static const unsigned char zeros[IO_CHUNK];
+	int r = 0;
+
+	while (from < to && r == 0) {
+		size_t n = to - from < sizeof(zeros) ? (size_t)(to - from) : sizeof(zeros);
+		r = pwrite_all(fd, zeros, n, from);
+		from += n;
+	}
+	return r;
 }
 
 /* Reads up to n bytes at off: the count (short only at the end of the file) or -errno. */
@@ -779,6 +798,33 @@ static uint64_t compact_due(const struct spool *s)
 	return (s->state_size > s->lim.ack_log_bytes ? s->state_size : s->lim.ack_log_bytes) + FILE_HEADER;
 }
 
+/* The size an ack log is made (zeros after the header). */
+static uint64_t ack_made(const struct spool *s)
+{
+	return FILE_HEADER + s->lim.ack_log_bytes;
+}
+
+/* Takes back the bytes [s->ack_size, s->ack_size + n) of an ack write that
+ * failed: zeros within the made size (holes, when zeros cannot be written
+ * for want of space), the file cut back past it.  0 or -errno. */
+static int ack_unwrite(struct spool *s, size_t n)
+{
+	uint64_t from = s->ack_size, to = s->ack_size + n, made = ack_made(s);
+	uint64_t keep = from > made ? from : made;
+	int r = 0;
+
+	if (from < made) {
+		uint64_t end = to < made ? to : made;
+		r = zero_range(s->afd, from, end);
+		if (r < 0 && fallocate(s->afd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)from,
+				       (off_t)(end - from)) == 0)
+			r = 0;
+	}
+	if (r == 0 && to > keep && ftruncate(s->afd, (off_t)keep) < 0)
+		r = -errno;
+	return r;
+}
+
 /* A new ack log with gen's header, put in place whole (acks.tmp, fsync,
  * rename, fsync of the directory) as s->afd. */
 static int create_ack_log(struct spool *s, uint64_t gen, char *msg, size_t msglen)
@@ -792,6 +838,8 @@ static int create_ack_log(struct spool *s, uint64_t gen, char *msg, size_t msgle
 	if (fd < 0)
 		return msg_fail(msg, msglen, -errno, "%s/%s: cannot create: %s", s->dir, ACK_TMP, strerror(errno));
 	r = pwrite_all(fd, b, FILE_HEADER, 0);
+	if (r == 0 && ftruncate(fd, (off_t)ack_made(s)) < 0)
+		r = -errno;
 	if (r == 0)
 		r = sync_fd(fd, true);
 	if (r == 0 && renameat(s->dirfd, ACK_TMP, s->dirfd, ACK_FILE) < 0)
@@ -811,6 +859,7 @@ static int compact(struct spool *s, char *msg, size_t msglen)
 	struct writer w = { .fd = -1, .b = &s->scratch };
 	uint64_t gen = s->gen + 1;
 	unsigned char b[FILE_HEADER];
+	struct stat st;
 	int r;
 
 	forget_old(s, now(s));
@@ -890,15 +939,22 @@ static int compact(struct spool *s, char *msg, size_t msglen)
 	s->state_size = w.off;
 	s->compact_error = 0;
 
-	/* The new gen's header first, then the old acks go: a crash in
-	 * between replays acks the new state holds already (idempotent), and
-	 * the file is never shorter than its header. */
+	/* The log made long first (zeros), the new gen's header next, then
+	 * the old acks go: a crash in between replays acks the new state
+	 * holds already (idempotent), and the file is never shorter than it
+	 * was made. */
+	if (fstat(s->afd, &st) < 0)
+		return poison(s, msg, msglen, -errno, "%s/%s: cannot stat: %s", s->dir, ACK_FILE, strerror(errno));
+	if ((uint64_t)st.st_size < ack_made(s) && ftruncate(s->afd, (off_t)ack_made(s)) < 0)
+		return poison(s, msg, msglen, -errno, "%s/%s: cannot extend: %s", s->dir, ACK_FILE, strerror(errno));
 	memcpy(b, ACK_MAGIC, 8);
 	put64(b + 8, gen);
 	r = pwrite_all(s->afd, b, FILE_HEADER, 0);
+	if (r == 0)
+		r = zero_range(s->afd, FILE_HEADER, s->ack_size < ack_made(s) ? s->ack_size : ack_made(s));
 	if (r < 0)
 		return poison(s, msg, msglen, r, "%s/%s: cannot write: %s", s->dir, ACK_FILE, strerror(-r));
-	if (ftruncate(s->afd, FILE_HEADER) < 0)
+	if ((uint64_t)st.st_size > ack_made(s) && ftruncate(s->afd, (off_t)ack_made(s)) < 0)
 		return poison(s, msg, msglen, -errno, "%s/%s: cannot truncate: %s", s->dir, ACK_FILE,
 			      strerror(errno));
 	reserve_ack_log(s, s->afd);
@@ -1146,6 +1202,54 @@ static int cut_tail(struct spool *s, int fd, const char *name, uint64_t good, ui
 	return 0;
 }
 
+/* *end: just past the last byte in [from, to) of fd that is not zero;
+ * from when there is none.  0 or -errno. */
+static int nonzero_end(int fd, uint64_t from, uint64_t to, uint64_t *end)
+{
+	unsigned char b[IO_CHUNK];
+
+	*end = from;
+	for (uint64_t off = from; off < to;) {
+		size_t want = to - off < sizeof(b) ? (size_t)(to - off) : sizeof(b);
+		ssize_t n = pread(fd, b, want, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		for (ssize_t i = n; i > 0; i--) {
+			if (b[i - 1]) {
+				*end = off + (uint64_t)i;
+				break;
+			}
+		}
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Counts a torn tail of a log made long, [good, tail_end), and zeros it;
+ * a file longer than it was made (size) is cut back to that size. */
+static int cut_ack_tail(struct spool *s, uint64_t good, uint64_t tail_end, uint64_t size, char *msg,
+			size_t msglen)
+{
+	uint64_t made = ack_made(s), keep = good > made ? good : made;
+	int r;
+
+	s->torn_records++;
+	s->torn_bytes += tail_end - good;
+	r = zero_range(s->afd, good, tail_end < keep ? tail_end : keep);
+	if (r == 0 && size > keep && ftruncate(s->afd, (off_t)keep) < 0)
+		r = -errno;
+	if (r == 0)
+		r = sync_fd(s->afd, true);
+	if (r < 0)
+		return msg_fail(msg, msglen, r, "%s/%s: cannot clear the torn tail: %s", s->dir, ACK_FILE,
+				strerror(-r));
+	return 0;
+}
+
 /* Replays acks.log on top of the state.  *clean false when there is none or
  * it is stale (then a compaction must write a fresh one). */
 static int load_acks(struct spool *s, bool *known, bool *clean, char *msg, size_t msglen)
@@ -1153,8 +1257,9 @@ static int load_acks(struct spool *s, bool *known, bool *clean, char *msg, size_
 	unsigned char b[ACK_REC_FIXED + SPOOL_MAX_SINK_NAME];
 	struct reader *rd = NULL;
 	struct stat st;
-	uint64_t good;
+	uint64_t good, limit, tail_end;
 	int64_t at = now(s);
+	bool made = false;
 	int r;
 
 	*clean = false;
@@ -1186,7 +1291,9 @@ static int load_acks(struct spool *s, bool *known, bool *clean, char *msg, size_
 		r = 0;
 		goto out;
 	}
-	if (memcmp(b, ACK_MAGIC, 8) != 0) {
+	if (memcmp(b, ACK_MAGIC, 8) == 0) {
+		made = true;
+	} else if (memcmp(b, ACK_MAGIC_V1, 8) != 0) {
 		s->ack_damage = "its header is damaged";
 		goto out;
 	}
@@ -1196,6 +1303,8 @@ static int load_acks(struct spool *s, bool *known, bool *clean, char *msg, size_
 		s->ack_damage = "it belongs to another state file (restored from elsewhere?)";
 		goto out;
 	}
+	if (made && (uint64_t)st.st_size < ack_made(s))
+		s->ack_damage = "shorter than it was made (truncated?)";	/* its acks are still replayed */
 	for (;;) {
 		uint32_t len, crc;
 		size_t got;
@@ -1208,6 +1317,8 @@ static int load_acks(struct spool *s, bool *known, bool *clean, char *msg, size_
 			goto out;
 		if (r && got == 0)
 			break;	/* the end */
+		if (!r && get32(b) == 0 && get32(b + 4) == 0)
+			goto torn;	/* the end, if only zeros follow */
 		len = get32(b + 4);
 		if (r || len < ACK_REC_FIXED - 8 || len > ACK_REC_FIXED - 8 + SPOOL_MAX_SINK_NAME)
 			goto torn;
@@ -1235,20 +1346,35 @@ static int load_acks(struct spool *s, bool *known, bool *clean, char *msg, size_
 		}
 	}
 	s->ack_size = rd_offset(rd);
-	*clean = true;
+	*clean = made && !s->ack_damage;	/* an old or damaged log is rewritten at once */
 	r = 0;
 	goto out;
 torn:
-	if ((uint64_t)st.st_size - good > ACK_REC_FIXED + SPOOL_MAX_SINK_NAME) {
-		/* more than the one record a crash can tear */
-		s->ack_damage = "unreadable from a byte on";
-		s->ack_damage_at = good;
+	/* After the last good record: in a log made long, zeros up to its
+	 * made size (tail_end: the end of what is not zero); in an old one,
+	 * the end of the file.  More than one record's worth is not a crash. */
+	limit = made && (uint64_t)st.st_size > ack_made(s) ? ack_made(s) : (uint64_t)st.st_size;
+	tail_end = (uint64_t)st.st_size;
+	if (made) {
+		r = nonzero_end(s->afd, good, limit, &tail_end);
+		if (r < 0)
+			goto out;
+		if ((uint64_t)st.st_size > limit && (uint64_t)st.st_size > good)
+			tail_end = (uint64_t)st.st_size;	/* longer than it was made */
 	}
-	r = cut_tail(s, s->afd, ACK_FILE, good, (uint64_t)st.st_size, msg, msglen);
-	if (r == 0) {
-		s->ack_size = good;
-		*clean = true;
+	if (tail_end > good) {
+		if (tail_end - good > ACK_REC_FIXED + SPOOL_MAX_SINK_NAME) {
+			s->ack_damage = "unreadable from a byte on";
+			s->ack_damage_at = good;
+		}
+		r = made ? cut_ack_tail(s, good, tail_end, (uint64_t)st.st_size, msg, msglen)
+			 : cut_tail(s, s->afd, ACK_FILE, good, (uint64_t)st.st_size, msg, msglen);
+		if (r < 0)
+			goto out;
 	}
+	s->ack_size = good;
+	*clean = made && !s->ack_damage;
+	r = 0;
 out:
 	if (r < 0 && msg && msglen && !msg[0])
 		msg_fail(msg, msglen, r, "%s/%s: cannot read: %s", s->dir, ACK_FILE, strerror(-r));
@@ -2083,7 +2209,7 @@ int spool_ack(struct spool *s, size_t sink, const char id[SPOOL_ID_LEN + 1], cha
 	memcpy(b + ACK_REC_FIXED, s->sink[sink].name, namelen);
 	put32(b, crc32_update(0, b + 4, n - 4));
 	r = pwrite_all(s->afd, b, n, s->ack_size);
-	if (r < 0 && no_space(-r) && ftruncate(s->afd, (off_t)s->ack_size) == 0)
+	if (r < 0 && no_space(-r) && ack_unwrite(s, n) == 0)
 		return msg_fail(msg, msglen, r, "%s/%s: cannot write: %s", s->dir, ACK_FILE, strerror(-r));
 	if (r < 0) {
 		poison(s, msg, msglen, r, "%s/%s: cannot write: %s", s->dir, ACK_FILE, strerror(-r));
@@ -2104,7 +2230,7 @@ int spool_ack(struct spool *s, size_t sink, const char id[SPOOL_ID_LEN + 1], cha
 	return 0;
 
 undo:
-	if (ftruncate(s->afd, (off_t)s->ack_size) < 0) {
+	if (ack_unwrite(s, n) < 0) {
 		/* best effort; the spool is unusable already */
 	}
 	return r;

@@ -111,9 +111,11 @@ class SpoolDamageTest(unittest.TestCase):
 
 
 class AckLogTest(unittest.TestCase):
-    """acks.log deleted or truncated after 100 alerts were delivered (and
-    `run` was killed, so no compaction at stop folded them in).  Before: 51-100
-    of them were sent again without a word.  Now the start says so, naming
+    """acks.log deleted, truncated or overwritten after 100 alerts were
+    delivered (and `run` was killed, so no compaction at stop folded them in).
+    Before: 51-100 of them were sent again without a word (a cut at a record
+    boundary stayed silent until the log was made long, with zeros after its
+    records, so that a shorter one is told from one a crash stopped).  Now the start says so, naming
     the file and what is pending for each sink; they are sent again
     (at-least-once), never lost."""
 
@@ -164,11 +166,44 @@ class AckLogTest(unittest.TestCase):
         err, again = self.deliver_100_then(cut)
         self.assertIn("acks.log shorter than its header (truncated?)", err)
 
+    @staticmethod
+    def records_end(path):
+        """Where the acks end: the log is made 1 MiB long, zeros after them."""
+        with open(path, "rb") as f:
+            return len(f.read().rstrip(b"\0"))
+
+    def test_cut_at_a_record_boundary(self):
+        """The cut a crash can never make: before, 51 alerts were sent again
+        without a word (records of 42 bytes + the sink's name)."""
+        def cut(path):
+            end = self.records_end(path)
+            rec = 42 + len("soc")
+            self.assertEqual((end - 16) % rec, 0)
+            os.truncate(path, 16 + rec * 49)
+        err, again = self.deliver_100_then(cut)
+        self.assertRegex(err, r"acks.log shorter than it was made \(truncated\?\): the acks written since the "
+                              r"spool's state was last saved are lost")
+        self.assertGreater(again, 0)
+
+    def test_cut_in_a_record(self):
+        def cut(path):
+            os.truncate(path, self.records_end(path) // 2 + 7)
+        err, again = self.deliver_100_then(cut)
+        self.assertIn("acks.log shorter than it was made (truncated?)", err)
+
     def test_cut_in_the_middle(self):
         def cut(path):
-            os.truncate(path, os.path.getsize(path) // 2)
+            os.truncate(path, self.records_end(path) // 2)
             with open(path, "ab") as f:
                 f.write(b"\xff" * 500)
+        err, again = self.deliver_100_then(cut)
+        self.assertRegex(err, r"acks.log unreadable from a byte on at byte \d+")
+
+    def test_overwritten_in_the_middle(self):
+        def cut(path):
+            with open(path, "r+b") as f:
+                f.seek(self.records_end(path) // 2)
+                f.write(b"\xff" * 100)
         err, again = self.deliver_100_then(cut)
         self.assertRegex(err, r"acks.log unreadable from a byte on at byte \d+")
 
@@ -179,18 +214,20 @@ class CompactionKillTest(unittest.TestCase):
     503.  strace, attached once the alerts are spooled, kills the process on
     entering the chosen system call (so that call never happens): the new
     state file half made or unsynced, the rename, the directory's fsync
-    after it, the ack log's reset.  The kill is checked to have happened
+    after it, the ack log's new header and the zeroing of its old acks.  The kill is checked to have happened
     (exit by SIGKILL), then `run` starts again with the webhook healthy: the
     50 waiting alerts are delivered, none is lost, the 50 delivered ones are
     not sent again, and the spool reports no damage."""
 
-    # (path under spool/ whose system calls strace watches, the call, what is on disk then)
+    # (path under spool/ whose system calls strace watches, the call, which one of them,
+    # what is on disk then)
     POINTS = [
-        ("state.tmp", "pwrite64", "the new state created, empty"),
-        ("state.tmp", "fsync", "the new state written, not synced"),
-        (".", "renameat", "the new state synced, not in place"),
-        (".", "fsync", "the new state in place, the directory not synced"),
-        ("acks.log", "ftruncate", "the ack log's new header written, its old acks not cut"),
+        ("state.tmp", "pwrite64", 1, "the new state created, empty"),
+        ("state.tmp", "fsync", 1, "the new state written, not synced"),
+        (".", "renameat", 1, "the new state synced, not in place"),
+        (".", "fsync", 1, "the new state in place, the directory not synced"),
+        ("acks.log", "pwrite64", 1, "the new state in place, the ack log's header not yet moved on"),
+        ("acks.log", "pwrite64", 2, "the ack log's new header written, its old acks not yet zeroed"),
     ]
 
     def setUp(self):
@@ -209,9 +246,9 @@ class CompactionKillTest(unittest.TestCase):
         self.runners.append(r)
         return r
 
-    def attach(self, pid, path, call):
+    def attach(self, pid, path, call, when):
         p = subprocess.Popen([self.strace, "-qq", "-o", "/dev/null", "-p", str(pid), "-P", path,
-                              "-e", "trace=" + call, "-e", f"inject={call}:signal=KILL:when=1"],
+                              "-e", "trace=" + call, "-e", f"inject={call}:signal=KILL:when={when}"],
                              stderr=subprocess.PIPE, text=True)
         end = time.monotonic() + 10
         while time.monotonic() < end:
@@ -223,7 +260,7 @@ class CompactionKillTest(unittest.TestCase):
         self.fail(f"strace did not attach: {p.stderr.read()}")
 
     def test_kill_at_each_step(self):
-        for i, (name, call, what) in enumerate(self.POINTS):
+        for i, (name, call, when, what) in enumerate(self.POINTS):
             with self.subTest(what):
                 e = Env(os.path.join(self._tmp.name, str(i)))
                 with receivers.Receiver() as hook:
@@ -235,7 +272,7 @@ class CompactionKillTest(unittest.TestCase):
                     hook.wait_for(52, timeout=30)   # 50 delivered, the next refused twice
                     delivered = set(alert_ids(hook.requests()[:50]))
                     self.assertEqual(len(delivered), 50)
-                    tracer = self.attach(r.p.pid, os.path.join(e.state, "spool", name), call)
+                    tracer = self.attach(r.p.pid, os.path.join(e.state, "spool", name), call, when)
                     r.p.send_signal(signal.SIGTERM)
                     r.p.wait(30)
                     tracer.wait(10)
