@@ -1202,6 +1202,20 @@ static int cut_tail(struct spool *s, int fd, const char *name, uint64_t good, ui
 	return 0;
 }
 
+/* A file that holds nothing usable (a segment, or something else where
+ * acks.log goes) is renamed <name>.damaged: kept for the operator, out of
+ * the spool's way. */
+static int set_aside(struct spool *s, const char *name, char *msg, size_t msglen)
+{
+	char to[48];
+
+	snprintf(to, sizeof(to), "%s.damaged", name);
+	if (renameat(s->dirfd, name, s->dirfd, to) < 0)
+		return msg_fail(msg, msglen, -errno, "%s/%s: cannot rename to %s: %s", s->dir, name, to,
+				strerror(errno));
+	return 0;
+}
+
 /* *end: just past the last byte in [from, to) of fd that is not zero;
  * from when there is none.  0 or -errno. */
 static int nonzero_end(int fd, uint64_t from, uint64_t to, uint64_t *end)
@@ -1270,14 +1284,22 @@ static int load_acks(struct spool *s, bool *known, bool *clean, char *msg, size_
 			s->ack_damage = "missing (deleted?)";
 			return 0;
 		}
-		return msg_fail(msg, msglen, -errno, "%s/%s: cannot open: %s",
-			     s->dir, ACK_FILE, strerror(errno));
-	}
-	if (fstat(s->afd, &st) < 0)
+		if (errno != ELOOP && errno != EISDIR && errno != ENXIO)
+			return msg_fail(msg, msglen, -errno, "%s/%s: cannot open: %s",
+				     s->dir, ACK_FILE, strerror(errno));
+	} else if (fstat(s->afd, &st) < 0) {
 		return msg_fail(msg, msglen, -errno, "%s/%s: cannot stat: %s",
 			     s->dir, ACK_FILE, strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		return msg_fail(msg, msglen, -EBADMSG, "%s/%s: not a regular file", s->dir, ACK_FILE);
+	}
+	if (s->afd < 0 || !S_ISREG(st.st_mode)) {
+		/* a directory, link or FIFO in its place: out of the way, as
+		 * a segment would be, and its acks are lost (said) */
+		if (s->afd >= 0)
+			close(s->afd);
+		s->afd = -1;
+		s->ack_damage = "not a regular file (set aside as acks.log.damaged)";
+		return set_aside(s, ACK_FILE, msg, msglen);
+	}
 	reserve_ack_log(s, s->afd);
 	rd = reader_new(s->afd);
 	if (!rd)
@@ -1463,18 +1485,6 @@ static int find_intact(int fd, uint64_t size, uint64_t bad, uint64_t expected, u
 	return r;
 }
 
-/* A segment file that holds nothing usable is renamed <name>.damaged: kept
- * for the operator, out of the spool's way. */
-static int set_aside(struct spool *s, const char *name, char *msg, size_t msglen)
-{
-	char to[48];
-
-	snprintf(to, sizeof(to), "%s.damaged", name);
-	if (renameat(s->dirfd, name, s->dirfd, to) < 0)
-		return msg_fail(msg, msglen, -errno, "%s/%s: cannot rename to %s: %s", s->dir, name, to,
-				strerror(errno));
-	return 0;
-}
 
 /* Reads one record at the reader's position: 0 with *rc, 1 at the clean end
  * of the file, 2 for a record that is short or fails its checks, -errno. */

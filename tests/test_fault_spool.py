@@ -199,6 +199,17 @@ class AckLogTest(unittest.TestCase):
         err, again = self.deliver_100_then(cut)
         self.assertRegex(err, r"acks.log unreadable from a byte on at byte \d+")
 
+    def test_replaced_by_a_directory(self):
+        """Before: every start stopped at 'acks.log: cannot open: Is a directory'."""
+        def swap(path):
+            os.unlink(path)
+            os.mkdir(path)
+        err, again = self.deliver_100_then(swap)
+        self.assertIn("acks.log not a regular file (set aside as acks.log.damaged): the acks written", err)
+        self.assertTrue(os.path.isdir(os.path.join(self.e.state, "spool", "acks.log.damaged")))
+        self.assertTrue(os.path.isfile(os.path.join(self.e.state, "spool", "acks.log")))
+        self.assertGreater(again, 0)
+
     def test_overwritten_in_the_middle(self):
         def cut(path):
             with open(path, "r+b") as f:
