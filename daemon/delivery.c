@@ -123,10 +123,13 @@ static void report_recovery(const struct spool *spool, const char *dir)
 				 (unsigned long long)dm->to - 1);
 		else
 			snprintf(where, sizeof(where), "%s", dm->file[0] ? dm->file : "segments");
-		log_msg(dm->undelivered ? LOG_LEVEL_ERROR : LOG_LEVEL_WARNING,
-			    "spool %s: %s: %s: alerts %llu-%llu lost (%llu of them not yet delivered)", dir, where,
-			    dm->what, (unsigned long long)dm->first_seq, (unsigned long long)dm->end_seq - 1,
-			    (unsigned long long)dm->undelivered);
+		if (dm->end_seq <= dm->first_seq)
+			log_warning("spool %s: %s: %s", dir, where, dm->what);	/* its alerts: in a range below */
+		else
+			log_msg(dm->undelivered ? LOG_LEVEL_ERROR : LOG_LEVEL_WARNING,
+				"spool %s: %s: %s: alerts %llu-%llu lost (%llu of them not yet delivered)", dir, where,
+				dm->what, (unsigned long long)dm->first_seq, (unsigned long long)dm->end_seq - 1,
+				(unsigned long long)dm->undelivered);
 	}
 	if (st.ndamage > SPOOL_MAX_DAMAGE)
 		log_error("spool %s: %zu more damaged ranges not shown", dir, st.ndamage - SPOOL_MAX_DAMAGE);
@@ -1076,6 +1079,7 @@ void delivery_free(struct delivery *d)
 int delivery_open(const struct config *cfg, const struct ruleset *rs, struct spool **spool, struct delivery **ret,
 		  char *msg, size_t msglen)
 {
+	struct spool_stats st;
 	int r = delivery_spool_open(cfg, spool, msg, msglen);
 
 	if (r < 0)
@@ -1084,8 +1088,16 @@ int delivery_open(const struct config *cfg, const struct ruleset *rs, struct spo
 	if (r < 0) {
 		spool_close(*spool);
 		*spool = NULL;
+		return r;
 	}
-	return r;
+	/* what damage in the spool lost counts in each sink's "lost" (once:
+	 * a reload's delivery_new starts from 0) */
+	spool_stats(*spool, &st);
+	for (size_t i = 0; i < (*ret)->n; i++)
+		for (size_t k = 0; k < st.nsinks; k++)
+			if (strcmp(st.sink[k].name, (*ret)->s[i].c->name) == 0)
+				(*ret)->s[i].st.lost = (unsigned long)st.sink[k].lost;
+	return 0;
 }
 
 int delivery_new(const struct config *cfg, const struct ruleset *rs, struct spool *spool, struct delivery **ret,

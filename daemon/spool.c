@@ -525,6 +525,7 @@ struct seg {
 struct sink {
 	char name[SPOOL_MAX_SINK_NAME + 1];
 	uint64_t pos;		/* seq of the oldest alert it has not acked */
+	uint64_t lost;		/* alerts it had not taken that damage found at open lost */
 };
 
 struct spool {
@@ -1425,6 +1426,9 @@ static int note_damage(struct spool *s, const char *file, uint64_t from, uint64_
 	s->lost[2 * s->nlost] = first;
 	s->lost[2 * s->nlost + 1] = end;
 	s->nlost++;
+	for (size_t k = 0; k < s->nsinks; k++)
+		if (end > s->sink[k].pos && end > first)
+			s->sink[k].lost += end - (first > s->sink[k].pos ? first : s->sink[k].pos);
 	if (end > s->floor && end > first)
 		s->lost_alerts += end - (first > s->floor ? first : s->floor);
 	if (s->ndamage++ >= SPOOL_MAX_DAMAGE)
@@ -2262,6 +2266,7 @@ void spool_stats(const struct spool *s, struct spool_stats *ret)
 
 		strcpy(st->name, s->sink[i].name);
 		st->pending = count_pending(s, s->sink[i].pos);
+		st->lost = s->sink[i].lost;
 		for (size_t j = 0; st->pending && j < s->nseg; j++)
 			if (s->seg[j].end > s->sink[i].pos)
 				st->held_bytes += s->seg[j].size;

@@ -82,6 +82,24 @@ class SpoolDamageTest(unittest.TestCase):
             self.assertLessEqual(int(m.group(1)), size // 2)
             self.assertGreaterEqual(int(m.group(2)), size // 2)
             self.assertIn("1 undelivered alerts lost to damage in the spool", err)
+            # and the sink's exit summary counts it (it said "0 lost")
+            self.assertIn("sink soc: 99 sent, 0 retried, 0 dead letters, 0 evicted, 0 expired, 0 filtered out, "
+                          "1 lost", err)
+
+    def test_damaged_header_is_repaired_without_a_false_range(self):
+        """A flipped first byte: the header is rewritten and nothing is lost;
+        it said 'alerts 0-18446744073709551615 lost'."""
+        with receivers.Receiver() as hook:
+            seg = self.spool_100(hook)
+            with open(seg, "r+b") as f:
+                c = f.read(1)
+                f.seek(0)
+                f.write(bytes([c[0] ^ 0xff]))
+            got, err = self.restart_healthy(hook, 100)
+            self.assertEqual(len(got), 100, err)
+            self.assertIn(os.path.basename(seg) + " bytes 0-15: header damaged (repaired)\n", err)
+            self.assertNotIn("18446744073709551615", err)
+            self.assertIn("0 filtered out, 0 lost", err)
 
     def test_deleted_segment_is_reported(self):
         with receivers.Receiver() as hook:

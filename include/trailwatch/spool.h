@@ -73,6 +73,7 @@ struct spool_sink_stats {
 	char name[SPOOL_MAX_SINK_NAME + 1];
 	uint64_t pending;		/* committed alerts this sink has not acked */
 	uint64_t held_bytes;		/* segment bytes kept on disk because of this sink */
+	uint64_t lost;			/* alerts it had not taken that damage found at open lost */
 };
 
 /* Damage found by spool_open: a range of alerts (seqs first_seq up to
