@@ -375,23 +375,40 @@ static size_t split_key(char *key, size_t ngroup, const char **out)
 	return n;
 }
 
-static int build_key(char *buf, size_t cap, const char *const *vals, size_t n, size_t *ret_len)
+/* A group key: the values joined by 0x1f.  When they do not fit in cap
+ * (a caller can make a user agent or a session name 100 KB long), each
+ * value longer than its share of cap stands in by its start and a tag of
+ * its length and two hashes of all of it ("~5000:..."), so that no value
+ * is too long to be grouped by (refusing the group would blind the rule)
+ * and values that differ only past their start stay apart. */
+#define KEY_TAG 48	/* "~" + length + ":" + 32 hex digits, with room */
+static void build_key(char *buf, size_t cap, const char *const *vals, size_t n, size_t *ret_len)
 {
-	size_t len = 0;
+	size_t len = 0, total = 0, per = n ? (cap - 1) / n - 1 : cap - 1;
 
+	for (size_t i = 0; i < n; i++)
+		total += (vals[i] ? strlen(vals[i]) : 0) + 1;
 	for (size_t i = 0; i < n; i++) {
 		const char *v = vals[i] ? vals[i] : "";
 		size_t vl = strlen(v);
-		if (len + vl + 1 >= cap)
-			return -E2BIG;
-		memcpy(buf + len, v, vl);
-		len += vl;
+		if (total >= cap && vl > per) {
+			size_t keep = per - KEY_TAG;
+			while (keep && ((unsigned char)v[keep] & 0xc0) == 0x80)
+				keep--;	/* not inside a UTF-8 character */
+			memcpy(buf + len, v, keep);
+			len += keep;
+			len += (size_t)snprintf(buf + len, cap - len, "~%zu:%016llx%016llx", vl,
+						(unsigned long long)hash_words(v, vl, 0x9e3779b97f4a7c15ull),
+						(unsigned long long)hash_words(v, vl, 0xc2b2ae3d27d4eb4full));
+		} else {
+			memcpy(buf + len, v, vl);
+			len += vl;
+		}
 		if (i + 1 < n)
 			buf[len++] = '\x1f';
 	}
 	buf[len] = '\0';
 	*ret_len = len;
-	return 0;
 }
 
 static int sweep(struct correlator *c, alert_fn emit, void *ctx);
@@ -461,15 +478,13 @@ int correlator_alert(struct correlator *c, const struct alert *a, alert_fn emit,
 			return r;
 	}
 	if (rule->kind == RULE_CORRELATION) {
-		r = build_key(key, sizeof(key), a->group_values, a->ngroup, &len);
+		build_key(key, sizeof(key), a->group_values, a->ngroup, &len);
 	} else {
 		const char *vals[GROUP_BY_MAX];
 		for (size_t i = 0; i < th->ngroup; i++)
 			vals[i] = a->m->extra ? a->m->extra[th->group_extra[i]] : NULL;
-		r = build_key(key, sizeof(key), vals, th->ngroup, &len);
+		build_key(key, sizeof(key), vals, th->ngroup, &len);
 	}
-	if (r < 0)
-		return emit(ctx, a);	/* a key too long to group: do not hold it back */
 	g = table_get(c, &c->st[rule->index].thr, key, len, true, &err);
 	if (!g)
 		return err ? err : emit(ctx, a);
@@ -1099,10 +1114,7 @@ static int feed(struct correlator *c, const struct rule *corr, const struct matc
 			      m->time, cc->seen_within))
 			return 0;
 	}
-	if (build_key(key, sizeof(key), vals, ng, &len) < 0) {
-		c->stats.groups_refused++;
-		return 0;
-	}
+	build_key(key, sizeof(key), vals, ng, &len);
 	/* Below the cap, one lookup that creates; at it, a new group first
 	 * evicts one (a flood of new keys must not blind the rule). */
 	g = table_get(c, t, key, len, t->n < c->lim.max_groups, &err);

@@ -403,7 +403,7 @@ int replay_run(const struct config *cfg, const struct ruleset *rs, const struct 
 	}
 	if (cs.groups_refused || cs.entries_dropped)
 		log_warning("correlation limits reached: %zu groups not made (a throttle at correlation.max_groups, "
-			    "whose alerts then pass, or a group key over 4 KiB), "
+			    "whose alerts then pass), "
 			    "%zu entries dropped (correlation.max_entries_per_group; seen_before memories at 10 x correlation.max_groups)",
 			    cs.groups_refused, cs.entries_dropped);
 	if (cs.too_late)

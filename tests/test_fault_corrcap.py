@@ -213,5 +213,50 @@ class SeenBeforeCap(unittest.TestCase):
             self.assertRegex(p.stderr, r"\d+ (entries|values) dropped|dropped \d+")
 
 
+
+LONG_RULES = """title: base
+name: long_base
+id: 7b000000-0000-4000-8000-000000000001
+logsource: {product: aws, service: cloudtrail}
+detection: {a: {eventName: ListBuckets}, condition: a}
+---
+title: three calls with one user agent
+id: 7b000000-0000-4000-8000-000000000002
+correlation: {type: event_count, rules: [long_base], group-by: [userAgent], timespan: 10m, condition: {gte: 3}}
+"""
+
+
+class LongGroupValue(unittest.TestCase):
+    """A group-by value the caller chooses can be long: a group key over
+    4 KiB used to be refused, so a correlation grouped by userAgent never
+    fired for a 5,000-byte user agent (and run said nothing).  Now a long
+    value stands in by its start and a hash of all of it: three calls with
+    it alert, and two with another that differs only at its end stay a
+    group of their own."""
+
+    def test_long_user_agents_are_grouped_and_kept_apart(self):
+        with tempfile.TemporaryDirectory(prefix="tw-longkey-") as tmp:
+            rules = os.path.join(tmp, "rules")
+            os.makedirs(rules)
+            with open(os.path.join(rules, "long.yml"), "w") as f:
+                f.write(LONG_RULES)
+            ua_a = "aws-cli/2.15.30 " + "A" * 4984
+            ua_b = ua_a[:-1] + "B"
+            recs = [twtest.record(eventID="70000000-0000-4000-8000-%012d" % i, eventName="ListBuckets",
+                                  eventTime="2026-11-26T10:00:%02dZ" % i, userAgent=ua)
+                    for i, ua in enumerate([ua_a, ua_b, ua_a, ua_b, ua_a])]
+            log = twtest.write_log(os.path.join(tmp, "in", "a.json.gz"), recs)
+            p = twtest.tw("replay", "-r", rules, log)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            got = [a for a in twtest.alerts_of(p.stdout) if a["rule"] == "7b000000-0000-4000-8000-000000000002"]
+            self.assertEqual(len(got), 1, p.stderr)
+            self.assertEqual(got[0]["count"], 3)
+            shown = got[0]["group"]["userAgent"]
+            self.assertTrue(shown.startswith("aws-cli/2.15.30 AAAA"), shown[:40])
+            self.assertRegex(shown, r"~5000:[0-9a-f]{32}$")
+            self.assertLess(len(shown), 4096)
+            self.assertNotIn("groups not made", p.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -44,8 +44,7 @@ struct corr_limits {
 
 struct corr_stats {
 	size_t groups;		/* live groups, all rules */
-	size_t groups_refused;	/* new throttle groups not created (their alerts pass) and
-				 * correlation groups whose key is longer than 4 KiB */
+	size_t groups_refused;	/* new throttle groups not created (their alerts pass) */
 	size_t groups_evicted;	/* live correlation groups evicted at max_groups */
 	size_t entries_dropped;	/* oldest entries dropped: max_entries reached */
 	size_t too_late;	/* events older than the lateness allowance */
