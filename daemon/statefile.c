@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
+
+#include <linux/magic.h>
 
 #include "trailwatch/sigv4.h"
 #include "trailwatch/statefile.h"
@@ -41,6 +44,7 @@ int statefile_check_mkdirs(const char *dir, char *msg, size_t msglen)
 {
 	char path[4096];
 	size_t len = strlen(dir);
+	struct statfs sf;
 	struct stat st;
 
 	if (len == 0 || len >= sizeof(path)) {
@@ -68,6 +72,14 @@ int statefile_check_mkdirs(const char *dir, char *msg, size_t msglen)
 					e = errno;
 					snprintf(msg, msglen, "%s: cannot create %s in it: %s", path, dir, strerror(e));
 					return -e;
+				}
+				/* access() says yes to root on proc and sysfs, where
+				 * no directory can be made */
+				if (statfs(path, &sf) == 0 && (sf.f_type == PROC_SUPER_MAGIC ||
+							       sf.f_type == SYSFS_MAGIC)) {
+					snprintf(msg, msglen, "%s: cannot create %s in it: a proc or sysfs file system",
+						 path, dir);
+					return -EACCES;
 				}
 				return 0;
 			}

@@ -353,6 +353,10 @@ class CheckAsRun(unittest.TestCase):
         p = self.check(f"state_dir: {self.tmp}/new/state\n")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "new")))     # check creates nothing
+        # root may write in /proc by access(), but no directory can be made there (run refused it)
+        p = self.check("state_dir: /proc/no-such/state\n")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(f"{self.config}:1:12: state_dir: /proc: cannot create /proc/no-such/state in it", p.stderr)
 
     def test_line_breaks_and_nul_in_headers_are_refused(self):
         self.setUpRules()
