@@ -480,7 +480,7 @@ int correlator_alert(struct correlator *c, const struct alert *a, alert_fn emit,
 	if (rule->kind == RULE_CORRELATION) {
 		build_key(key, sizeof(key), a->group_values, a->ngroup, &len);
 	} else {
-		const char *vals[GROUP_BY_MAX];
+		const char *vals[GROUP_BY_MAX] = { 0 };
 		for (size_t i = 0; i < th->ngroup; i++)
 			vals[i] = a->m->extra ? a->m->extra[th->group_extra[i]] : NULL;
 		build_key(key, sizeof(key), vals, th->ngroup, &len);
