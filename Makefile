@@ -152,10 +152,10 @@ test-suite: $(BIN) $(BUILD)/unit $(CTEST_BINS) $(BUILD)/creds_tool $(BUILD)/jour
 # rounds of the spool (compactions included), and the scale test on 850
 # prefixes with 20 ms added to every request.
 FAULT_TESTS = $(sort $(basename $(notdir $(wildcard tests/test_fault_*.py))))
-faults: $(BIN) $(BUILD)/unit $(BUILD)/spool_test
+faults: $(BIN) $(BUILD)/unit $(BUILD)/spool_test $(BUILD)/creds_tool
 	SPOOL_CRASH_ROUNDS=300 TW_SCALE_FULL=1 TW_SCALE_DELAY=0.02 \
 		TW=$(abspath $(BIN)) UNIT=$(abspath $(BUILD)/unit) CTESTS="$(abspath $(BUILD)/spool_test)" \
-		python3 tests/run.py $(FAULT_TESTS)
+		CREDS_TOOL=$(abspath $(BUILD)/creds_tool) python3 tests/run.py $(FAULT_TESTS)
 
 check-plain: deps-check
 	$(MAKE) test-suite
