@@ -384,13 +384,15 @@ static size_t split_key(char *key, size_t ngroup, const char **out)
 #define KEY_TAG 48	/* "~" + length + ":" + 32 hex digits, with room */
 static void build_key(char *buf, size_t cap, const char *const *vals, size_t n, size_t *ret_len)
 {
-	size_t len = 0, total = 0, per = n ? (cap - 1) / n - 1 : cap - 1;
+	size_t len = 0, total = 0, per = n ? (cap - 1) / n - 1 : cap - 1, lens[GROUP_BY_MAX];
 
-	for (size_t i = 0; i < n; i++)
-		total += (vals[i] ? strlen(vals[i]) : 0) + 1;
+	for (size_t i = 0; i < n; i++) {
+		lens[i] = vals[i] ? strlen(vals[i]) : 0;
+		total += lens[i] + 1;
+	}
 	for (size_t i = 0; i < n; i++) {
 		const char *v = vals[i] ? vals[i] : "";
-		size_t vl = strlen(v);
+		size_t vl = lens[i];
 		if (total >= cap && vl > per) {
 			size_t keep = per - KEY_TAG;
 			while (keep && ((unsigned char)v[keep] & 0xc0) == 0x80)
@@ -539,6 +541,16 @@ static struct seen_slot *seen_find(const struct seenset *s, uint64_t h)
 	return (struct seen_slot *)&s->slot[i];
 }
 
+/* The values of s seen at or after horizon. */
+static size_t seen_count(const struct seenset *s, int64_t horizon)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->cap; i++)
+		n += s->slot[i].hash && s->slot[i].t >= horizon;
+	return n;
+}
+
 static int cmp_time(const void *a, const void *b)
 {
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -574,24 +586,15 @@ static int seen_rebuild(struct correlator *c, struct rstate *st, int64_t horizon
 	size_t live = 0, kept, cap = 64;
 	int r;
 
-	for (size_t i = 0; old && i < old->cap; i++)
-		live += old->slot[i].hash && old->slot[i].t >= horizon;
+	live = old ? seen_count(old, horizon) : 0;
 	if (live >= c->lim.max_groups * 10) {
 		int64_t cut;
 		r = seen_cut(old, horizon, live, live / 2 ? live / 2 : 1, &cut);
 		if (r < 0)
 			return r;
-		horizon = cut;
-		kept = 0;
-		for (size_t i = 0; i < old->cap; i++)
-			kept += old->slot[i].hash && old->slot[i].t >= horizon;
-		if (kept >= c->lim.max_groups * 10) {
-			/* all seen in the same second as the cut: that second goes too */
-			horizon = cut + 1;
-			kept = 0;
-			for (size_t i = 0; i < old->cap; i++)
-				kept += old->slot[i].hash && old->slot[i].t >= horizon;
-		}
+		/* (when the cut's second holds more than half, that second goes too) */
+		horizon = seen_count(old, cut) >= c->lim.max_groups * 10 ? cut + 1 : cut;
+		kept = seen_count(old, horizon);
 		c->stats.entries_dropped += live - kept;
 		live = kept;
 	}

@@ -321,11 +321,12 @@ static void report_limited(struct service *sv, bool final)
  * final: the exit summary's total. */
 static void report_dropped(struct service *sv, bool final)
 {
-	struct totals t;
+	struct corr_stats cs = { 0 };
 	unsigned long n;
 
-	gen_totals(&sv->g, &t);
-	n = sv->past.dropped + t.dropped;
+	if (sv->g.dispatch_ready)
+		correlator_stats(sv->g.d.corr, &cs);
+	n = sv->past.dropped + cs.entries_dropped;
 	if (final ? n == 0 : n == sv->dropped_logged || now_ms() - sv->dropped_ms < CAPS_EVERY_MS)
 		return;
 	if (final)

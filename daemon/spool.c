@@ -1186,17 +1186,24 @@ out:
 	return r;
 }
 
-/* Counts a torn tail and cuts the file there. */
-static int cut_tail(struct spool *s, int fd, const char *name, uint64_t good, uint64_t size, char *msg,
-		    size_t msglen)
+/* Counts a torn tail, the bytes [good, tail_end) of a file of size bytes,
+ * and takes it away: the file keeps `keep` bytes (good for a segment and an
+ * old ack log; an ack log made long keeps its made size), the torn bytes
+ * below that zeroed, the rest cut off. */
+static int cut_tail(struct spool *s, int fd, const char *name, uint64_t good, uint64_t tail_end, uint64_t size,
+		    uint64_t keep, char *msg, size_t msglen)
 {
-	int r;
+	int r = 0;
 
 	s->torn_records++;
-	s->torn_bytes += size - good;
-	if (ftruncate(fd, (off_t)good) < 0)
-		return msg_fail(msg, msglen, -errno, "%s/%s: cannot truncate the torn tail: %s", s->dir, name,
-			     strerror(errno));
+	s->torn_bytes += tail_end - good;
+	if (keep > good)
+		r = zero_range(fd, good, tail_end < keep ? tail_end : keep);
+	if (r == 0 && size > keep && ftruncate(fd, (off_t)keep) < 0)
+		r = -errno;
+	if (r < 0)
+		return msg_fail(msg, msglen, r, "%s/%s: cannot take the torn tail away: %s", s->dir, name,
+				strerror(-r));
 	r = sync_fd(fd, true);
 	if (r < 0)
 		return msg_fail(msg, msglen, r, "%s/%s: cannot fsync: %s", s->dir, name, strerror(-r));
@@ -1241,27 +1248,6 @@ static int nonzero_end(int fd, uint64_t from, uint64_t to, uint64_t *end)
 		}
 		off += (uint64_t)n;
 	}
-	return 0;
-}
-
-/* Counts a torn tail of a log made long, [good, tail_end), and zeros it;
- * a file longer than it was made (size) is cut back to that size. */
-static int cut_ack_tail(struct spool *s, uint64_t good, uint64_t tail_end, uint64_t size, char *msg,
-			size_t msglen)
-{
-	uint64_t made = ack_made(s), keep = good > made ? good : made;
-	int r;
-
-	s->torn_records++;
-	s->torn_bytes += tail_end - good;
-	r = zero_range(s->afd, good, tail_end < keep ? tail_end : keep);
-	if (r == 0 && size > keep && ftruncate(s->afd, (off_t)keep) < 0)
-		r = -errno;
-	if (r == 0)
-		r = sync_fd(s->afd, true);
-	if (r < 0)
-		return msg_fail(msg, msglen, r, "%s/%s: cannot clear the torn tail: %s", s->dir, ACK_FILE,
-				strerror(-r));
 	return 0;
 }
 
@@ -1390,8 +1376,8 @@ torn:
 			s->ack_damage = "unreadable from a byte on";
 			s->ack_damage_at = good;
 		}
-		r = made ? cut_ack_tail(s, good, tail_end, (uint64_t)st.st_size, msg, msglen)
-			 : cut_tail(s, s->afd, ACK_FILE, good, (uint64_t)st.st_size, msg, msglen);
+		r = cut_tail(s, s->afd, ACK_FILE, good, tail_end, (uint64_t)st.st_size,
+			     made && ack_made(s) > good ? ack_made(s) : good, msg, msglen);
 		if (r < 0)
 			goto out;
 	}
@@ -1639,7 +1625,7 @@ static int scan_segment(struct spool *s, struct reader *rd, uint64_t first, char
 	sg.size = good;
 	goto done;
 torn:
-	r = cut_tail(s, fd, name, good, size, msg, msglen);
+	r = cut_tail(s, fd, name, good, size, size, good, msg, msglen);
 	if (r < 0)
 		goto out;
 	sg.size = good;

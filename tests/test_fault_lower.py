@@ -245,7 +245,6 @@ class SecretAsKey(unittest.TestCase):
         # a misspelt key name is still shown: that is what helps
         self.assertIn(f"{path}:4:3: unknown key 'limits.max_json_depht'", p.stderr)
 
-
     def test_duplicate_secret_key(self):
         """A duplicate key is named when it is a field or key name, never when it
         may be a secret (this echoed the webhook URL before)."""
